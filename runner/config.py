@@ -1,0 +1,405 @@
+"""The trial configuration: frozen, typed, documented dataclasses loaded from YAML.
+
+Names follow transformers.TrainingArguments where an equivalent exists
+(learning_rate, weight_decay, warmup_ratio, lr_scheduler_type, max_grad_norm, ...)
+so that users of the HF Trainer recognise them.
+
+Example:
+    >>> cfg = load_config("experiments/lm_tiny.yaml", overrides=["train.learning_rate=3e-4"])
+    >>> cfg.train.learning_rate
+    0.0003
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+from runner.errors import ConfigError
+
+
+def _f(default: Any, doc: str) -> Any:
+    """A dataclass field with its one-line documentation attached."""
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the examples come from and how they are tokenized."""
+
+    path: str | None = _f(None, "lm: text file or folder (None: the Python standard library's source); classify: CSV/TSV file or folder of one file per class")
+    tokenizer: Literal["bpe", "char"] = _f("bpe", "byte-level BPE trained on the training split, or one token per character")
+    vocab_size: int = _f(2048, "BPE vocabulary size (ignored for char)")
+    block_size: int = _f(128, "lm: tokens per packed training block")
+    max_length: int = _f(128, "classify: examples are truncated to this many tokens")
+    max_tokens_per_batch: int = _f(4096, "classify: padded tokens per batch; batches are built by length")
+    val_fraction: float = _f(0.1, "fraction of the data held out for validation, split deterministically by seed")
+    max_chars: int = _f(3_000_000, "lm: read at most this many characters of the corpus (0: all)")
+    min_doc_chars: int = _f(16, "lm cleaning: drop documents shorter than this")
+    max_doc_chars: int = _f(1_000_000, "lm cleaning: drop documents longer than this")
+    text_column: str = _f("text", "classify CSV/TSV: column holding the text")
+    label_column: str = _f("label", "classify CSV/TSV: column holding the label")
+    cache_dir: str | None = _f(None, "tokenized-data cache (None: $HPO_CACHE_DIR or ~/.cache/hpo)")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network: a small GPT-2 decoder (lm) or BERT encoder (classify), or a local pretrained one."""
+
+    pretrained: str | None = _f(None, "local directory saved with save_pretrained (model and tokenizer); nothing is downloaded")
+    n_layer: int = _f(2, "transformer blocks")
+    n_head: int = _f(4, "attention heads per block")
+    n_embd: int = _f(128, "hidden size")
+    dropout: float = _f(0.0, "dropout on embeddings, attention and residuals")
+    gradient_checkpointing: bool = _f(False, "recompute activations in backward to save memory on large models")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, precision and checkpointing."""
+
+    max_steps: int = _f(300, "optimizer steps in the trial")
+    per_device_train_batch_size: int = _f(32, "lm: blocks per micro-batch (classify uses data.max_tokens_per_batch)")
+    gradient_accumulation_steps: int = _f(1, "micro-batches accumulated per optimizer step")
+    optim: Literal["adamw", "sgd"] = _f("adamw", "optimizer: AdamW with decoupled weight decay, or SGD with momentum")
+    learning_rate: float = _f(1e-3, "peak learning rate, reached after warmup")
+    weight_decay: float = _f(0.0, "decoupled weight decay; never applied to biases, norms or embeddings")
+    adam_beta1: float = _f(0.9, "AdamW beta1")
+    adam_beta2: float = _f(0.99, "AdamW beta2")
+    adam_epsilon: float = _f(1e-8, "AdamW epsilon")
+    sgd_momentum: float = _f(0.9, "SGD momentum (optim: sgd only)")
+    lr_scheduler_type: Literal["cosine", "linear", "constant"] = _f("cosine", "decay after warmup")
+    warmup_steps: int = _f(0, "linear warmup steps (wins over warmup_ratio when > 0)")
+    warmup_ratio: float = _f(0.0, "linear warmup as a fraction of max_steps")
+    min_lr_ratio: float = _f(0.1, "the decay ends at learning_rate * min_lr_ratio")
+    max_grad_norm: float = _f(1.0, "clip the global gradient norm to this (0: no clipping)")
+    label_smoothing_factor: float = _f(0.0, "label smoothing in the cross-entropy loss")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = _f("auto", "auto: bf16 on CUDA with bf16, fp16 + GradScaler on older CUDA, fp32 on CPU")
+    torch_compile: bool = _f(False, "compile the model with torch.compile")
+    device: str = _f("auto", "auto, cpu, cuda or cuda:N")
+    logging_steps: int = _f(10, "log train metrics every N optimizer steps")
+    save_steps: int = _f(0, "write the last checkpoint every N steps (0: at each evaluation)")
+    max_nonfinite_steps: int = _f(5, "this many consecutive NaN/Inf steps end the trial as failed")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation, the best checkpoint, early stopping and generation samples."""
+
+    eval_steps: int = _f(100, "evaluate every N optimizer steps, and always at the end")
+    max_eval_batches: int = _f(20, "validation batches per evaluation (the same fixed set every time; 0: all)")
+    metric_for_best_model: str = _f("val_loss", "the objective metric: best checkpoint and early stopping follow it")
+    greater_is_better: bool | None = _f(None, "direction of the objective (None: from the metric name; loss/perplexity lower)")
+    early_stopping_patience: int = _f(0, "stop after N evaluations without improvement (0: off)")
+    early_stopping_threshold: float = _f(0.0, "minimum improvement that resets the patience")
+    sample_tokens: int = _f(64, "lm: tokens generated per sample at each evaluation (0: no samples)")
+    sample_temperature: float = _f(0.8, "lm: temperature of the top-k/top-p sample")
+    sample_top_k: int = _f(50, "lm: top-k of the sample (0: off)")
+    sample_top_p: float = _f(0.95, "lm: nucleus (top-p) of the sample")
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """Anomaly events written to metrics.jsonl and counted in result.json."""
+
+    grad_norm_explode: float = _f(100.0, "pre-clip gradient norm above this is an 'explode' event")
+    grad_norm_vanish: float = _f(1e-6, "pre-clip gradient norm below this is a 'vanish' event")
+    loss_spike_factor: float = _f(2.0, "loss above this times its moving average is a 'loss_spike' event")
+    loss_ema_beta: float = _f(0.9, "smoothing of the loss moving average")
+    layer_grad_norm_steps: int = _f(0, "log per-layer gradient norms every N steps (0: off)")
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """One training trial, start to finish."""
+
+    task: Literal["lm", "classify"] = _f("lm", "lm: causal language modelling; classify: sequence classification")
+    name: str = _f("trial", "experiment name (MLflow experiment, default run folder)")
+    seed: int = _f(0, "seeds data split, init, dropout and batch order")
+    output_dir: str = _f("runs/train", "trial folder: metrics.jsonl, result.json, checkpoints/")
+    data: DataConfig = field(default_factory=DataConfig, metadata={"doc": "data"})
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={"doc": "model"})
+    train: TrainConfig = field(default_factory=TrainConfig, metadata={"doc": "train"})
+    eval: EvalConfig = field(default_factory=EvalConfig, metadata={"doc": "eval"})
+    monitor: MonitorConfig = field(default_factory=MonitorConfig, metadata={"doc": "monitor"})
+
+    @property
+    def objective_greater_is_better(self) -> bool:
+        """Whether a larger objective metric is better."""
+        if self.eval.greater_is_better is not None:
+            return self.eval.greater_is_better
+        return not any(word in self.eval.metric_for_best_model for word in ("loss", "perplexity"))
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrialConfig:
+    """Read an experiment YAML file, apply `key=value` overrides and validate everything."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: experiment file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}:" if mark else ""
+        raise ConfigError(f"{path}:{where} invalid YAML: {getattr(err, 'problem', err)}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
+    return config_from_dict(raw, overrides, source=str(path))
+
+
+def config_from_dict(
+    raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = (), source: str = "<config>"
+) -> TrialConfig:
+    """Build a validated TrialConfig from a nested dict plus `key=value` overrides."""
+    merged = apply_overrides(raw, overrides, source)
+    config = _build(TrialConfig, merged, prefix="", source=source)
+    validate(config, source)
+    return config
+
+
+def apply_overrides(raw: dict[str, Any], overrides, source: str) -> dict[str, Any]:
+    """Return a copy of `raw` with each dotted `key=value` set; values are parsed as YAML."""
+    merged = _deep_copy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}': expected key=value, e.g. train.learning_rate=3e-4")
+        key, text = item.split("=", 1)
+        set_dotted(merged, key.strip(), yaml.safe_load(text) if text.strip() else None, "override")
+    return merged
+
+
+def set_dotted(tree: dict[str, Any], key: str, value: Any, source: str) -> None:
+    """Set `a.b.c` in a nested dict, checking the key against TrialConfig's fields."""
+    check_key(key, source)
+    node = tree
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{source}: {key}: '{part}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def config_keys() -> list[str]:
+    """Every dotted leaf key of TrialConfig, e.g. 'train.learning_rate'."""
+    keys: list[str] = []
+
+    def walk(cls: type, prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(hints[f.name]):
+                walk(hints[f.name], f"{prefix}{f.name}.")
+            else:
+                keys.append(prefix + f.name)
+
+    walk(TrialConfig, "")
+    return keys
+
+
+def check_key(key: str, source: str) -> None:
+    """Raise ConfigError naming `key` and suggesting the closest valid key when it is unknown."""
+    valid = config_keys()
+    if key in valid:
+        return
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise ConfigError(f"{source}: unknown config key '{key}'{hint}")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A plain nested dict of the config, ready for yaml.safe_dump."""
+    return dataclasses.asdict(config)
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dict -> {'a.b': value}."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def save_config(config: TrialConfig, path: str | Path) -> None:
+    """Write the resolved config as YAML that load_config reads back unchanged."""
+    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+
+
+def describe_config() -> str:
+    """Every key with its default and one-line documentation (for `hpo train --help-config`)."""
+    lines = []
+
+    def walk(cls: type, prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(hints[f.name]):
+                lines.append(f"\n{prefix}{f.name}:  # {hints[f.name].__doc__.strip()}")
+                walk(hints[f.name], f"{prefix}{f.name}.")
+            else:
+                lines.append(f"  {prefix}{f.name} = {f.default!r}  # {f.metadata.get('doc', '')}")
+
+    walk(TrialConfig, "")
+    return "\n".join(lines).lstrip()
+
+
+# ----------------------------------------------------------------------------- typing
+
+
+def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'}: expected a mapping")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in names:
+            check_key(f"{prefix}{key}", source)
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in raw:
+            continue
+        hint = hints[f.name]
+        key = prefix + f.name
+        if dataclasses.is_dataclass(hint):
+            values[f.name] = _build(hint, raw[f.name] or {}, key + ".", source)
+        else:
+            values[f.name] = _coerce(raw[f.name], hint, key, source)
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
+    """Check `value` against the annotation, converting only where YAML is ambiguous."""
+    origin = get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        inner = [o for o in options if o is not type(None)]
+        return _coerce(value, inner[0], key, source)
+    if origin is Literal:
+        choices = get_args(hint)
+        if value not in choices:
+            raise ConfigError(
+                f"{source}: {key}: unknown value {value!r}; choose one of {', '.join(map(str, choices))}"
+            )
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif hint is float:
+        number = _as_float(value)
+        if number is not None:
+            return number
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"{source}: {key}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def _as_float(value: Any) -> float | None:
+    # YAML 1.1 reads `1e-5` (no dot) as a string: accept any numeric text as a number.
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _deep_copy(tree: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in tree.items()}
+
+
+# ----------------------------------------------------------------------------- values
+
+
+def validate(config: TrialConfig, source: str) -> None:
+    """Range checks that types alone cannot express; raises ConfigError naming the key."""
+    t, d, e, m = config.train, config.data, config.eval, config.model
+
+    def need(ok: bool, key: str, message: str) -> None:
+        if not ok:
+            raise ConfigError(f"{source}: {key}: {message}")
+
+    for key, value in (
+        ("train.learning_rate", t.learning_rate),
+        ("train.weight_decay", t.weight_decay),
+        ("train.max_grad_norm", t.max_grad_norm),
+        ("model.dropout", m.dropout),
+    ):
+        need(math.isfinite(value), key, f"must be a finite number, got {value}")
+        need(value >= 0, key, f"must be >= 0, got {value}")
+    need(t.max_steps > 0, "train.max_steps", f"must be > 0, got {t.max_steps}")
+    need(
+        t.per_device_train_batch_size > 0,
+        "train.per_device_train_batch_size",
+        f"must be > 0, got {t.per_device_train_batch_size}",
+    )
+    need(
+        t.gradient_accumulation_steps > 0,
+        "train.gradient_accumulation_steps",
+        f"must be > 0, got {t.gradient_accumulation_steps}",
+    )
+    need(t.warmup_steps >= 0, "train.warmup_steps", f"must be >= 0, got {t.warmup_steps}")
+    need(0 <= t.warmup_ratio < 1, "train.warmup_ratio", f"must be in [0, 1), got {t.warmup_ratio}")
+    need(0 <= t.min_lr_ratio <= 1, "train.min_lr_ratio", f"must be in [0, 1], got {t.min_lr_ratio}")
+    need(
+        0 <= t.label_smoothing_factor < 1,
+        "train.label_smoothing_factor",
+        f"must be in [0, 1), got {t.label_smoothing_factor}",
+    )
+    need(t.logging_steps > 0, "train.logging_steps", f"must be > 0, got {t.logging_steps}")
+    need(t.max_nonfinite_steps > 0, "train.max_nonfinite_steps", "must be > 0")
+    need(
+        t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"),
+        "train.device",
+        f"unknown device {t.device!r}; use auto, cpu, cuda or cuda:N",
+    )
+    need(d.block_size > 1, "data.block_size", f"must be > 1, got {d.block_size}")
+    need(d.max_length > 1, "data.max_length", f"must be > 1, got {d.max_length}")
+    need(d.vocab_size >= 64, "data.vocab_size", f"must be >= 64, got {d.vocab_size}")
+    need(0 < d.val_fraction < 1, "data.val_fraction", f"must be in (0, 1), got {d.val_fraction}")
+    need(
+        d.max_tokens_per_batch >= d.max_length,
+        "data.max_tokens_per_batch",
+        f"must be >= data.max_length ({d.max_length}) so the longest example fits",
+    )
+    need(m.n_layer > 0 and m.n_head > 0, "model.n_layer", "layers and heads must be > 0")
+    need(
+        m.n_embd % m.n_head == 0,
+        "model.n_embd",
+        f"must be divisible by model.n_head ({m.n_head}), got {m.n_embd}",
+    )
+    measured = {"lm": ("val_loss", "val_perplexity"), "classify": ("val_loss", "val_accuracy", "val_f1")}
+    need(
+        e.metric_for_best_model in measured[config.task],
+        "eval.metric_for_best_model",
+        f"{e.metric_for_best_model!r} is not measured for task {config.task}; "
+        f"choose one of {', '.join(measured[config.task])}",
+    )
+    need(e.eval_steps > 0, "eval.eval_steps", f"must be > 0, got {e.eval_steps}")
+    need(e.early_stopping_patience >= 0, "eval.early_stopping_patience", "must be >= 0")
+    need(e.sample_temperature > 0, "eval.sample_temperature", "must be > 0")
+    need(0 < e.sample_top_p <= 1, "eval.sample_top_p", "must be in (0, 1]")

@@ -1,0 +1,58 @@
+"""Evaluation on the fixed validation set: loss and perplexity (lm), accuracy and macro F1 (classify)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from runner.loss import forward_loss
+from runner.precision import Precision
+
+
+def macro_f1(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
+    """Unweighted mean of per-class F1; a class never predicted nor present scores 0."""
+    scores = []
+    for c in range(num_classes):
+        tp = ((predictions == c) & (labels == c)).sum().item()
+        fp = ((predictions == c) & (labels != c)).sum().item()
+        fn = ((predictions != c) & (labels == c)).sum().item()
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+    return sum(scores) / num_classes
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    batches: list[dict[str, torch.Tensor]],
+    task: str,
+    precision: Precision,
+    num_labels: int = 0,
+) -> dict[str, float]:
+    """Validation metrics, keys prefixed `val_`; restores the model's train/eval mode."""
+    was_training = model.training
+    model.eval()
+    total_loss, total_weight = 0.0, 0
+    predictions, labels = [], []
+    for batch in batches:
+        batch = {k: v.to(precision.device, non_blocking=True) for k, v in batch.items()}
+        with precision.autocast():
+            loss, logits = forward_loss(model, batch, task)
+        # weight by predicted tokens (lm) or examples (classify) so the mean is over the whole set
+        weight = batch["input_ids"][:, 1:].numel() if task == "lm" else len(batch["labels"])
+        total_loss += loss.item() * weight
+        total_weight += weight
+        if task == "classify":
+            predictions.append(logits.argmax(-1).cpu())
+            labels.append(batch["labels"].cpu())
+    model.train(was_training)
+    val_loss = total_loss / max(total_weight, 1)
+    if task == "lm":
+        return {"val_loss": val_loss, "val_perplexity": math.exp(min(val_loss, 50.0))}
+    predicted, truth = torch.cat(predictions), torch.cat(labels)
+    return {
+        "val_loss": val_loss,
+        "val_accuracy": (predicted == truth).float().mean().item(),
+        "val_f1": macro_f1(predicted, truth, num_labels),
+    }

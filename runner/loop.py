@@ -1,0 +1,244 @@
+"""run_trial: one training trial, start to finish. Reads top to bottom.
+
+Example:
+    >>> from runner import load_config, run_trial
+    >>> result = run_trial(load_config("experiments/lm_tiny.yaml"))
+    >>> result.status, result.best_metrics["val_loss"]
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from pathlib import Path
+
+import torch
+
+from runner.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from runner.config import TrialConfig, config_to_dict, save_config
+from runner.data import prepare_data
+from runner.errors import CheckpointError
+from runner.evaluate import evaluate
+from runner.loss import forward_loss
+from runner.metrics_log import MetricsLog
+from runner.model import build_model, check_pretrained_dir
+from runner.monitor import AnomalyMonitor
+from runner.optim import build_optimizer
+from runner.precision import enable_fast_matmul, resolve_device, resolve_precision
+from runner.reporting import NullReporter, Reporter
+from runner.result import TrialResult
+from runner.samples import write_samples
+from runner.schedule import lr_at
+from runner.seeding import seed_everything
+from runner.state import TrialState
+from runner.throughput import flops_per_token, peak_flops, peak_memory_mb
+
+
+def run_trial(
+    config: TrialConfig, reporter: Reporter | None = None, *, resume: bool = False
+) -> TrialResult:
+    """Train one model as `config` says, reporting to `reporter`; returns how it went.
+
+    With resume=True it continues from output_dir/checkpoints/last.pt and ends exactly as an
+    uninterrupted run would. User errors raise runner.errors.UserInputError before training.
+    """
+    reporter = reporter or NullReporter()
+    started = time.perf_counter()
+    out = Path(config.output_dir)
+    last_path, best_path = out / "checkpoints" / "last.pt", out / "checkpoints" / "best.pt"
+    t, ev = config.train, config.eval
+
+    # -- everything that can reject the input, before any training ------------------------
+    check_pretrained_dir(config)
+    device = resolve_device(t)
+    precision = resolve_precision(t, device)
+    saved = load_checkpoint(last_path) if resume else None
+    if saved is not None and saved["config"]["task"] != config.task:
+        raise CheckpointError(f"{last_path}: checkpoint is for task {saved['config']['task']!r}")
+    data = prepare_data(config)
+    val_batches = data.val_batches(t.per_device_train_batch_size, ev.max_eval_batches)
+
+    # -- model, optimizer, precision --------------------------------------------------------
+    seed_everything(config.seed)
+    enable_fast_matmul(device)
+    num_labels = len(data.label_names)
+    model = build_model(config, data.tokenizer.vocab_size, data.tokenizer.pad_id, num_labels)
+    model.to(device).train()
+    optimizer = build_optimizer(model, t, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision.use_grad_scaler)
+    monitor = AnomalyMonitor(config.monitor)
+    state = TrialState(greater_is_better=config.objective_greater_is_better)
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scaler.load_state_dict(saved["scaler"])
+        monitor.load_state_dict(saved["monitor"])
+        state.load_state_dict(saved["trial"])
+        restore_rng_state(saved["rng"])
+    forward_model = torch.compile(model) if t.torch_compile else model
+    params = [p for p in model.parameters() if p.requires_grad]
+    log = MetricsLog(out / "metrics.jsonl", resume_step=state.step if saved else None)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(config, out / "config.yaml")
+    log.write("data", state.step, **data.stats)
+
+    seq_len = config.data.block_size if config.task == "lm" else config.data.max_length
+    n_layer = model.config.num_hidden_layers
+    n_embd = model.config.hidden_size
+    flops_token = flops_per_token(model, n_layer, n_embd, seq_len)
+    peak = peak_flops(device)
+
+    def checkpoint(path: Path) -> None:
+        save_checkpoint(path, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict(), "monitor": monitor.state_dict(),
+            "trial": state.state_dict(), "rng": capture_rng_state(),
+            "schedule": {"step": state.step, "lr": lr_at(min(state.step, t.max_steps - 1), t)},
+            "config": config_to_dict(config), "tokenizer": data.tokenizer.to_json(),
+            "label_names": list(data.label_names),
+        })
+
+    def evaluate_and_save() -> dict[str, float]:
+        metrics = evaluate(forward_model, val_batches, config.task, precision, num_labels)
+        log.write("eval", state.step, **metrics)
+        improved = state.record_eval(state.step, metrics, ev.metric_for_best_model,
+                                     ev.early_stopping_threshold)
+        if improved:
+            checkpoint(best_path)
+        checkpoint(last_path)
+        if config.task == "lm" and ev.sample_tokens > 0:
+            write_samples(out / "samples.jsonl", state.step, model, data.tokenizer, ev, config)
+        reporter.report(state.step, metrics)
+        return metrics
+
+    # Ctrl-C finishes the current step, writes the last checkpoint and ends "interrupted".
+    interrupted = _InterruptFlag()
+
+    # -- the loop -------------------------------------------------------------------------
+    status, reason = "completed", None
+    window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()
+    with interrupted:
+        while state.step < t.max_steps:
+            lr = lr_at(state.step, t)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            step_start = time.perf_counter()
+            loss_sum = torch.zeros((), device=device)
+            tokens = 0
+            for _ in range(t.gradient_accumulation_steps):
+                batch = data.train_batch(state.micro_index, t.per_device_train_batch_size)
+                state.micro_index += 1
+                tokens += data.num_tokens(batch)
+                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                with precision.autocast():
+                    loss, _ = forward_loss(forward_model, batch, config.task,
+                                           t.label_smoothing_factor)
+                    loss = loss / t.gradient_accumulation_steps
+                scaler.scale(loss).backward()
+                loss_sum += loss.detach()
+            # clip after unscaling so max_grad_norm means the true gradient norm
+            scaler.unscale_(optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm or math.inf).item()
+            loss_value = loss_sum.item()
+            events = monitor.observe(loss_value, grad_norm)
+            if math.isfinite(loss_value) and (math.isfinite(grad_norm) or scaler.is_enabled()):
+                scaler.step(optimizer)  # GradScaler skips the step itself on fp16 overflow
+                state.nonfinite_streak = 0
+            else:
+                state.nonfinite_streak += 1  # skip: never let a NaN reach the weights
+            scaler.update()
+            state.step += 1
+            layer_steps = config.monitor.layer_grad_norm_steps
+            if layer_steps and state.step % layer_steps == 0:
+                log.write("layer_grad_norms", state.step, **_layer_grad_norms(model))
+            optimizer.zero_grad(set_to_none=True)
+            step_time = time.perf_counter() - step_start
+            for event in events:
+                log.write("event", state.step, **event)
+            if state.nonfinite_streak >= t.max_nonfinite_steps:
+                status = "failed"
+                reason = (f"{state.nonfinite_streak} consecutive non-finite steps "
+                          f"(loss {loss_value}, grad norm {grad_norm}) at step {state.step}")
+                break
+
+            if math.isfinite(loss_value):
+                window_loss += loss_value * tokens
+            window_tokens += tokens
+            if state.step % t.logging_steps == 0 or state.step == t.max_steps:
+                elapsed = time.perf_counter() - window_start
+                tokens_per_sec = window_tokens / max(elapsed, 1e-9)
+                train = {"loss": window_loss / max(window_tokens, 1), "lr": lr,
+                         "grad_norm": grad_norm, "tokens_per_sec": tokens_per_sec,
+                         "step_time": step_time, "peak_memory_mb": peak_memory_mb(device)}
+                if peak:
+                    train["mfu"] = tokens_per_sec * flops_token / peak
+                log.write("train", state.step, **train)
+                reporter.report(state.step, train)
+                window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()
+
+            at_eval = state.step % ev.eval_steps == 0 or state.step == t.max_steps
+            if at_eval:
+                evaluate_and_save()
+                if ev.early_stopping_patience and state.evals_without_improvement >= ev.early_stopping_patience:
+                    reason = (f"early stopping: no improvement of {ev.metric_for_best_model} in "
+                              f"{state.evals_without_improvement} evaluations")
+                    break
+                if reporter.should_stop():
+                    status, reason = "pruned", f"stopped by the reporter at step {state.step}"
+                    break
+            elif t.save_steps and state.step % t.save_steps == 0:
+                checkpoint(last_path)
+            if interrupted.raised:
+                checkpoint(last_path)
+                status, reason = "interrupted", f"interrupted at step {state.step}; resume with --resume"
+                break
+
+    log.close()
+    result = TrialResult(
+        status=status, objective=ev.metric_for_best_model,
+        greater_is_better=config.objective_greater_is_better,
+        best_value=state.best_value, best_step=state.best_step,
+        best_metrics=state.best_metrics, final_metrics=state.last_eval, steps=state.step, reason=reason,
+        best_checkpoint=str(best_path) if best_path.exists() else None,
+        last_checkpoint=str(last_path) if last_path.exists() else None,
+        events=dict(monitor.counts), wall_seconds=time.perf_counter() - started,
+    )
+    result.save(out / "result.json")
+    return result
+
+
+def _layer_grad_norms(model: torch.nn.Module) -> dict[str, float]:
+    """Gradient norm per top-level block (e.g. transformer.h.3), for spotting a layer that blows up."""
+    squares: dict[str, float] = {}
+    for name, param in model.named_parameters():
+        if param.grad is None:
+            continue
+        parts = name.split(".")
+        key = ".".join(parts[:3]) if len(parts) > 3 and parts[2].isdigit() else ".".join(parts[:2])
+        squares[key] = squares.get(key, 0.0) + param.grad.float().pow(2).sum().item()
+    return {k: math.sqrt(v) for k, v in squares.items()}
+
+
+class _InterruptFlag:
+    """Turns the first SIGINT into a flag checked between steps; a second one interrupts at once."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self._previous = None
+
+    def __enter__(self) -> _InterruptFlag:
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread (e.g. inside a Ray actor): leave signals alone
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.raised:
+            raise KeyboardInterrupt
+        self.raised = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)

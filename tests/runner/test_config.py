@@ -1,0 +1,107 @@
+from pathlib import Path
+
+import pytest
+
+from runner.config import (
+    TrialConfig,
+    config_from_dict,
+    describe_config,
+    load_config,
+    save_config,
+)
+from runner.errors import ConfigError
+
+EXPERIMENTS = Path(__file__).parents[2] / "experiments"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXPERIMENTS.glob("*.yaml")))
+def test_every_shipped_experiment_loads(name):
+    assert isinstance(load_config(EXPERIMENTS / name), TrialConfig)
+
+
+def test_unknown_key_names_the_key_the_file_and_the_closest_valid_key(tmp_path):
+    path = write(tmp_path, "train:\n  learnig_rate: 0.1\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+    assert "train.learnig_rate" in str(err.value)
+    assert "did you mean 'train.learning_rate'" in str(err.value)
+
+
+def test_unknown_section_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="unknown config key 'trian'"):
+        load_config(write(tmp_path, "trian: {}\n"))
+
+
+def test_wrong_type_names_key_and_expected_type(tmp_path):
+    with pytest.raises(ConfigError, match=r"train.max_steps: expected int, got 'many'"):
+        load_config(write(tmp_path, "train:\n  max_steps: many\n"))
+
+
+def test_yaml_scientific_notation_without_dot_is_a_float(tmp_path):
+    # YAML 1.1 reads 1e-5 as a string; a user means a number
+    config = load_config(write(tmp_path, "train:\n  learning_rate: 1e-5\n"))
+    assert config.train.learning_rate == 1e-5
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"line 2"):
+        load_config(write(tmp_path, "seed: 1\ntrain: max_steps: 3\n"))
+
+
+def test_dotted_overrides_are_parsed_as_yaml_and_checked():
+    config = config_from_dict({}, ["train.learning_rate=3e-4", "model.n_layer=3", "data.path=x.txt"])
+    assert config.train.learning_rate == 3e-4
+    assert config.model.n_layer == 3
+    assert config.data.path == "x.txt"
+    with pytest.raises(ConfigError, match="did you mean 'train.max_steps'"):
+        config_from_dict({}, ["train.max_step=3"])
+    with pytest.raises(ConfigError, match="expected key=value"):
+        config_from_dict({}, ["train.max_steps"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.per_device_train_batch_size=0", "per_device_train_batch_size: must be > 0"),
+        ("train.precision=fp8", "train.precision: unknown value 'fp8'"),
+        ("train.learning_rate=-0.1", "train.learning_rate: must be >= 0"),
+        ("train.learning_rate=.nan", "train.learning_rate: must be a finite number"),
+        ("model.n_embd=130", "model.n_embd: must be divisible by model.n_head"),
+        ("task=regression", "task: unknown value 'regression'"),
+    ],
+)
+def test_bad_values_are_rejected_with_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict({}, [override])
+
+
+def test_config_is_frozen():
+    config = config_from_dict({})
+    with pytest.raises(AttributeError):
+        config.train.learning_rate = 1.0  # type: ignore[misc]
+
+
+def test_saved_config_loads_back_identical(tmp_path):
+    config = load_config(EXPERIMENTS / "rt_polarity.yaml", ["train.learning_rate=5e-4"])
+    save_config(config, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == config
+
+
+def test_every_field_is_documented():
+    text = describe_config()
+    for line in text.splitlines():
+        if "=" in line:
+            assert line.split("#", 1)[1].strip(), f"undocumented: {line}"
+    assert "train.learning_rate" in text
+
+
+def test_objective_direction_follows_the_metric_name():
+    assert not config_from_dict({}).objective_greater_is_better
+    assert config_from_dict({"task": "classify", "eval": {"metric_for_best_model": "val_accuracy"}}).objective_greater_is_better
