@@ -19,7 +19,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "command"):
         parser.print_help()
         return 2
+    import logging
+
     from runner.errors import UserInputError
+
+    logging.basicConfig(
+        level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+        format="%(message)s",
+    )
 
     try:
         return args.command(args)
@@ -36,11 +43,21 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands")
 
     train = commands.add_parser("train", help="run one training trial from an experiment config")
-    train.add_argument("--config", default=DEFAULT_EXPERIMENT, help="experiment YAML (default: %(default)s)")
-    train.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
-                       help="set a config key, e.g. -o train.learning_rate=3e-4 (repeatable)")
+    train.add_argument(
+        "--config", default=DEFAULT_EXPERIMENT, help="experiment YAML (default: %(default)s)"
+    )
+    train.add_argument(
+        "-o",
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a config key, e.g. -o train.learning_rate=3e-4 (repeatable)",
+    )
     train.add_argument("--output", help="trial folder (default: the config's output_dir)")
-    train.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoints/last.pt")
+    train.add_argument(
+        "--resume", action="store_true", help="continue from OUTPUT/checkpoints/last.pt"
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--help-config", action="store_true", help="list every config key and exit")
     train.set_defaults(command=cmd_train)

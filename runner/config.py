@@ -35,13 +35,22 @@ def _f(default: Any, doc: str) -> Any:
 class DataConfig:
     """Where the examples come from and how they are tokenized."""
 
-    path: str | None = _f(None, "lm: text file or folder (None: the Python standard library's source); classify: CSV/TSV file or folder of one file per class")
-    tokenizer: Literal["bpe", "char"] = _f("bpe", "byte-level BPE trained on the training split, or one token per character")
+    path: str | None = _f(
+        None,
+        "lm: text file or folder (None: the Python standard library's source); classify: CSV/TSV file or folder of one file per class",
+    )
+    tokenizer: Literal["bpe", "char"] = _f(
+        "bpe", "byte-level BPE trained on the training split, or one token per character"
+    )
     vocab_size: int = _f(2048, "BPE vocabulary size (ignored for char)")
     block_size: int = _f(128, "lm: tokens per packed training block")
     max_length: int = _f(128, "classify: examples are truncated to this many tokens")
-    max_tokens_per_batch: int = _f(4096, "classify: padded tokens per batch; batches are built by length")
-    val_fraction: float = _f(0.1, "fraction of the data held out for validation, split deterministically by seed")
+    max_tokens_per_batch: int = _f(
+        4096, "classify: padded tokens per batch; batches are built by length"
+    )
+    val_fraction: float = _f(
+        0.1, "fraction of the data held out for validation, split deterministically by seed"
+    )
     max_chars: int = _f(3_000_000, "lm: read at most this many characters of the corpus (0: all)")
     min_doc_chars: int = _f(16, "lm cleaning: drop documents shorter than this")
     max_doc_chars: int = _f(1_000_000, "lm cleaning: drop documents longer than this")
@@ -54,12 +63,17 @@ class DataConfig:
 class ModelConfig:
     """The network: a small GPT-2 decoder (lm) or BERT encoder (classify), or a local pretrained one."""
 
-    pretrained: str | None = _f(None, "local directory saved with save_pretrained (model and tokenizer); nothing is downloaded")
+    pretrained: str | None = _f(
+        None,
+        "local directory saved with save_pretrained (model and tokenizer); nothing is downloaded",
+    )
     n_layer: int = _f(2, "transformer blocks")
     n_head: int = _f(4, "attention heads per block")
     n_embd: int = _f(128, "hidden size")
     dropout: float = _f(0.0, "dropout on embeddings, attention and residuals")
-    gradient_checkpointing: bool = _f(False, "recompute activations in backward to save memory on large models")
+    gradient_checkpointing: bool = _f(
+        False, "recompute activations in backward to save memory on large models"
+    )
 
 
 @dataclass(frozen=True)
@@ -67,11 +81,17 @@ class TrainConfig:
     """Optimisation, precision and checkpointing."""
 
     max_steps: int = _f(300, "optimizer steps in the trial")
-    per_device_train_batch_size: int = _f(32, "lm: blocks per micro-batch (classify uses data.max_tokens_per_batch)")
+    per_device_train_batch_size: int = _f(
+        32, "lm: blocks per micro-batch (classify uses data.max_tokens_per_batch)"
+    )
     gradient_accumulation_steps: int = _f(1, "micro-batches accumulated per optimizer step")
-    optim: Literal["adamw", "sgd"] = _f("adamw", "optimizer: AdamW with decoupled weight decay, or SGD with momentum")
+    optim: Literal["adamw", "sgd"] = _f(
+        "adamw", "optimizer: AdamW with decoupled weight decay, or SGD with momentum"
+    )
     learning_rate: float = _f(1e-3, "peak learning rate, reached after warmup")
-    weight_decay: float = _f(0.0, "decoupled weight decay; never applied to biases, norms or embeddings")
+    weight_decay: float = _f(
+        0.0, "decoupled weight decay; never applied to biases, norms or embeddings"
+    )
     adam_beta1: float = _f(0.9, "AdamW beta1")
     adam_beta2: float = _f(0.99, "AdamW beta2")
     adam_epsilon: float = _f(1e-8, "AdamW epsilon")
@@ -82,7 +102,9 @@ class TrainConfig:
     min_lr_ratio: float = _f(0.1, "the decay ends at learning_rate * min_lr_ratio")
     max_grad_norm: float = _f(1.0, "clip the global gradient norm to this (0: no clipping)")
     label_smoothing_factor: float = _f(0.0, "label smoothing in the cross-entropy loss")
-    precision: Literal["auto", "bf16", "fp16", "fp32"] = _f("auto", "auto: bf16 on CUDA with bf16, fp16 + GradScaler on older CUDA, fp32 on CPU")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = _f(
+        "auto", "auto: bf16 on CUDA with bf16, fp16 + GradScaler on older CUDA, fp32 on CPU"
+    )
     torch_compile: bool = _f(False, "compile the model with torch.compile")
     device: str = _f("auto", "auto, cpu, cuda or cuda:N")
     logging_steps: int = _f(10, "log train metrics every N optimizer steps")
@@ -95,12 +117,20 @@ class EvalConfig:
     """Evaluation, the best checkpoint, early stopping and generation samples."""
 
     eval_steps: int = _f(100, "evaluate every N optimizer steps, and always at the end")
-    max_eval_batches: int = _f(20, "validation batches per evaluation (the same fixed set every time; 0: all)")
-    metric_for_best_model: str = _f("val_loss", "the objective metric: best checkpoint and early stopping follow it")
-    greater_is_better: bool | None = _f(None, "direction of the objective (None: from the metric name; loss/perplexity lower)")
+    max_eval_batches: int = _f(
+        20, "validation batches per evaluation (the same fixed set every time; 0: all)"
+    )
+    metric_for_best_model: str = _f(
+        "val_loss", "the objective metric: best checkpoint and early stopping follow it"
+    )
+    greater_is_better: bool | None = _f(
+        None, "direction of the objective (None: from the metric name; loss/perplexity lower)"
+    )
     early_stopping_patience: int = _f(0, "stop after N evaluations without improvement (0: off)")
     early_stopping_threshold: float = _f(0.0, "minimum improvement that resets the patience")
-    sample_tokens: int = _f(64, "lm: tokens generated per sample at each evaluation (0: no samples)")
+    sample_tokens: int = _f(
+        64, "lm: tokens generated per sample at each evaluation (0: no samples)"
+    )
     sample_temperature: float = _f(0.8, "lm: temperature of the top-k/top-p sample")
     sample_top_k: int = _f(50, "lm: top-k of the sample (0: off)")
     sample_top_p: float = _f(0.95, "lm: nucleus (top-p) of the sample")
@@ -112,7 +142,9 @@ class MonitorConfig:
 
     grad_norm_explode: float = _f(100.0, "pre-clip gradient norm above this is an 'explode' event")
     grad_norm_vanish: float = _f(1e-6, "pre-clip gradient norm below this is a 'vanish' event")
-    loss_spike_factor: float = _f(2.0, "loss above this times its moving average is a 'loss_spike' event")
+    loss_spike_factor: float = _f(
+        2.0, "loss above this times its moving average is a 'loss_spike' event"
+    )
     loss_ema_beta: float = _f(0.9, "smoothing of the loss moving average")
     layer_grad_norm_steps: int = _f(0, "log per-layer gradient norms every N steps (0: off)")
 
@@ -121,7 +153,9 @@ class MonitorConfig:
 class TrialConfig:
     """One training trial, start to finish."""
 
-    task: Literal["lm", "classify"] = _f("lm", "lm: causal language modelling; classify: sequence classification")
+    task: Literal["lm", "classify"] = _f(
+        "lm", "lm: causal language modelling; classify: sequence classification"
+    )
     name: str = _f("trial", "experiment name (MLflow experiment, default run folder)")
     seed: int = _f(0, "seeds data split, init, dropout and batch order")
     output_dir: str = _f("runs/train", "trial folder: metrics.jsonl, result.json, checkpoints/")
@@ -173,7 +207,9 @@ def apply_overrides(raw: dict[str, Any], overrides, source: str) -> dict[str, An
     merged = _deep_copy(raw)
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"override '{item}': expected key=value, e.g. train.learning_rate=3e-4")
+            raise ConfigError(
+                f"override '{item}': expected key=value, e.g. train.learning_rate=3e-4"
+            )
         key, text = item.split("=", 1)
         set_dotted(merged, key.strip(), yaml.safe_load(text) if text.strip() else None, "override")
     return merged
@@ -392,7 +428,10 @@ def validate(config: TrialConfig, source: str) -> None:
         "model.n_embd",
         f"must be divisible by model.n_head ({m.n_head}), got {m.n_embd}",
     )
-    measured = {"lm": ("val_loss", "val_perplexity"), "classify": ("val_loss", "val_accuracy", "val_f1")}
+    measured = {
+        "lm": ("val_loss", "val_perplexity"),
+        "classify": ("val_loss", "val_accuracy", "val_f1"),
+    }
     need(
         e.metric_for_best_model in measured[config.task],
         "eval.metric_for_best_model",

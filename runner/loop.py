@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import math
 import signal
 import time
@@ -33,6 +34,8 @@ from runner.schedule import lr_at
 from runner.seeding import seed_everything
 from runner.state import TrialState
 from runner.throughput import flops_per_token, peak_flops, peak_memory_mb
+
+log_to_console = logging.getLogger("runner")
 
 
 def run_trial(
@@ -82,6 +85,13 @@ def run_trial(
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.yaml")
     log.write("data", state.step, **data.stats)
+    log_to_console.info("data: %s", _describe_stats(data.stats))
+    log_to_console.info(
+        "model: %.2fM parameters on %s, precision %s",
+        sum(p.numel() for p in params) / 1e6,
+        device,
+        precision.name,
+    )
 
     seq_len = config.data.block_size if config.task == "lm" else config.data.max_length
     n_layer = model.config.num_hidden_layers
@@ -90,20 +100,28 @@ def run_trial(
     peak = peak_flops(device)
 
     def checkpoint(path: Path) -> None:
-        save_checkpoint(path, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(), "monitor": monitor.state_dict(),
-            "trial": state.state_dict(), "rng": capture_rng_state(),
-            "schedule": {"step": state.step, "lr": lr_at(min(state.step, t.max_steps - 1), t)},
-            "config": config_to_dict(config), "tokenizer": data.tokenizer.to_json(),
-            "label_names": list(data.label_names),
-        })
+        save_checkpoint(
+            path,
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(),
+                "monitor": monitor.state_dict(),
+                "trial": state.state_dict(),
+                "rng": capture_rng_state(),
+                "schedule": {"step": state.step, "lr": lr_at(min(state.step, t.max_steps - 1), t)},
+                "config": config_to_dict(config),
+                "tokenizer": data.tokenizer.to_json(),
+                "label_names": list(data.label_names),
+            },
+        )
 
     def evaluate_and_save() -> dict[str, float]:
         metrics = evaluate(forward_model, val_batches, config.task, precision, num_labels)
         log.write("eval", state.step, **metrics)
-        improved = state.record_eval(state.step, metrics, ev.metric_for_best_model,
-                                     ev.early_stopping_threshold)
+        improved = state.record_eval(
+            state.step, metrics, ev.metric_for_best_model, ev.early_stopping_threshold
+        )
         if improved:
             checkpoint(best_path)
         checkpoint(last_path)
@@ -132,8 +150,9 @@ def run_trial(
                 tokens += data.num_tokens(batch)
                 batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
                 with precision.autocast():
-                    loss, _ = forward_loss(forward_model, batch, config.task,
-                                           t.label_smoothing_factor)
+                    loss, _ = forward_loss(
+                        forward_model, batch, config.task, t.label_smoothing_factor
+                    )
                     loss = loss / t.gradient_accumulation_steps
                 scaler.scale(loss).backward()
                 loss_sum += loss.detach()
@@ -158,8 +177,10 @@ def run_trial(
                 log.write("event", state.step, **event)
             if state.nonfinite_streak >= t.max_nonfinite_steps:
                 status = "failed"
-                reason = (f"{state.nonfinite_streak} consecutive non-finite steps "
-                          f"(loss {loss_value}, grad norm {grad_norm}) at step {state.step}")
+                reason = (
+                    f"{state.nonfinite_streak} consecutive non-finite steps "
+                    f"(loss {loss_value}, grad norm {grad_norm}) at step {state.step}"
+                )
                 break
 
             if math.isfinite(loss_value):
@@ -168,9 +189,14 @@ def run_trial(
             if state.step % t.logging_steps == 0 or state.step == t.max_steps:
                 elapsed = time.perf_counter() - window_start
                 tokens_per_sec = window_tokens / max(elapsed, 1e-9)
-                train = {"loss": window_loss / max(window_tokens, 1), "lr": lr,
-                         "grad_norm": grad_norm, "tokens_per_sec": tokens_per_sec,
-                         "step_time": step_time, "peak_memory_mb": peak_memory_mb(device)}
+                train = {
+                    "loss": window_loss / max(window_tokens, 1),
+                    "lr": lr,
+                    "grad_norm": grad_norm,
+                    "tokens_per_sec": tokens_per_sec,
+                    "step_time": step_time,
+                    "peak_memory_mb": peak_memory_mb(device),
+                }
                 if peak:
                     train["mfu"] = tokens_per_sec * flops_token / peak
                 log.write("train", state.step, **train)
@@ -180,9 +206,14 @@ def run_trial(
             at_eval = state.step % ev.eval_steps == 0 or state.step == t.max_steps
             if at_eval:
                 evaluate_and_save()
-                if ev.early_stopping_patience and state.evals_without_improvement >= ev.early_stopping_patience:
-                    reason = (f"early stopping: no improvement of {ev.metric_for_best_model} in "
-                              f"{state.evals_without_improvement} evaluations")
+                if (
+                    ev.early_stopping_patience
+                    and state.evals_without_improvement >= ev.early_stopping_patience
+                ):
+                    reason = (
+                        f"early stopping: no improvement of {ev.metric_for_best_model} in "
+                        f"{state.evals_without_improvement} evaluations"
+                    )
                     break
                 if reporter.should_stop():
                     status, reason = "pruned", f"stopped by the reporter at step {state.step}"
@@ -191,21 +222,40 @@ def run_trial(
                 checkpoint(last_path)
             if interrupted.raised:
                 checkpoint(last_path)
-                status, reason = "interrupted", f"interrupted at step {state.step}; resume with --resume"
+                status, reason = (
+                    "interrupted",
+                    f"interrupted at step {state.step}; resume with --resume",
+                )
                 break
 
     log.close()
     result = TrialResult(
-        status=status, objective=ev.metric_for_best_model,
+        status=status,
+        objective=ev.metric_for_best_model,
         greater_is_better=config.objective_greater_is_better,
-        best_value=state.best_value, best_step=state.best_step,
-        best_metrics=state.best_metrics, final_metrics=state.last_eval, steps=state.step, reason=reason,
+        best_value=state.best_value,
+        best_step=state.best_step,
+        best_metrics=state.best_metrics,
+        final_metrics=state.last_eval,
+        steps=state.step,
+        reason=reason,
         best_checkpoint=str(best_path) if best_path.exists() else None,
         last_checkpoint=str(last_path) if last_path.exists() else None,
-        events=dict(monitor.counts), wall_seconds=time.perf_counter() - started,
+        events=dict(monitor.counts),
+        wall_seconds=time.perf_counter() - started,
     )
     result.save(out / "result.json")
     return result
+
+
+def _describe_stats(stats: dict) -> str:
+    lengths = "  ".join(f"{k} {v:,.0f}" for k, v in stats.items() if "_p" in k)
+    counts = "  ".join(
+        f"{k} {v:,}"
+        for k, v in stats.items()
+        if isinstance(v, int) and not isinstance(v, bool) and "_p" not in k
+    )
+    return f"{counts}  |  {lengths}" + ("  (cached)" if stats.get("from_cache") else "")
 
 
 def _layer_grad_norms(model: torch.nn.Module) -> dict[str, float]:

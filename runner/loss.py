@@ -16,7 +16,9 @@ def forward_loss(
         logits = model(input_ids=ids).logits
         # float() so the softmax of bf16 logits is computed in full precision
         loss = F.cross_entropy(
-            logits[:, :-1].flatten(0, 1).float(), ids[:, 1:].flatten(), label_smoothing=label_smoothing
+            logits[:, :-1].flatten(0, 1).float(),
+            ids[:, 1:].flatten(),
+            label_smoothing=label_smoothing,
         )
         return loss, logits
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits

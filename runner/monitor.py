@@ -29,7 +29,9 @@ class AnomalyMonitor:
             if self.loss_ema is not None and loss > self.cfg.loss_spike_factor * self.loss_ema:
                 events.append({"event": "loss_spike", "loss": loss, "loss_ema": self.loss_ema})
             beta = self.cfg.loss_ema_beta
-            self.loss_ema = loss if self.loss_ema is None else beta * self.loss_ema + (1 - beta) * loss
+            self.loss_ema = (
+                loss if self.loss_ema is None else beta * self.loss_ema + (1 - beta) * loss
+            )
         for event in events:
             self.counts[str(event["event"])] += 1
         return events

@@ -25,7 +25,9 @@ def decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module, cfg: TrainConfig, device: torch.device
+) -> torch.optim.Optimizer:
     """AdamW with decoupled weight decay (fused on CUDA), or SGD with momentum."""
     groups = decay_groups(model, cfg.weight_decay)
     if cfg.optim == "sgd":

@@ -21,8 +21,20 @@ def write_samples(
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
     context = config.data.block_size
     greedy = generate(model, prompt, ev.sample_tokens, context, greedy=True)
-    sampled = generate(model, prompt, ev.sample_tokens, context, ev.sample_temperature,
-                       ev.sample_top_k, ev.sample_top_p, generator)
-    record = {"step": step, "greedy": tokenizer.decode(greedy), "sampled": tokenizer.decode(sampled)}
+    sampled = generate(
+        model,
+        prompt,
+        ev.sample_tokens,
+        context,
+        ev.sample_temperature,
+        ev.sample_top_k,
+        ev.sample_top_p,
+        generator,
+    )
+    record = {
+        "step": step,
+        "greedy": tokenizer.decode(greedy),
+        "sampled": tokenizer.decode(sampled),
+    }
     with path.open("a") as handle:
         handle.write(json.dumps(record) + "\n")

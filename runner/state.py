@@ -20,7 +20,9 @@ class TrialState:
     evals_without_improvement: int = 0
     nonfinite_streak: int = 0
 
-    def record_eval(self, step: int, metrics: dict[str, float], metric: str, threshold: float) -> bool:
+    def record_eval(
+        self, step: int, metrics: dict[str, float], metric: str, threshold: float
+    ) -> bool:
         """Track the best evaluation; True when this one is the new best.
 
         Like transformers' EarlyStoppingCallback, patience resets only on an improvement larger
@@ -35,7 +37,9 @@ class TrialState:
             gain = math.inf
         else:
             gain = value - self.best_value if self.greater_is_better else self.best_value - value
-        self.evals_without_improvement = 0 if gain > threshold else self.evals_without_improvement + 1
+        self.evals_without_improvement = (
+            0 if gain > threshold else self.evals_without_improvement + 1
+        )
         if gain > 0:
             self.best_value, self.best_step, self.best_metrics = value, step, dict(metrics)
             return True

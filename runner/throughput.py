@@ -9,8 +9,16 @@ import torch
 from torch import nn
 
 # Dense bf16 tensor-core peak in FLOP/s by device name (vendor data sheets, no sparsity).
-_PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12,
-              "L4": 121e12, "4090": 165e12, "3090": 71e12}
+_PEAK_BF16 = {
+    "H200": 989e12,
+    "H100": 989e12,
+    "A100": 312e12,
+    "L40S": 362e12,
+    "A10G": 125e12,
+    "L4": 121e12,
+    "4090": 165e12,
+    "3090": 71e12,
+}
 
 
 def flops_per_token(model: nn.Module, n_layer: int, n_embd: int, seq_len: int) -> float:

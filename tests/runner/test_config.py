@@ -56,7 +56,9 @@ def test_yaml_syntax_error_names_the_line(tmp_path):
 
 
 def test_dotted_overrides_are_parsed_as_yaml_and_checked():
-    config = config_from_dict({}, ["train.learning_rate=3e-4", "model.n_layer=3", "data.path=x.txt"])
+    config = config_from_dict(
+        {}, ["train.learning_rate=3e-4", "model.n_layer=3", "data.path=x.txt"]
+    )
     assert config.train.learning_rate == 3e-4
     assert config.model.n_layer == 3
     assert config.data.path == "x.txt"
@@ -104,4 +106,6 @@ def test_every_field_is_documented():
 
 def test_objective_direction_follows_the_metric_name():
     assert not config_from_dict({}).objective_greater_is_better
-    assert config_from_dict({"task": "classify", "eval": {"metric_for_best_model": "val_accuracy"}}).objective_greater_is_better
+    assert config_from_dict(
+        {"task": "classify", "eval": {"metric_for_best_model": "val_accuracy"}}
+    ).objective_greater_is_better

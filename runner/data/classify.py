@@ -1,0 +1,285 @@
+"""Sequence classification: labelled text, split by class, encoded, batched by length.
+
+Each example is [cls] + tokens + [sep], truncated to data.max_length. Batches group
+examples of similar length so that (examples in batch) * (longest in batch) stays within
+data.max_tokens_per_batch, and are padded only to their own longest example.
+
+Example:
+    >>> data = prepare_classify(config)
+    >>> batch = data.train_batch(0, 0)  # keys: input_ids, attention_mask, labels
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from runner.config import TrialConfig
+from runner.data.cache import (
+    CacheEntry,
+    cache_key,
+    cache_root,
+    load_entry,
+    store_entry,
+    token_dtype,
+)
+from runner.data.text import fingerprint, length_percentiles, read_labelled_examples
+from runner.data.tokenizer import TextTokenizer
+from runner.errors import DataError
+
+SPLITS = ("train", "val")
+
+
+@dataclass(frozen=True)
+class EncodedExamples:
+    """Examples of one split: example i is tokens[offsets[i]:offsets[i + 1]], labelled labels[i]."""
+
+    tokens: np.ndarray
+    offsets: np.ndarray
+    labels: np.ndarray
+
+    @cached_property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def collate(self, rows: np.ndarray, pad_id: int) -> dict[str, torch.Tensor]:
+        """The examples `rows` as one batch padded to its longest example."""
+        lengths = self.lengths[rows]
+        input_ids = np.full((len(rows), int(lengths.max())), pad_id, dtype=np.int64)
+        for out, row, length in zip(input_ids, rows, lengths, strict=True):
+            out[:length] = self.tokens[self.offsets[row] : self.offsets[row] + length]
+        attention_mask = np.arange(input_ids.shape[1]) < lengths[:, None]
+        return {
+            "input_ids": torch.from_numpy(input_ids),
+            "attention_mask": torch.from_numpy(attention_mask.astype(np.int64)),
+            "labels": torch.from_numpy(np.asarray(self.labels[rows], dtype=np.int64)),
+        }
+
+
+def length_batches(
+    lengths: np.ndarray, max_tokens: int, tie_break: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """Example indices grouped by length: sorted ascending, each batch filled up to the budget.
+
+    A batch's padded size is its size times its longest (= last) example, kept <= max_tokens.
+    Equal lengths are ordered by `tie_break` (default: index); since only equal lengths move,
+    the number of batches does not depend on it.
+    """
+    keys = np.arange(len(lengths)) if tie_break is None else tie_break
+    order = np.lexsort((keys, lengths))
+    sorted_lengths = lengths[order]
+    batches: list[np.ndarray] = []
+    start = 0
+    for i, longest in enumerate(sorted_lengths.tolist()):
+        if (i - start + 1) * longest > max_tokens and i > start:
+            batches.append(order[start:i])
+            start = i
+    batches.append(order[start:])
+    return batches
+
+
+class ClassifyDataset:
+    """Length-batched labelled examples; batch sizes follow data.max_tokens_per_batch."""
+
+    def __init__(
+        self,
+        train: EncodedExamples,
+        val: EncodedExamples,
+        tokenizer: TextTokenizer,
+        label_names: list[str],
+        stats: dict[str, float | int | bool],
+        seed: int,
+        max_tokens_per_batch: int,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.label_names = label_names
+        self.train = train
+        self.val = val
+        self.seed = seed
+        self.max_tokens_per_batch = max_tokens_per_batch
+        self.batches_per_epoch = len(length_batches(train.lengths, max_tokens_per_batch))
+        # Shuffled once, by seed, so that a max_batches prefix is not only the shortest examples.
+        val_batches = length_batches(val.lengths, max_tokens_per_batch)
+        val_order = np.random.default_rng(seed).permutation(len(val_batches))
+        self._val_batches = [val_batches[i] for i in val_order]
+        self._epoch_plan: tuple[int, list[np.ndarray]] | None = None
+        self.stats = {
+            **stats,
+            "max_tokens_per_batch": max_tokens_per_batch,
+            "train_batches_per_epoch": self.batches_per_epoch,
+            "val_batches": len(self._val_batches),
+        }
+
+    def train_batch(self, index: int, batch_size: int) -> dict[str, torch.Tensor]:
+        """Micro-batch `index` (from 0), a pure function of (seed, index); batch_size is ignored.
+
+        Each epoch draws from (seed, epoch) new tie-breaks among equal lengths and a new batch
+        order; the number of batches per epoch stays the same.
+        """
+        epoch, position = divmod(index, self.batches_per_epoch)
+        return self.train.collate(self._batches_of_epoch(epoch)[position], self.tokenizer.pad_id)
+
+    def val_batches(self, batch_size: int, max_batches: int) -> list[dict[str, torch.Tensor]]:
+        """The fixed validation set: the same batches in the same order (0: all batches)."""
+        chosen = self._val_batches[:max_batches] if max_batches > 0 else self._val_batches
+        return [self.val.collate(rows, self.tokenizer.pad_id) for rows in chosen]
+
+    def num_tokens(self, batch: Mapping[str, torch.Tensor]) -> int:
+        """Real (non-pad) tokens in a batch."""
+        return int(batch["attention_mask"].sum())
+
+    def _batches_of_epoch(self, epoch: int) -> list[np.ndarray]:
+        if self._epoch_plan is None or self._epoch_plan[0] != epoch:
+            rng = np.random.default_rng((self.seed, epoch))
+            lengths = self.train.lengths
+            batches = length_batches(lengths, self.max_tokens_per_batch, rng.random(len(lengths)))
+            self._epoch_plan = (epoch, [batches[i] for i in rng.permutation(len(batches))])
+        return self._epoch_plan[1]
+
+
+def prepare_classify(config: TrialConfig) -> ClassifyDataset:
+    """Read, split, tokenize and encode the labelled data of `config.data` (or load the cache)."""
+    started = time.perf_counter()
+    data = config.data
+    if data.path is None:
+        raise DataError(
+            "data.path: classify needs labelled data; set it to a CSV/TSV file or a folder "
+            "with one file per class"
+        )
+    if not Path(data.path).exists():
+        raise DataError(
+            f"data.path: {data.path} does not exist; point it at a CSV/TSV file or a folder"
+        )
+    pretrained = (
+        TextTokenizer.from_pretrained(config.model.pretrained) if config.model.pretrained else None
+    )
+    root = cache_root(data.cache_dir)
+    texts, labels, dropped = read_labelled_examples(
+        Path(data.path), data.text_column, data.label_column
+    )
+    label_names = sorted(set(labels), key=_natural_order)
+    if len(label_names) < 2:
+        raise DataError(
+            f"data.path: {data.path} has {len(label_names)} class(es) {label_names}; "
+            "classification needs examples of at least 2 labels"
+        )
+    key = cache_key(
+        {
+            "task": "classify",
+            "source": fingerprint(texts + labels),
+            "tokenizer": pretrained.fingerprint() if pretrained else data.tokenizer,
+            "vocab_size": data.vocab_size if not pretrained and data.tokenizer == "bpe" else None,
+            "max_length": data.max_length,
+            "val_fraction": data.val_fraction,
+            "seed": config.seed,
+        }
+    )
+    entry = load_entry(root, key)
+    from_cache = entry is not None
+    if entry is None:
+        label_id = {name: i for i, name in enumerate(label_names)}
+        arrays, tokenizer, stats = _encode(texts, [label_id[x] for x in labels], config, pretrained)
+        stats.update(
+            examples_read=len(texts) + dropped,
+            examples_dropped_empty=dropped,
+            num_labels=len(label_names),
+        )
+        meta = {"tokenizer": tokenizer.to_json(), "stats": json.dumps(stats)}
+        entry = store_entry(root, key, arrays, meta | {"labels": json.dumps(label_names)})
+    stats = json.loads(entry.texts["stats"])
+    stats.update(from_cache=from_cache, prepare_seconds=round(time.perf_counter() - started, 3))
+    return ClassifyDataset(
+        *(_split_from_entry(entry, split) for split in SPLITS),
+        TextTokenizer.from_json(entry.texts["tokenizer"]),
+        json.loads(entry.texts["labels"]),
+        stats,
+        config.seed,
+        data.max_tokens_per_batch,
+    )
+
+
+def split_examples(
+    label_ids: Sequence[int], val_fraction: float, seed: int
+) -> tuple[list[int], list[int]]:
+    """Stratified (train, val) example indices: each class gives about val_fraction to val.
+
+    A class with a single example stays in train; the indices keep the file order.
+    """
+    by_label: dict[int, list[int]] = {}
+    for index, label in enumerate(label_ids):
+        by_label.setdefault(label, []).append(index)
+    rng = random.Random(seed)
+    val: list[int] = []
+    for label in sorted(by_label):
+        members = by_label[label]
+        rng.shuffle(members)
+        count = min(max(round(val_fraction * len(members)), 1), len(members) - 1)
+        val.extend(members[:count])
+    chosen = set(val)
+    return [i for i in range(len(label_ids)) if i not in chosen], sorted(val)
+
+
+def _encode(
+    texts: Sequence[str],
+    label_ids: Sequence[int],
+    config: TrialConfig,
+    pretrained: TextTokenizer | None,
+) -> tuple[dict[str, np.ndarray], TextTokenizer, dict[str, int | float]]:
+    data = config.data
+    train_rows, val_rows = split_examples(label_ids, data.val_fraction, config.seed)
+    if not val_rows:
+        raise DataError(
+            f"data.path: {data.path} has too few examples per class for a validation split; "
+            "add examples"
+        )
+    if pretrained is not None:
+        tokenizer = pretrained
+    elif data.tokenizer == "bpe":
+        tokenizer = TextTokenizer.train_bpe((texts[i] for i in train_rows), data.vocab_size)
+    else:
+        tokenizer = TextTokenizer.train_char([texts[i] for i in train_rows])
+    ids = tokenizer.encode_batch(texts)
+    full_lengths = [len(x) + 2 for x in ids]  # with cls and sep, before truncation
+    dtype = token_dtype(tokenizer.vocab_size)
+    arrays: dict[str, np.ndarray] = {}
+    for split, rows in zip(SPLITS, (train_rows, val_rows), strict=True):
+        encoded = [
+            [tokenizer.cls_id, *ids[i][: data.max_length - 2], tokenizer.sep_id] for i in rows
+        ]
+        arrays[f"{split}_tokens"] = np.fromiter(
+            (t for example in encoded for t in example), dtype=dtype
+        )
+        arrays[f"{split}_offsets"] = np.cumsum([0] + [len(x) for x in encoded], dtype=np.int64)
+        arrays[f"{split}_labels"] = np.asarray([label_ids[i] for i in rows], dtype=np.int64)
+    stats = {
+        "vocab_size": tokenizer.vocab_size,
+        "train_examples": len(train_rows),
+        "val_examples": len(val_rows),
+        "examples_truncated": sum(n > data.max_length for n in full_lengths),
+        **length_percentiles(full_lengths, "example_tokens"),
+    }
+    return arrays, tokenizer, stats
+
+
+def _split_from_entry(entry: CacheEntry, split: str) -> EncodedExamples:
+    return EncodedExamples(
+        entry.arrays[f"{split}_tokens"],
+        entry.arrays[f"{split}_offsets"],
+        entry.arrays[f"{split}_labels"],
+    )
+
+
+def _natural_order(label: str) -> tuple[int, float, str]:
+    # Numeric labels sort by value ("2" before "10"), then any others as text.
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
