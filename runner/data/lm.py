@@ -66,6 +66,9 @@ class LMDataset:
             "block_size": block_size,
             "train_blocks": len(self.train_blocks),
             "val_blocks": len(self.val_blocks),
+            "unigram_val_loss": unigram_val_loss(
+                self.train_blocks, self.val_blocks, tokenizer.vocab_size
+            ),
         }
         self._permutations: dict[int, np.ndarray] = {}
 
@@ -208,6 +211,18 @@ def _concatenate(docs_ids: Sequence[Sequence[int]], eos_id: int, dtype: np.dtype
         stream[position] = eos_id
         position += 1
     return stream
+
+
+def unigram_val_loss(train_blocks: np.ndarray, val_blocks: np.ndarray, vocab_size: int) -> float:
+    """Validation loss of predicting every token by its training frequency (add-one smoothed).
+
+    The bar a language model must clear to have learned anything beyond token counts; scored on
+    the same positions as the model's loss (every token of a block but the first).
+    """
+    counts = np.bincount(np.asarray(train_blocks).ravel(), minlength=vocab_size) + 1.0
+    log_probs = np.log(counts / counts.sum())
+    targets = np.asarray(val_blocks)[:, 1:].ravel()
+    return float(-log_probs[targets].mean()) if targets.size else float("nan")
 
 
 def _blocks(tokens: np.ndarray, block_size: int) -> np.ndarray:
