@@ -61,6 +61,29 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--help-config", action="store_true", help="list every config key and exit")
     train.set_defaults(command=cmd_train)
+
+    prepare = commands.add_parser("prepare", help="clean, split and tokenize an experiment's data")
+    prepare.add_argument(
+        "--config", default=DEFAULT_EXPERIMENT, help="experiment YAML (default: %(default)s)"
+    )
+    prepare.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE")
+    prepare.add_argument("--stats", help="also write the data statistics to this JSON file")
+    prepare.set_defaults(command=cmd_prepare)
+
+    evaluate = commands.add_parser("evaluate", help="score a checkpoint on its held-out split")
+    evaluate.add_argument(
+        "checkpoint", help="a checkpoint written by hpo (e.g. .../checkpoints/best.pt)"
+    )
+    evaluate.add_argument(
+        "-o",
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="data settings to change, e.g. -o data.cache_dir=data/prepared",
+    )
+    evaluate.add_argument("--metrics", help="write the metrics to this JSON file (for dvc metrics)")
+    evaluate.set_defaults(command=cmd_evaluate)
     return parser
 
 
@@ -82,6 +105,37 @@ def cmd_train(args: argparse.Namespace) -> int:
         progress.close()
     print_result(result)
     return {"completed": 0, "pruned": 0, "interrupted": 130}.get(result.status, 1)
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from runner.config import load_config
+    from runner.data import prepare_data
+
+    data = prepare_data(load_config(args.config, args.override))
+    for key, value in data.stats.items():
+        print(f"{key:<28} {value}")
+    if args.stats:
+        Path(args.stats).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.stats).write_text(json.dumps(data.stats, indent=2) + "\n")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from runner.evaluate import evaluate_checkpoint
+
+    metrics = evaluate_checkpoint(args.checkpoint, args.override)
+    for key, value in metrics.items():
+        print(f"{key:<16} {value:.4f}")
+    if args.metrics:
+        Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.metrics).write_text(json.dumps(metrics, indent=2) + "\n")
+    return 0
 
 
 def print_result(result) -> None:

@@ -53,7 +53,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as err:  # torch raises several types for foreign or truncated files
         raise CheckpointError(
             f"{path}: not a readable runner checkpoint ({type(err).__name__}); "
-            "resume only from checkpoints/last.pt written by hpo"
+            "use a checkpoints/best.pt or last.pt written by hpo"
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a checkpoint written by the hpo runner")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -56,3 +58,25 @@ def evaluate(
         "val_accuracy": (predicted == truth).float().mean().item(),
         "val_f1": macro_f1(predicted, truth, num_labels),
     }
+
+
+def evaluate_checkpoint(checkpoint: str | Path, overrides: Sequence[str] = ()) -> dict[str, float]:
+    """Metrics of a saved model on the whole held-out split of its own config (or overridden data).
+
+    Overrides change where and how the data is read (e.g. data.path, data.cache_dir); the model
+    and tokenizer always come from the checkpoint.
+    """
+    from runner.config import apply_overrides, config_from_dict, config_to_dict
+    from runner.data import prepare_data
+    from runner.export import load_trained_model
+    from runner.precision import resolve_device, resolve_precision
+
+    model, _, config = load_trained_model(checkpoint)
+    if overrides:
+        raw = apply_overrides(config_to_dict(config), overrides, "override")
+        config = config_from_dict(raw, source=str(checkpoint))
+    data = prepare_data(config)
+    device = resolve_device(config.train)
+    precision = resolve_precision(config.train, device)
+    batches = data.val_batches(config.train.per_device_train_batch_size, 0)
+    return evaluate(model.to(device), batches, config.task, precision, len(data.label_names))

@@ -224,3 +224,17 @@ def test_ctrl_c_saves_the_last_checkpoint_and_resume_finishes_the_trial(tmp_path
         json.loads(line)["step"] for line in metrics.read_text().splitlines() if '"train"' in line
     ]
     assert steps == sorted(set(steps)), "the resumed curve repeats or skips no step"
+
+
+def test_prepare_and_evaluate_commands_write_their_json(tmp_path, capsys):
+    stats = tmp_path / "stats.json"
+    assert main(["prepare", "-o", "data.max_chars=200000", "--stats", str(stats)]) == 0
+    assert json.loads(stats.read_text())["train_tokens"] > 0
+    out = tmp_path / "trial"
+    assert train(*TINY, "-o", "data.max_chars=200000", "--output", str(out)) == 0
+    metrics = tmp_path / "metrics.json"
+    assert main(["evaluate", str(out / "checkpoints" / "best.pt"), "--metrics", str(metrics)]) == 0
+    assert json.loads(metrics.read_text())["val_loss"] > 0
+    capsys.readouterr()
+    assert main(["evaluate", str(stats)]) == 2
+    assert "not a readable runner checkpoint" in one_error_line(capsys)

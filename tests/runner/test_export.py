@@ -28,3 +28,13 @@ def test_exported_checkpoint_is_a_pretrained_dir_the_runner_can_start_from(
     reloaded, _, _ = load_trained_model(again.best_checkpoint)
     with torch.inference_mode():
         assert torch.allclose(reloaded(input_ids=ids).logits, expected)
+
+
+def test_evaluate_checkpoint_scores_the_whole_validation_split(tiny_lm_config):
+    from runner.evaluate import evaluate_checkpoint
+
+    result = run_trial(
+        tiny_lm_config("train.max_steps=10", "eval.eval_steps=10", "eval.max_eval_batches=0")
+    )
+    metrics = evaluate_checkpoint(result.best_checkpoint)
+    assert metrics["val_loss"] == result.best_metrics["val_loss"]
