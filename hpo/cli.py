@@ -62,6 +62,64 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--help-config", action="store_true", help="list every config key and exit")
     train.set_defaults(command=cmd_train)
 
+    search = commands.add_parser("search", help="search hyperparameters by running real trials")
+    search.add_argument(
+        "--space", required=True, help="search space YAML (experiments/spaces/*.yaml)"
+    )
+    search.add_argument("--experiment", help="experiment YAML to search (default: the space's)")
+    search.add_argument("--driver", default="optuna", help="optuna (default), ray, bo or random")
+    search.add_argument(
+        "--study", help="study name and folder under --runs (default: the space file's name)"
+    )
+    search.add_argument("--runs", default="runs", help="where studies live (default: %(default)s)")
+    search.add_argument("--trials", type=int, help="trials to complete (failed ones do not count)")
+    search.add_argument(
+        "--timeout", help="stop starting trials after this long: seconds, or 30m, 2h"
+    )
+    search.add_argument("--max-steps", type=int, help="training steps per trial")
+    search.add_argument(
+        "--parallel", type=int, default=1, help="trials at once, each in its own process"
+    )
+    search.add_argument("--seed", type=int, help="seed of the search (default: the space's)")
+    search.add_argument(
+        "--storage",
+        help="optuna storage: a database URL (default: a journal file in the study folder)",
+    )
+    search.add_argument("--address", help="ray: join a running cluster (auto or ray://HOST:PORT)")
+    search.add_argument(
+        "--enqueue", help="YAML list of params to run first (known-good configurations)"
+    )
+    search.add_argument(
+        "--objective",
+        metavar="MODULE:FUNCTION",
+        help="search a Python function (params, reporter) -> float instead of the runner",
+    )
+    search.add_argument(
+        "-o",
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set an experiment config key for every trial",
+    )
+    search.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the study: keep finished trials, run the rest",
+    )
+    search.add_argument("--quiet", action="store_true", help="no live view")
+    search.set_defaults(command=cmd_search)
+
+    best = commands.add_parser("best", help="print a study's best trial")
+    best.add_argument("study", help="study name (under --runs) or folder")
+    best.add_argument("--runs", default="runs")
+    best.set_defaults(command=cmd_best)
+
+    status = commands.add_parser("status", help="count a study's trials by state")
+    status.add_argument("study", help="study name (under --runs) or folder")
+    status.add_argument("--runs", default="runs")
+    status.set_defaults(command=cmd_status)
+
     prepare = commands.add_parser("prepare", help="clean, split and tokenize an experiment's data")
     prepare.add_argument(
         "--config", default=DEFAULT_EXPERIMENT, help="experiment YAML (default: %(default)s)"
@@ -105,6 +163,108 @@ def cmd_train(args: argparse.Namespace) -> int:
         progress.close()
     print_result(result)
     return {"completed": 0, "pruned": 0, "interrupted": 130}.get(result.status, 1)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    import dataclasses
+    import logging
+
+    from hpo.drivers import get_driver
+    from hpo.drivers.base import StudySpec
+    from hpo.objective import RunnerObjective, load_function
+    from hpo.space import load_enqueue, load_space
+    from runner.config import check_key
+    from runner.errors import UserInputError
+
+    # the live view reports each trial; the runner's own data/model lines would repeat per trial
+    logging.getLogger("runner").setLevel(logging.WARNING)
+    if args.parallel < 1:
+        raise UserInputError(f"--parallel: must be >= 1, got {args.parallel}")
+    space = load_space(
+        args.space,
+        experiment=args.experiment,
+        driver=args.driver,
+        config_key_check=None if args.objective else check_key,
+    )
+    space = space.with_budget(trials=args.trials, timeout=args.timeout, max_steps=args.max_steps)
+    if args.seed is not None:
+        space = space.with_seed(args.seed)
+    if args.address:
+        if args.driver != "ray":
+            raise UserInputError(
+                "--address: only the ray driver joins a cluster (use --driver ray)"
+            )
+        space = dataclasses.replace(
+            space, driver_options={**space.driver_options, "address": args.address}
+        )
+    if args.objective:
+        objective = load_function(args.objective)
+    else:
+        objective = RunnerObjective(
+            space.experiment,
+            metric=space.objective.metric,
+            greater_is_better=space.objective.direction == "maximize",
+            max_steps=space.budget.max_steps,
+            overrides=args.override,
+        )
+    study = StudySpec.for_space(
+        space,
+        name=args.study,
+        runs=args.runs,
+        parallel=args.parallel,
+        resume=args.resume,
+        storage=args.storage,
+        quiet=args.quiet,
+        enqueue=load_enqueue(args.enqueue, space) if args.enqueue else (),
+    )
+    result = get_driver(args.driver).run(space, study, objective, None)
+    if result.count("complete") == 0 and result.count("pruned") == 0:
+        reason = result.first_failure or "no trial ran"
+        print(f"hpo: every trial failed; the first: {reason}", file=sys.stderr)
+        return 1
+    best = result.best
+    if best is not None:
+        print(f"best trial {best.number}: {space.objective.metric} {best.value:.6g}")
+        for key, value in best.params.items():
+            print(f"  {key} = {value}")
+    print(f"study folder: {study.dir}")
+    return 0
+
+
+def _study_dir(args: argparse.Namespace):
+    from pathlib import Path
+
+    given = Path(args.study)
+    return given if (given / "study.yaml").exists() else Path(args.runs) / args.study
+
+
+def cmd_best(args: argparse.Namespace) -> int:
+    from hpo.study import read_study
+    from runner.errors import UserInputError
+
+    status = read_study(_study_dir(args))
+    if status.best is None:
+        raise UserInputError(f"study {status.study}: no complete trial yet")
+    best = status.best
+    print(f"study {status.study}: best trial {best.number} ({best.state}) value {best.value:.6g}")
+    for key, value in best.params.items():
+        print(f"  {key} = {value}")
+    best_dir = _study_dir(args) / "best"
+    if (best_dir / "config.yaml").exists():
+        print(f"retrain: hpo train --config {best_dir / 'config.yaml'}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from hpo.study import read_study
+
+    status = read_study(_study_dir(args))
+    print(f"study {status.study} ({status.driver})")
+    for state, count in status.counts.items():
+        print(f"  {state:<9} {count}")
+    if status.best is not None:
+        print(f"  best      trial {status.best.number}: {status.best.value:.6g}")
+    return 0
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:

@@ -1,0 +1,170 @@
+"""`hpo search` end to end: the README's main job on the default experiment, for each driver."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hpo.cli import main
+
+ROOT = Path(__file__).parents[2]
+SPACE = "experiments/spaces/lr_wd.yaml"
+# the default experiment shrunk so a trial takes about a second
+SMALL = [
+    "-o",
+    "model.n_layer=1",
+    "-o",
+    "model.n_embd=32",
+    "-o",
+    "model.n_head=2",
+    "-o",
+    "data.max_chars=200000",
+    "-o",
+    "eval.max_eval_batches=2",
+    "-o",
+    "eval.sample_tokens=0",
+    "-o",
+    "eval.eval_steps=4",
+]
+
+
+@pytest.fixture(autouse=True)
+def in_project(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("HPO_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "hpo-cache"))
+    monkeypatch.chdir(ROOT)
+
+
+def search(tmp_path, *args: str) -> int:
+    return main(["search", "--space", SPACE, "--runs", str(tmp_path), "--quiet", *args])
+
+
+@pytest.mark.parametrize("driver", ["optuna", "random", "bo"])
+def test_search_on_the_default_experiment_writes_the_study_layout(driver, tmp_path, capsys):
+    assert (
+        search(
+            tmp_path,
+            "--driver",
+            driver,
+            "--study",
+            "s",
+            "--trials",
+            "3",
+            "--max-steps",
+            "8",
+            *SMALL,
+        )
+        == 0
+    )
+    study = tmp_path / "s"
+    summary = json.loads((study / "summary.json").read_text())
+    assert summary["driver"] == driver and summary["n_trials"]["complete"] == 3
+    assert summary["objective"] == {"metric": "val_loss", "direction": "minimize"}
+    assert set(summary["best_params"]) == {"train.learning_rate", "train.weight_decay"}
+    assert summary["total_steps"] == 24 and summary["wall_seconds"] > 0
+    best = summary["best_trial"]
+    trial_result = json.loads((study / "trials" / str(best) / "result.json").read_text())
+    assert summary["best_value"] == trial_result["best_value"]
+    # best/ holds the winner's best checkpoint (its best evaluation, not its last) and config
+    assert (study / "best" / "best.pt").exists()
+    config = yaml.safe_load((study / "best" / "config.yaml").read_text())
+    assert config["train"]["learning_rate"] == summary["best_params"]["train.learning_rate"]
+    assert config["train"]["max_steps"] == 8
+    best_params = yaml.safe_load((study / "best_params.yaml").read_text())
+    assert best_params["train"]["weight_decay"] == summary["best_params"]["train.weight_decay"]
+    capsys.readouterr()
+    assert main(["best", "s", "--runs", str(tmp_path)]) == 0
+    assert f"best trial {best}" in capsys.readouterr().out
+    assert main(["status", "s", "--runs", str(tmp_path)]) == 0
+    assert "complete  3" in capsys.readouterr().out
+
+
+def test_the_winner_retrains_from_its_best_config(tmp_path):
+    assert search(tmp_path, "--study", "w", "--trials", "2", "--max-steps", "4", *SMALL) == 0
+    out = tmp_path / "retrained"
+    assert (
+        main(
+            [
+                "train",
+                "--quiet",
+                "--config",
+                str(tmp_path / "w" / "best" / "config.yaml"),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert json.loads((out / "result.json").read_text())["steps"] == 4
+
+
+def test_parallel_trials_each_run_in_their_own_process(tmp_path):
+    assert (
+        search(
+            tmp_path, "--study", "p", "--trials", "4", "--parallel", "2", "--max-steps", "4", *SMALL
+        )
+        == 0
+    )
+    trials = sorted((tmp_path / "p" / "trials").iterdir())
+    assert len(trials) == 4
+    assert all((t / "output.log").exists() for t in trials), "worker output goes to the trial"
+
+
+def test_a_plain_function_objective_is_searched_instead_of_the_runner(tmp_path):
+    assert (
+        search(
+            tmp_path,
+            "--study",
+            "f",
+            "--trials",
+            "12",
+            "--objective",
+            "tests.hpo.search_objectives:quadratic",
+        )
+        == 0
+    )
+    summary = json.loads((tmp_path / "f" / "summary.json").read_text())
+    assert summary["best_value"] < 0.3
+
+
+def test_every_trial_failing_exits_non_zero_with_the_first_reason(tmp_path, capsys):
+    code = search(
+        tmp_path,
+        "--study",
+        "x",
+        "--trials",
+        "2",
+        "--objective",
+        "tests.hpo.search_objectives:always_fails",
+    )
+    assert code == 1
+    assert "every trial failed; the first: " in capsys.readouterr().err
+
+
+def test_a_bad_space_is_one_line_exit_2_and_starts_nothing(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "experiment: experiments/lm_tiny.yaml\nobjective: {metric: val_loss, direction: minimize}\n"
+        "params:\n  train.learnig_rate: {type: float, low: 1e-5, high: 1e-2, log: true}\n"
+    )
+    assert main(["search", "--space", str(bad), "--runs", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train.learnig_rate" in err[0] and "train.learning_rate" in err[0]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_hpo_help_answers_without_importing_torch():
+    code = (
+        "import sys; from hpo.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules and 'optuna' not in sys.modules, 'heavy import'"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )

@@ -1,0 +1,68 @@
+"""The bayes_opt driver: typed coordinates, one negation, nothing failed registered, ConstantLiar."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from hpo.drivers.base import StudySpec
+from hpo.drivers.bo_driver import OBSERVATIONS, BayesOptSuggester
+
+MIXED = {
+    "lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
+    "dropout": {"type": "float", "low": 0.0, "high": 0.3, "step": 0.1},
+    "batch": {"type": "int", "low": 8, "high": 64, "step": 8},
+    "optim": {"type": "categorical", "choices": ["adamw", "sgd"]},
+    "only": {"type": "categorical", "choices": ["x"]},
+}
+
+
+def test_log_params_are_searched_in_log10_and_discrete_ones_as_typed_params(make_space, tmp_path):
+    # Imported here: worker processes import this module for its objectives, and stay light.
+    from bayes_opt.acquisition import ConstantLiar, ExpectedImprovement
+    from bayes_opt.parameter import CategoricalParameter, FloatParameter, IntParameter
+
+    space = make_space("bo", MIXED, acquisition="ei")
+    suggester = BayesOptSuggester(space, StudySpec("s", tmp_path, parallel=2), previous=())
+    params = suggester.optimizer.space._params_config
+    assert isinstance(params["lr"], FloatParameter)
+    assert tuple(params["lr"].bounds) == (-5.0, -1.0)
+    assert isinstance(params["dropout"], IntParameter) and tuple(params["dropout"].bounds) == (0, 3)
+    assert isinstance(params["batch"], IntParameter) and tuple(params["batch"].bounds) == (0, 7)
+    assert isinstance(params["optim"], CategoricalParameter) and "only" not in params
+    acquisition = suggester.optimizer.acquisition_function
+    assert isinstance(acquisition, ConstantLiar)
+    assert isinstance(acquisition.base_acquisition, ExpectedImprovement)
+    values = suggester.ask().params
+    assert values["dropout"] in (0.0, 0.1, 0.2, 0.3) and values["batch"] % 8 == 0
+    assert values["only"] == "x" and 1e-5 <= values["lr"] <= 1e-1
+
+
+def peak(params, reporter):
+    """A maximum of 0 at lr = 1e-3, y = 0.3; trial 1 is NaN and must not be registered."""
+    if reporter.number == 1:
+        return {"val_accuracy": float("nan")}
+    return {"val_accuracy": -((math.log10(params["lr"]) + 3) ** 2 + (params["y"] - 0.3) ** 2)}
+
+
+def test_a_maximized_objective_is_maximized_and_nan_is_never_registered(make_space, run_search):
+    space = make_space("bo", trials=10, init_points=4,
+                       objective={"metric": "val_accuracy", "direction": "maximize"})
+    result = run_search(space, peak)
+    assert result.best.value > -0.1
+    saved = json.loads((result.dir / OBSERVATIONS).read_text())["observations"]
+    complete = {t.number: t.value for t in result.trials if t.state == "complete"}
+    assert {o["number"]: o["value"] for o in saved} == complete and 1 not in complete
+
+
+def y_only(params, reporter):
+    return params["y"]
+
+
+def test_parallel_trials_get_distinct_suggestions_from_the_constant_liar(make_space, run_search):
+    result = run_search(make_space("bo", trials=6, init_points=2), y_only, parallel=2)
+    points = [(t.params["lr"], t.params["y"]) for t in result.trials]
+    assert len(set(points)) == len(points) == 6
+    assert result.best.value == pytest.approx(min(p[1] for p in points))

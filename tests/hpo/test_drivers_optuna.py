@@ -1,0 +1,130 @@
+"""The Optuna driver: pruning, samplers, pruners, grid, several objectives, storage."""
+
+from __future__ import annotations
+
+import importlib.util
+import statistics
+
+import optuna
+import pytest
+
+from hpo.drivers.base import TrialPruned
+from hpo.drivers.optuna_driver import PRUNERS, SAMPLERS, _sampler
+
+STEPS = 10
+CURVE = {"y": {"type": "float", "low": 0.0, "high": 1.0}}
+
+
+def learning_curve(params, reporter):
+    """val_loss = y + 1/step: a trial with a larger y has a worse curve at every step."""
+    for step in range(1, STEPS + 1):
+        reporter.report(step, {"val_loss": params["y"] + 1.0 / step, "loss": 9.0})
+        if reporter.should_stop():
+            raise TrialPruned(f"pruned at step {step}")
+    return params["y"] + 1.0 / STEPS
+
+
+def journal_study(result):
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(result.dir / "optuna.journal")))
+    return optuna.load_study(study_name=result.study, storage=storage)
+
+
+def test_trials_with_clearly_worse_curves_stop_early_and_end_pruned(make_space, run_search):
+    space = make_space("optuna", CURVE, trials=16, sampler="random", pruner="median",
+                       pruner_startup_trials=3, n_warmup_steps=1)
+    result = run_search(space, learning_curve)
+
+    pruned = [t for t in result.trials if t.state == "pruned"]
+    complete = [t for t in result.trials if t.state == "complete"]
+    assert len(pruned) >= 4 and all(t.steps < STEPS for t in pruned)
+    assert all(t.steps == STEPS for t in complete)
+    assert statistics.mean(t.params["y"] for t in pruned) > statistics.mean(
+        t.params["y"] for t in complete)
+    assert result.best.state == "complete"
+    assert result.summary()["total_steps"] < 16 * STEPS
+    states = [t.state for t in journal_study(result).trials]
+    assert states.count(optuna.trial.TrialState.PRUNED) == len(pruned)
+
+
+@pytest.mark.parametrize("pruner", [p for p in PRUNERS if p != "auto"])
+def test_every_pruner_runs_a_study(make_space, run_search, pruner):
+    space = make_space("optuna", CURVE, trials=6, sampler="random", pruner=pruner,
+                       pruner_startup_trials=2)
+    result = run_search(space, learning_curve)
+    assert result.count("complete") + result.count("pruned") == 6
+    assert result.count("failed") == 0
+
+
+def bowl(params, reporter):
+    return (params["x"] - 0.5) ** 2 + (params.get("n", 0) - 2) ** 2
+
+
+SAMPLER_SPACE = {
+    "x": {"type": "float", "low": 0.0, "high": 1.0, "step": 0.25},
+    "n": {"type": "int", "low": 0, "high": 4},
+}
+
+
+@pytest.mark.parametrize("sampler", [
+    pytest.param(s, marks=pytest.mark.slow) if s == "gp" else s  # gp imports torch: seconds
+    for s in SAMPLERS if s not in ("auto", "grid")
+])
+def test_every_sampler_runs_a_study(make_space, run_search, sampler):
+    if sampler == "cmaes" and importlib.util.find_spec("cmaes") is None:
+        pytest.skip("the cmaes package is not installed")
+    space = make_space("optuna", SAMPLER_SPACE, trials=5, sampler=sampler, n_startup_trials=3)
+    result = run_search(space, bowl)
+    assert result.count("complete") == 5
+
+
+def test_grid_runs_each_point_once_then_stops(make_space, run_search):
+    space = make_space("optuna", SAMPLER_SPACE, trials=None, sampler="grid")
+    result = run_search(space, bowl)
+    points = {(t.params["x"], t.params["n"]) for t in result.trials}
+    assert len(result.trials) == len(points) == 5 * 5
+    assert result.stop_reason == "exhausted" and result.best.value == 0.0
+
+
+def two_metrics(params, reporter):
+    return {"val_loss": params["x"], "val_accuracy": params["x"] ** 0.5 - params.get("n", 0)}
+
+
+def test_several_objectives_use_nsga2_and_report_a_pareto_front(make_space, run_search):
+    objectives = [{"metric": "val_loss"}, {"metric": "val_accuracy", "direction": "maximize"}]
+    space = make_space("optuna", SAMPLER_SPACE, trials=8, objective=objectives)
+    assert isinstance(_sampler(space, parallel=1), optuna.samplers.NSGAIISampler)
+    result = run_search(space, two_metrics)
+    assert journal_study(result).directions == [optuna.study.StudyDirection.MINIMIZE,
+                                                optuna.study.StudyDirection.MAXIMIZE]
+    assert result.pareto_front and result.best.number in result.pareto_front
+    assert all(len(t.values) == 2 for t in result.trials)
+    summary = result.summary()
+    assert summary["objective"] == {"metric": "val_loss", "direction": "minimize"}
+    assert summary["best_values"] == result.best.values
+
+
+def test_tpe_uses_constant_liar_only_when_trials_run_in_parallel(make_space):
+    space = make_space("optuna")
+    assert _sampler(space, parallel=1)._constant_liar is False
+    assert _sampler(space, parallel=4)._constant_liar is True
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sqlalchemy") is None, reason="needs sqlalchemy")
+def test_a_database_url_holds_the_study_and_a_rerun_resumes_it(make_space, run_search, tmp_path):
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    run_search(make_space("optuna", trials=3), bowl_xy, storage=url)
+    result = run_search(make_space("optuna", trials=5), bowl_xy, storage=url, resume=True)
+    assert result.count("complete") == 5
+    stored = optuna.load_study(study_name="s", storage=url)
+    assert len(stored.trials) == 5 and not (tmp_path / "runs" / "s" / "optuna.journal").exists()
+
+
+def bowl_xy(params, reporter):
+    return params["y"]
+
+
+def test_memory_storage_cannot_resume(make_space, run_search):
+    run_search(make_space("optuna", trials=2), bowl_xy, storage="memory")
+    with pytest.raises(Exception, match="memory keeps nothing to resume"):
+        run_search(make_space("optuna", trials=3), bowl_xy, storage="memory", resume=True)
