@@ -177,7 +177,7 @@ class _TrialLoop:
         self.running: dict[int, _TrialRun] = {}
 
     def run(self) -> str:
-        pool = _WorkerPool(self.objective) if self.study.in_workers else None
+        pool = _WorkerPool(self.objective, self.study.parallel) if self.study.in_workers else None
         exhausted = False
         try:
             while True:
@@ -252,9 +252,9 @@ def _check_picklable(objective: ObjectiveFunction) -> None:
 
 
 class _Worker:
-    def __init__(self, context: Any, objective: ObjectiveFunction) -> None:
+    def __init__(self, context: Any, objective: ObjectiveFunction, threads: int) -> None:
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child, objective),
+        self.process = context.Process(target=_worker_main, args=(child, objective, threads),
                                        name="hpo-trial-worker")
         self.process.start()
         child.close()  # so that this end sees EOF when the worker dies
@@ -264,15 +264,17 @@ class _Worker:
 class _WorkerPool:
     """Worker processes; this process serves their reporters and notices their deaths."""
 
-    def __init__(self, objective: ObjectiveFunction) -> None:
+    def __init__(self, objective: ObjectiveFunction, parallel: int) -> None:
         self.context = multiprocessing.get_context("spawn")
         self.objective = objective
+        # K trials share the machine's cores: K workers each using every core would thrash
+        self.threads = max(1, (os.cpu_count() or 1) // parallel)
         self.idle: list[_Worker] = []
         self.busy: list[_Worker] = []
 
     def dispatch(self, run: _TrialRun) -> None:
         while True:
-            worker = self.idle.pop() if self.idle else _Worker(self.context, self.objective)
+            worker = self.idle.pop() if self.idle else _Worker(self.context, self.objective, self.threads)
             try:
                 worker.conn.send((run.number, str(run.dir), run.params))
                 break
@@ -360,7 +362,11 @@ class _RelayReporter:
         return self.conn.recv()
 
 
-def _worker_main(conn: Any, objective: ObjectiveFunction) -> None:
+def _worker_main(conn: Any, objective: ObjectiveFunction, threads: int) -> None:
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, str(threads))
+    if "torch" in sys.modules:  # already imported while unpickling the objective
+        sys.modules["torch"].set_num_threads(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the driver's process to handle
     faulthandler.enable()  # a segfault's traceback lands in the trial's output.log
     while True:
