@@ -168,3 +168,26 @@ def test_hpo_help_answers_without_importing_torch():
         capture_output=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
+
+
+def test_median_pruner_stops_real_trials_with_worse_learning_curves(tmp_path):
+    space = tmp_path / "prune.yaml"
+    space.write_text(
+        "experiment: experiments/lm_tiny.yaml\n"
+        "objective: {metric: val_loss, direction: minimize}\n"
+        "driver: {seed: 0, optuna: {sampler: random, pruner: median, pruner_startup_trials: 2}}\n"
+        "params:\n  train.learning_rate: {type: float, low: 1e-6, high: 1e-2, log: true}\n"
+    )
+    # two good runs set the median; then learning rates far too small to learn in 12 steps
+    enqueue = tmp_path / "enqueue.yaml"
+    enqueue.write_text("- {train.learning_rate: 5.0e-3}\n- {train.learning_rate: 4.0e-3}\n"
+                       "- {train.learning_rate: 1.0e-6}\n- {train.learning_rate: 2.0e-6}\n")
+    assert main(["search", "--space", str(space), "--runs", str(tmp_path), "--quiet",
+                 "--study", "pr", "--trials", "4", "--max-steps", "12", "--enqueue", str(enqueue),
+                 *SMALL]) == 0
+    trials = {n: json.loads((tmp_path / "pr" / "trials" / str(n) / "trial.json").read_text())
+              for n in range(4)}
+    assert [trials[n]["state"] for n in range(4)] == ["complete", "complete", "pruned", "pruned"]
+    for n in (2, 3):
+        result = json.loads((tmp_path / "pr" / "trials" / str(n) / "result.json").read_text())
+        assert result["status"] == "pruned" and result["steps"] < 12
