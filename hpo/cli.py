@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="data settings to change, e.g. -o data.cache_dir=data/prepared",
     )
     evaluate.add_argument("--metrics", help="write the metrics to this JSON file (for dvc metrics)")
+    evaluate.add_argument(
+        "--curves", help="write the trial's learning curves (train.csv, val.csv) to this folder"
+    )
     evaluate.set_defaults(command=cmd_evaluate)
     return parser
 
@@ -295,7 +298,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.metrics:
         Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
         Path(args.metrics).write_text(json.dumps(metrics, indent=2) + "\n")
+    if args.curves:
+        write_curves(Path(args.checkpoint).parent.parent / "metrics.jsonl", Path(args.curves))
     return 0
+
+
+def write_curves(metrics_jsonl, folder) -> None:
+    """train.csv and val.csv from a trial's metrics.jsonl, the learning curves for `dvc plots`."""
+    from runner.metrics_log import read_metrics
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for kind, name, columns in (
+        ("train", "train.csv", ("loss", "lr", "grad_norm")),
+        ("eval", "val.csv", None),
+    ):
+        records = read_metrics(metrics_jsonl, kind)
+        keys = columns or [k for k in (records[0] if records else {}) if k not in ("type", "step")]
+        rows = [",".join(["step", *keys])]
+        rows += [",".join(str(r.get(k, "")) for k in ("step", *keys)) for r in records]
+        (folder / name).write_text("\n".join(rows) + "\n")
 
 
 def print_result(result) -> None:

@@ -127,8 +127,9 @@ def previous_trials(study: StudySpec, space: SearchSpace) -> list[TrialRecord]:
     return load_trials(study.dir)
 
 
-def open_study(study: StudySpec, space: SearchSpace, driver: str,
-               previous: Sequence[TrialRecord]) -> list[TrialRecord]:
+def open_study(
+    study: StudySpec, space: SearchSpace, driver: str, previous: Sequence[TrialRecord]
+) -> list[TrialRecord]:
     """Write study.yaml and mark trials an earlier run left running as failed (interrupted)."""
     study.dir.mkdir(parents=True, exist_ok=True)
     settings = {
@@ -149,7 +150,9 @@ def open_study(study: StudySpec, space: SearchSpace, driver: str,
     return records
 
 
-def best_trial(records: Sequence[TrialRecord], objectives: Sequence[Objective]) -> TrialRecord | None:
+def best_trial(
+    records: Sequence[TrialRecord], objectives: Sequence[Objective]
+) -> TrialRecord | None:
     """The complete trial best on the first objective (among the Pareto front when several)."""
     candidates = [r for r in records if r.state == "complete" and r.values]
     if len(objectives) > 1:
@@ -181,8 +184,9 @@ def pareto_front(records: Sequence[TrialRecord], objectives: Sequence[Objective]
     return [number for number, p in points.items() if not dominated(p)]
 
 
-def finish_study(study: StudySpec, space: SearchSpace, driver: str, wall_seconds: float,
-                 stop_reason: str) -> StudyResult:
+def finish_study(
+    study: StudySpec, space: SearchSpace, driver: str, wall_seconds: float, stop_reason: str
+) -> StudyResult:
     """Write best_params.yaml, summary.json and best/ from the trials on disk."""
     records = load_trials(study.dir)
     summary_path = study.dir / "summary.json"
@@ -205,7 +209,23 @@ def finish_study(study: StudySpec, space: SearchSpace, driver: str, wall_seconds
         atomic_write_text(study.dir / "best_params.yaml", yaml.safe_dump(nested, sort_keys=False))
         promote_best(study.dir, best.number)
     write_json(summary_path, result.summary())
+    write_history(study.dir, records, space.objectives[0])
     return result
+
+
+def write_history(study_dir: Path, records: Sequence[TrialRecord], objective: Objective) -> None:
+    """history.csv: trial, state, value and best so far, the optimization history for `dvc plots`."""
+    lines = ["trial,state,value,best_so_far"]
+    best: float | None = None
+    for record in records:
+        value = record.value if record.state == "complete" else None
+        if value is not None and (best is None or objective.is_better(value, best)):
+            best = value
+        lines.append(
+            f"{record.number},{record.state},{'' if value is None else value},"
+            f"{'' if best is None else best}"
+        )
+    atomic_write_text(study_dir / "history.csv", "\n".join(lines) + "\n")
 
 
 def promote_best(study_dir: Path, best_trial_number: int) -> Path:
@@ -215,7 +235,9 @@ def promote_best(study_dir: Path, best_trial_number: int) -> Path:
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    wanted = [source / name for name in ("config.yaml", "result.json", "metrics.jsonl", "trial.json")]
+    wanted = [
+        source / name for name in ("config.yaml", "result.json", "metrics.jsonl", "trial.json")
+    ]
     wanted += sorted((source / "checkpoints").glob("best*"))
     for path in wanted:
         if path.is_dir():
@@ -246,11 +268,14 @@ def read_study(study_dir: str | Path) -> StudyStatus:
     raw = settings["space"]["objective"]
     objectives = [Objective(**o) for o in (raw if isinstance(raw, list) else [raw])]
     records = load_trials(study_dir)
-    counts = {s: sum(1 for r in records if r.state == s) for s in ("running", *FINISHED_STATES, "failed")}
+    counts = {
+        s: sum(1 for r in records if r.state == s) for s in ("running", *FINISHED_STATES, "failed")
+    }
     summary_path = study_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
-    return StudyStatus(settings["study"], settings.get("driver"), counts,
-                       best_trial(records, objectives), summary)
+    return StudyStatus(
+        settings["study"], settings.get("driver"), counts, best_trial(records, objectives), summary
+    )
 
 
 def _nest(flat: dict[str, Any]) -> dict[str, Any]:
@@ -276,10 +301,14 @@ class LiveView:
 
     def start_study(self, space: SearchSpace, study: StudySpec, driver: str) -> None:
         budget = space.budget
-        limits = [f"{budget.trials} trials" if budget.trials else "",
-                  f"{budget.timeout:g} s" if budget.timeout else ""]
-        _say(f"study {study.name}: {driver} {dict(space.driver_options)}, "
-             f"{' / '.join(x for x in limits if x)}, {study.parallel} at once -> {study.dir}")
+        limits = [
+            f"{budget.trials} trials" if budget.trials else "",
+            f"{budget.timeout:g} s" if budget.timeout else "",
+        ]
+        _say(
+            f"study {study.name}: {driver} {dict(space.driver_options)}, "
+            f"{' / '.join(x for x in limits if x)}, {study.parallel} at once -> {study.dir}"
+        )
 
     def start_trial(self, number: int, params: Any) -> None:
         pass
@@ -297,15 +326,19 @@ class LiveView:
         best = f"best {self.best.value:.5g} (#{self.best.number})" if self.best else "no best yet"
         why = f" ({record.reason[:100]})" if record.state == "failed" and record.reason else ""
         params = " ".join(f"{k.rsplit('.', 1)[-1]}={_short(v)}" for k, v in record.params.items())
-        _say(f"trial {record.number:>3} {record.state:<8} {value:<18} {best}  "
-             f"[{self._progress()}]  {params}{why}")
+        _say(
+            f"trial {record.number:>3} {record.state:<8} {value:<18} {best}  "
+            f"[{self._progress()}]  {params}{why}"
+        )
 
     def end_study(self, result: StudyResult) -> None:
         counts = ", ".join(f"{result.count(s)} {s}" for s in ("complete", "pruned", "failed"))
         best = result.best
         found = f"best trial {best.number}: {best.value:.5g}" if best else "no complete trial"
-        _say(f"study {result.study} ended ({result.stop_reason}): {counts}; {found}; "
-             f"{result.dir / 'summary.json'}")
+        _say(
+            f"study {result.study} ended ({result.stop_reason}): {counts}; {found}; "
+            f"{result.dir / 'summary.json'}"
+        )
 
     def _progress(self) -> str:
         trials = self.space.budget.trials

@@ -73,6 +73,9 @@ def test_search_on_the_default_experiment_writes_the_study_layout(driver, tmp_pa
     config = yaml.safe_load((study / "best" / "config.yaml").read_text())
     assert config["train"]["learning_rate"] == summary["best_params"]["train.learning_rate"]
     assert config["train"]["max_steps"] == 8
+    history = (study / "history.csv").read_text().splitlines()
+    assert history[0] == "trial,state,value,best_so_far" and len(history) == 4
+    assert float(history[-1].split(",")[-1]) == summary["best_value"]
     best_params = yaml.safe_load((study / "best_params.yaml").read_text())
     assert best_params["train"]["weight_decay"] == summary["best_params"]["train.weight_decay"]
     capsys.readouterr()

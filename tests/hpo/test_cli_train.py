@@ -233,8 +233,24 @@ def test_prepare_and_evaluate_commands_write_their_json(tmp_path, capsys):
     out = tmp_path / "trial"
     assert train(*TINY, "-o", "data.max_chars=200000", "--output", str(out)) == 0
     metrics = tmp_path / "metrics.json"
-    assert main(["evaluate", str(out / "checkpoints" / "best.pt"), "--metrics", str(metrics)]) == 0
+    curves = tmp_path / "plots"
+    assert (
+        main(
+            [
+                "evaluate",
+                str(out / "checkpoints" / "best.pt"),
+                "--metrics",
+                str(metrics),
+                "--curves",
+                str(curves),
+            ]
+        )
+        == 0
+    )
     assert json.loads(metrics.read_text())["val_loss"] > 0
+    assert (curves / "train.csv").read_text().splitlines()[0] == "step,loss,lr,grad_norm"
+    val = (curves / "val.csv").read_text().splitlines()
+    assert val[0] == "step,val_loss,val_perplexity" and len(val) == 3
     capsys.readouterr()
     assert main(["evaluate", str(stats)]) == 2
     assert "not a readable runner checkpoint" in one_error_line(capsys)
