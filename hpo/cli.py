@@ -108,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue the study: keep finished trials, run the rest",
     )
     search.add_argument("--quiet", action="store_true", help="no live view")
+    search.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)",
+    )
+    search.add_argument("--no-track", action="store_true", help="do not log the study to MLflow")
+    search.add_argument(
+        "--no-system-metrics", action="store_true", help="no CPU/GPU/memory metrics in MLflow"
+    )
     search.set_defaults(command=cmd_search)
 
     best = commands.add_parser("best", help="print a study's best trial")
@@ -220,7 +228,13 @@ def cmd_search(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         enqueue=load_enqueue(args.enqueue, space) if args.enqueue else (),
     )
-    result = get_driver(args.driver).run(space, study, objective, None)
+    tracker = None
+    if not args.no_track:
+        from hpo.tracking import MlflowTracker
+
+        tracker = MlflowTracker(args.tracking_uri, system_metrics=not args.no_system_metrics)
+        tracker.connect()  # an unreachable server stops here, before the study folder exists
+    result = get_driver(args.driver).run(space, study, objective, tracker)
     if result.count("complete") == 0 and result.count("pruned") == 0:
         reason = result.first_failure or "no trial ran"
         print(f"hpo: every trial failed; the first: {reason}", file=sys.stderr)

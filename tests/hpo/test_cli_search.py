@@ -39,7 +39,10 @@ def in_project(tmp_path_factory, monkeypatch):
 
 
 def search(tmp_path, *args: str) -> int:
-    return main(["search", "--space", SPACE, "--runs", str(tmp_path), "--quiet", *args])
+    # MLflow tracking has its own tests (tests/hpo/test_tracking*.py); here it would only add time
+    return main(
+        ["search", "--space", SPACE, "--runs", str(tmp_path), "--quiet", "--no-track", *args]
+    )
 
 
 @pytest.mark.parametrize("driver", ["optuna", "random", "bo"])
@@ -183,13 +186,37 @@ def test_median_pruner_stops_real_trials_with_worse_learning_curves(tmp_path):
     )
     # two good runs set the median; then learning rates far too small to learn in 12 steps
     enqueue = tmp_path / "enqueue.yaml"
-    enqueue.write_text("- {train.learning_rate: 5.0e-3}\n- {train.learning_rate: 4.0e-3}\n"
-                       "- {train.learning_rate: 1.0e-6}\n- {train.learning_rate: 2.0e-6}\n")
-    assert main(["search", "--space", str(space), "--runs", str(tmp_path), "--quiet",
-                 "--study", "pr", "--trials", "4", "--max-steps", "12", "--enqueue", str(enqueue),
-                 *SMALL]) == 0
-    trials = {n: json.loads((tmp_path / "pr" / "trials" / str(n) / "trial.json").read_text())
-              for n in range(4)}
+    enqueue.write_text(
+        "- {train.learning_rate: 5.0e-3}\n- {train.learning_rate: 4.0e-3}\n"
+        "- {train.learning_rate: 1.0e-6}\n- {train.learning_rate: 2.0e-6}\n"
+    )
+    assert (
+        main(
+            [
+                "search",
+                "--space",
+                str(space),
+                "--runs",
+                str(tmp_path),
+                "--quiet",
+                "--no-track",
+                "--study",
+                "pr",
+                "--trials",
+                "4",
+                "--max-steps",
+                "12",
+                "--enqueue",
+                str(enqueue),
+                *SMALL,
+            ]
+        )
+        == 0
+    )
+    trials = {
+        n: json.loads((tmp_path / "pr" / "trials" / str(n) / "trial.json").read_text())
+        for n in range(4)
+    }
     assert [trials[n]["state"] for n in range(4)] == ["complete", "complete", "pruned", "pruned"]
     for n in (2, 3):
         result = json.loads((tmp_path / "pr" / "trials" / str(n) / "result.json").read_text())

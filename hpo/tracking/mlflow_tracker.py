@@ -1,0 +1,431 @@
+"""MLflow tracking of a study: a parent run per study, a nested child run per trial.
+
+    >>> tracker = MlflowTracker()     # $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db right here
+    >>> get_driver("optuna").run(space, study, objective, tracker)
+    $ mlflow ui                       # in the same folder: the study, its trials side by side
+
+The MLflow experiment is named after the experiment config (its `name`, else its file stem;
+the space's name for a plain-function objective). The parent run, named after the study, holds
+the study settings as params; the space file, experiment config and study.yaml, and at the end
+summary.json and best_params.yaml, as artifacts; each complete trial's value and the best so far
+by trial number (trial_<metric>, best_<metric>: an optimization history), counts by state
+(n_complete, n_pruned, n_failed), the best params as tags (hpo.best.<param>), and where the
+study comes from: mlflow.source.git.commit and the data's DVC md5 (hpo.data_md5; absent outside
+a git repository, or when DVC does not track the data). A child run (tag mlflow.parentRunId)
+holds the sampled params and the trial's resolved config.yaml flattened, every reported metric
+by step, best_<m> and final_<m> of the validation metrics (val_*, and the objectives), duration_s
+and steps, and tags: hpo.trial, hpo.state, hpo.reason, hpo.driver, hpo.sampler, hpo.pruner. It
+ends FINISHED (complete), KILLED (pruned, or interrupted) or FAILED (failed), never RUNNING.
+
+Every call after start_study returns at once: runs, params, tags and metrics go through a
+SendBuffer to the store, metrics in batches of at most 1000, from one thread. One writer, so K
+parallel trials never lock SQLite against each other; a store that stops answering is waited
+out, and what it missed arrives once, when it is back (hpo.tracking.buffer).
+
+runs/<study>/mlflow.json links the study to its runs. On --resume the parent run is reused and
+the runs a kill -9 left RUNNING are reconciled with the trial.json records (hpo.tracking.
+reconcile). What could not be sent before a study ended is kept in runs/<study>/
+mlflow_pending.json and sent when the study resumes.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from hpo.tracking import mlflow_store, provenance, reconcile
+from hpo.tracking.buffer import Op, Row, SendBuffer
+from hpo.tracking.mlflow_store import MlflowSender, as_text, clean_key, flatten, param_values
+from runner.errors import UserInputError
+
+if TYPE_CHECKING:
+    from hpo.drivers.base import StudySpec, TrialRecord
+    from hpo.space import SearchSpace
+    from hpo.study import StudyResult
+
+log = logging.getLogger(__name__)
+
+STUDY = "study"  # the buffer's key of the parent run; a trial's is str(number)
+RUN_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
+LINK_FILE, PENDING_FILE = "mlflow.json", "mlflow_pending.json"
+
+
+class MlflowTracker:
+    """A Tracker (hpo.drivers.base) that records a study in MLflow; see the module doc.
+
+    Args:
+        tracking_uri: None: $MLFLOW_TRACKING_URI, else MLflow's default, sqlite:///mlflow.db in
+            the current folder.
+        experiment_name: None: named after the experiment config (see the module doc).
+        system_metrics: log CPU, memory, disk, network and GPU readings into each trial's run.
+        system_metrics_interval: seconds between readings (MLflow's default, 10).
+        flush_interval: at most this many seconds between a metric's report and its sending.
+        close_timeout: how long the end of a study waits for a store that does not answer.
+        max_buffered_metrics: how many unsent metrics an outage may hold in memory.
+    """
+
+    def __init__(self, tracking_uri: str | None = None, experiment_name: str | None = None, *,
+                 system_metrics: bool = True, system_metrics_interval: float = 10.0,
+                 flush_interval: float = 2.0, close_timeout: float = 60.0,
+                 max_buffered_metrics: int = 1_000_000) -> None:
+        self.tracking_uri = tracking_uri
+        self.experiment_name = experiment_name
+        self.system_metrics, self.system_metrics_interval = system_metrics, system_metrics_interval
+        self.flush_interval, self.close_timeout = flush_interval, close_timeout
+        self.max_buffered_metrics = max_buffered_metrics
+        self.client: Any = None
+        self.experiment_id: str | None = None
+        self.parent_run_id: str | None = None
+        self.buffer: SendBuffer | None = None
+        self.run_ids: dict[str, str] = {}  # buffer key -> MLflow run id
+        self._sampler: Any = None
+        self._study_dir: Path | None = None
+        self._space: SearchSpace | None = None
+        self._tags: dict[str, str] = {}  # on the parent and every child
+        self._evals: dict[str, dict[str, tuple[float, float]]] = {}  # trial -> metric -> best, last
+        self._counts = {"complete": 0, "pruned": 0, "failed": 0}
+        self._best: float | None = None
+        self._keys: dict[str, tuple[str, bool]] = {}  # metric -> MLflow name, is validation
+
+    def connect(self) -> None:
+        """Open the store; a UserInputError, before any trial, when a server does not answer."""
+        if self.client is None:
+            self.client, self.tracking_uri = mlflow_store.open_client(self.tracking_uri)
+
+    # ------------------------------------------------------------------ the Tracker protocol
+
+    def start_study(self, space: SearchSpace, study: StudySpec, driver: str) -> None:
+        from hpo.study import load_trials
+
+        self.connect()
+        self._space, self._study_dir = space, Path(study.dir)
+        options = dict(space.driver_options)
+        self._tags = {
+            "mlflow.user": getpass.getuser(), "mlflow.source.name": "hpo search",
+            "mlflow.source.type": "LOCAL", "hpo.study": study.name, "hpo.driver": driver,
+            "hpo.sampler": str(options.get("sampler") or driver),
+            "hpo.pruner": str(options.get("pruner") or options.get("scheduler") or "none"),
+            **provenance.provenance_tags(space.experiment, space.source),
+        }
+        link = _read_json(self._study_dir / LINK_FILE)
+        resumed = self._reopen_parent(link)
+        if not resumed:
+            name = self.experiment_name or provenance.experiment_name(
+                space.experiment, space.source, space.name)
+            self.experiment_id = mlflow_store.experiment_id(self.client, name)
+            self._create_parent(space, study, driver)
+        self.run_ids = {**(link.get("trial_runs", {}) if resumed else {}), STUDY: self.parent_run_id}
+        self._write_link()
+        self._open_buffer()
+        pending = self._study_dir / PENDING_FILE
+        if pending.is_file() and resumed:  # what the end of the earlier run could not send
+            saved = json.loads(pending.read_text())
+            saved["ops"] = [o for o in saved["ops"] if (o["run"], o["kind"]) != (STUDY, "end")]
+            self.buffer.restore(saved)
+            self.buffer.flush(self.close_timeout)
+        elif pending.is_file():
+            log.warning("tracking: %s holds updates for the runs in %s, not %s; they are dropped",
+                        pending, (link or {}).get("tracking_uri"), self.tracking_uri)
+        self.buffer.put(Op("tags", STUDY, {"tags": {**self._tags, "hpo.role": "study"}}))
+        for artifact, path in provenance.study_files(space.experiment, space.source,
+                                                     self._study_dir):
+            self._put_text(STUDY, path, artifact)
+        records = load_trials(self._study_dir)
+        for record in records:
+            self._count(record)
+        if resumed:
+            self._reconcile(records)
+            self.buffer.flush(self.close_timeout)
+        pending.unlink(missing_ok=True)
+        log.info("MLflow: study %s is run %s in %s%s", study.name, self.parent_run_id,
+                 self.tracking_uri, _ui_hint(self.tracking_uri))
+        if self.system_metrics:
+            from hpo.tracking.mlflow_system_metrics import SystemMetricsSampler
+
+            self._sampler = SystemMetricsSampler(self._emit_system, self.system_metrics_interval,
+                                                 tracking_uri=self.tracking_uri)
+
+    def start_trial(self, number: int, params: Mapping[str, Any]) -> None:
+        run = str(number)
+        self._put_create(run, {"hpo.state": "running"}, _now_ms(), params)
+        self._evals[run] = {}
+        if self._sampler is not None:
+            self._sampler.add(run)
+
+    def log_metrics(self, number: int, step: int, metrics: Mapping[str, float]) -> None:
+        run, now, step = str(number), _now_ms(), int(step)
+        evals = self._evals.setdefault(run, {})
+        rows: list[Row] = []
+        for key, value in metrics.items():
+            known = self._keys.get(key) or self._learn(key)
+            if type(value) is not float:  # noqa: E721 (the common case first: a plain float)
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    continue
+                value = float(value)
+            rows.append((known[0], value, now, step))
+            if known[1] and math.isfinite(value):
+                best = evals.get(key, (value, value))[0]
+                evals[key] = (value if self._better(key, value, best) else best, value)
+        self.buffer.put_metrics(run, rows)
+
+    def end_trial(self, record: TrialRecord) -> None:
+        run = str(record.number)
+        if run not in self._evals:  # it never started here: give it its run now
+            self.start_trial(record.number, record.params)
+        if self._sampler is not None:
+            self._sampler.remove(run)
+        self._put_end(run, record, self._evals.pop(run, {}))
+        self._count(record)
+        objective, step, now = self._space.objective, record.number, _now_ms()
+        rows: list[Row] = [(f"n_{state}", float(n), now, step) for state, n in self._counts.items()]
+        if record.state == "complete" and record.value is not None:
+            rows.append((self._key(f"trial_{objective.metric}"), record.value, now, step))
+        if self._best is not None:
+            rows.append((self._key(f"best_{objective.metric}"), self._best, now, step))
+        self.buffer.put_metrics(STUDY, rows)
+
+    def end_study(self, result: StudyResult) -> None:
+        if self._sampler is not None:
+            self._sampler.stop()
+        best, now = result.best, _now_ms()
+        tags = {"hpo.stop_reason": result.stop_reason}
+        if best is not None:
+            tags["hpo.best_trial"] = str(best.number)
+            tags.update({clean_key(f"hpo.best.{k}"): as_text(v) for k, v in best.params.items()})
+        self.buffer.put(Op("tags", STUDY, {"tags": tags}))
+        step = max((t.number for t in result.trials), default=0)
+        rows: list[Row] = [(f"n_{s}", float(result.count(s)), now, step) for s in self._counts]
+        rows.append(("wall_seconds", float(result.wall_seconds), now, step))
+        for objective, value in zip(result.objectives, best.values if best else (), strict=False):
+            rows.append((self._key(f"best_{objective.metric}"), float(value), now, step))
+        self.buffer.put_metrics(STUDY, rows)
+        for name in ("summary.json", "best_params.yaml"):
+            self._put_text(STUDY, result.dir / name, name)
+        status = {"interrupted": "KILLED", "failures": "FAILED"}.get(result.stop_reason, "FINISHED")
+        self.buffer.put(Op("end", STUDY, {"status": status, "end_time": now}))
+        # after Ctrl-C, a store that does not answer keeps the user waiting 10 s at most
+        self.close(min(self.close_timeout, 10.0) if status == "KILLED" else self.close_timeout)
+
+    # ------------------------------------------------------------------ beyond the protocol
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Send everything logged so far; False when `timeout` seconds passed first."""
+        return self.buffer.flush(timeout) if self.buffer is not None else True
+
+    def close(self, timeout: float | None = None) -> None:
+        """Send what is left (for up to `timeout`, else close_timeout); keep the rest on disk."""
+        if self._sampler is not None:
+            self._sampler.stop()
+        if self.buffer is None:
+            return
+        buffer, self.buffer = self.buffer, None
+        timeout = self.close_timeout if timeout is None else timeout
+        interrupted = False
+        try:
+            done = buffer.close(timeout)
+        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting, keep what is unsent
+            done, interrupted = False, True
+        if not done:
+            pending = buffer.pending()
+            _write_json(self._study_dir / PENDING_FILE, pending)
+            n = sum(len(rows) for rows in pending["metrics"].values())
+            log.warning("tracking: %d run updates and %d metrics did not reach %s in %g s; they "
+                        "are kept in %s and sent when the study resumes (--resume)",
+                        len(pending["ops"]), n, self.tracking_uri, timeout,
+                        self._study_dir / PENDING_FILE)
+        self._write_link()
+        if interrupted:
+            raise KeyboardInterrupt
+
+    def reconcile(self, study_dir: str | Path) -> None:
+        """End the runs a study left RUNNING when no process runs it any more (after a kill -9).
+
+        Children end as their trial.json records say (hpo.tracking.reconcile), and the parent
+        ends KILLED. start_study does the same, minus the parent, when a study resumes.
+        """
+        from hpo.study import load_trials
+
+        self.connect()
+        self._study_dir = Path(study_dir)
+        link = _read_json(self._study_dir / LINK_FILE)
+        if not self._reopen_parent(link, reopen=False):
+            raise UserInputError(f"{self._study_dir}: no MLflow run of this study in "
+                                 f"{self.tracking_uri} ({LINK_FILE} missing, or its run deleted)")
+        self.run_ids = {**link.get("trial_runs", {}), STUDY: self.parent_run_id}
+        self._open_buffer()
+        self._reconcile(load_trials(self._study_dir))
+        if self.client.get_run(self.parent_run_id).info.status == "RUNNING":
+            self.buffer.put(Op("end", STUDY, {"status": "KILLED", "end_time": _now_ms()}))
+        self.close()
+
+    # ------------------------------------------------------------------ runs
+
+    def _reopen_parent(self, link: Mapping[str, Any] | None, reopen: bool = True) -> bool:
+        """Whether mlflow.json names a live parent run in this store; reopened if it ended."""
+        if not link or link.get("tracking_uri") != self.tracking_uri:
+            return False
+        run = mlflow_store.live_run(self.client, link["parent_run_id"])
+        if run is None:
+            return False
+        if reopen and run.info.status != "RUNNING":
+            self.client.update_run(run.info.run_id, status="RUNNING")
+        self.parent_run_id, self.experiment_id = run.info.run_id, run.info.experiment_id
+        return True
+
+    def _create_parent(self, space: SearchSpace, study: StudySpec, driver: str) -> None:
+        tags = {**self._tags, "hpo.role": "study", "hpo.study_dir": str(self._study_dir.resolve())}
+        run = self.client.create_run(self.experiment_id, run_name=study.name, tags=tags)
+        self.parent_run_id = run.info.run_id
+        settings = {"study": study.name, "driver": driver, "parallel": study.parallel,
+                    "storage": study.storage, "space": space.to_dict()}
+        MlflowSender(self.client, self.experiment_id, self.parent_run_id).log_params(
+            self.parent_run_id, param_values(flatten(settings)))
+
+    def _open_buffer(self) -> None:
+        sender = MlflowSender(self.client, self.experiment_id, self.parent_run_id)
+        self.buffer = SendBuffer(sender, self.run_ids, flush_interval=self.flush_interval,
+                                 max_metrics=self.max_buffered_metrics, on_sent=self._sent)
+
+    def _reconcile(self, records: list[TrialRecord]) -> None:
+        children = mlflow_store.child_runs(self.client, self.experiment_id, self.parent_run_id)
+        self.run_ids.update({k: run.info.run_id for k, run in children.items() if k.isdigit()})
+        statuses = {key: run.info.status for key, run in children.items()}
+        to_end, to_make = reconcile.plan(statuses, records, self.run_ids)
+        for record in to_make:
+            self._put_create(str(record.number), {"hpo.backfilled": "true"},
+                             int(record.started * 1000) or _now_ms(), record.params)
+        for record in (*to_end, *to_make):
+            self._put_end(str(record.number), record, {})
+
+    def _put_create(self, run: str, tags: Mapping[str, str], start_ms: int,
+                    params: Mapping[str, Any]) -> None:
+        tags = {**self._tags, "mlflow.parentRunId": self.parent_run_id, "hpo.trial": run, **tags}
+        self.buffer.put(Op("create", run, {"name": f"trial {run}", "tags": tags,
+                                           "start_time": start_ms}))
+        self.buffer.put(Op("params", run, {"params": param_values(params)}))
+
+    def _put_end(self, run: str, record: TrialRecord, evals: Mapping[str, tuple]) -> None:
+        from hpo.study import INTERRUPTED
+
+        tags = {"hpo.state": record.state}
+        if record.reason:
+            tags["hpo.reason"] = as_text(record.reason)
+        self.buffer.put(Op("tags", run, {"tags": tags}))
+        config = self._config_params(record)
+        if config:
+            self.buffer.put(Op("params", run, {"params": config}))
+        summary = {"duration_s": record.duration, "steps": record.steps}
+        for key, (best, last) in evals.items():
+            summary.update({f"best_{key}": best, f"final_{key}": last})
+        if record.state == "complete" and self._space is not None:  # the trial's own values
+            for objective, value in zip(self._space.objectives, record.values or (), strict=False):
+                summary[f"best_{objective.metric}"] = value
+        now = _now_ms()
+        self.buffer.put_metrics(run, [(self._key(k), float(v), now, record.steps)
+                                      for k, v in summary.items()])
+        status = "KILLED" if record.reason == INTERRUPTED else RUN_STATUS.get(record.state, "FAILED")
+        end = int((record.started + record.duration) * 1000) if record.started else now
+        self.buffer.put(Op("end", run, {"status": status, "end_time": end}))
+
+    def _config_params(self, record: TrialRecord) -> dict[str, str]:
+        """The trial's resolved config.yaml (written by the runner), flattened, minus the params."""
+        from hpo.study import trial_dir
+
+        path = trial_dir(self._study_dir, record.number) / "config.yaml"
+        try:
+            raw = yaml.safe_load(path.read_text()) if path.is_file() else None
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return {}
+        if not isinstance(raw, dict):
+            return {}
+        return param_values({k: v for k, v in flatten(raw).items() if k not in record.params})
+
+    # ------------------------------------------------------------------ small things
+
+    def _count(self, record: TrialRecord) -> None:
+        if record.state in self._counts:
+            self._counts[record.state] += 1
+        value, objective = record.value, self._space.objective
+        if record.state == "complete" and value is not None and math.isfinite(value):
+            if self._best is None or objective.is_better(value, self._best):
+                self._best = value
+
+    def _put_text(self, run: str, path: Path, artifact: str) -> None:
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError):
+            return
+        self.buffer.put(Op("text", run, {"text": text, "artifact_file": artifact}))
+
+    def _emit_system(self, run: str, metrics: Mapping[str, float], step: int) -> None:
+        buffer, now = self.buffer, _now_ms()
+        if buffer is not None:
+            buffer.put_metrics(run, [(self._key(k), v, now, step) for k, v in metrics.items()])
+
+    def _sent(self, op: Op) -> None:
+        if op.kind == "create":
+            self._write_link()
+
+    def _write_link(self) -> None:
+        if self._study_dir is None or self.parent_run_id is None:
+            return
+        _write_json(self._study_dir / LINK_FILE, {
+            "tracking_uri": self.tracking_uri, "experiment_id": self.experiment_id,
+            "parent_run_id": self.parent_run_id,
+            "trial_runs": {k: v for k, v in dict(self.run_ids).items() if k != STUDY},
+        })
+
+    def _better(self, key: str, value: float, than: float) -> bool:
+        for objective in self._space.objectives if self._space else ():
+            if objective.metric == key:
+                return objective.is_better(value, than)
+        lower = any(word in key for word in ("loss", "perplexity", "error"))
+        return value < than if lower else value > than
+
+    def _key(self, key: str) -> str:
+        return (self._keys.get(key) or self._learn(key))[0]
+
+    def _learn(self, key: str) -> tuple[str, bool]:
+        """A metric's MLflow name, and whether it is a validation metric (val_*, an objective)."""
+        objectives = self._space.objectives if self._space else ()
+        evaluated = key.startswith("val_") or any(o.metric == key for o in objectives)
+        known = self._keys[key] = (clean_key(key), evaluated)
+        return known
+
+def _ui_hint(uri: str) -> str:
+    if uri.startswith(("http://", "https://")):
+        return ""
+    if uri == f"sqlite:///{Path('mlflow.db').resolve()}":
+        return "; see it with: mlflow ui"
+    return f"; see it with: mlflow ui --backend-store-uri {uri}"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+_write_lock = threading.Lock()  # the sending thread and the driver's both write mlflow.json
+
+
+def _write_json(path: Path, data: Any) -> None:
+    from hpo.study import atomic_write_text
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _write_lock:  # json.dumps writes NaN, which pending metrics may hold
+        atomic_write_text(path, json.dumps(data, indent=2) + "\n")
