@@ -158,8 +158,9 @@ def run_trial(
                 loss_sum += loss.detach()
             # clip after unscaling so max_grad_norm means the true gradient norm
             scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm or math.inf).item()
-            loss_value = loss_sum.item()
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm or math.inf)
+            # one host sync for both numbers the guard and the log need
+            loss_value, grad_norm = torch.stack([loss_sum, grad_norm.float()]).tolist()
             events = monitor.observe(loss_value, grad_norm)
             if math.isfinite(loss_value) and (math.isfinite(grad_norm) or scaler.is_enabled()):
                 scaler.step(optimizer)  # GradScaler skips the step itself on fp16 overflow

@@ -28,7 +28,7 @@ def decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 def build_optimizer(
     model: nn.Module, cfg: TrainConfig, device: torch.device
 ) -> torch.optim.Optimizer:
-    """AdamW with decoupled weight decay (fused on CUDA), or SGD with momentum."""
+    """AdamW with decoupled weight decay (the fused kernel, on CPU and CUDA), or SGD with momentum."""
     groups = decay_groups(model, cfg.weight_decay)
     if cfg.optim == "sgd":
         return torch.optim.SGD(groups, lr=cfg.learning_rate, momentum=cfg.sgd_momentum)
@@ -37,5 +37,6 @@ def build_optimizer(
         lr=cfg.learning_rate,
         betas=(cfg.adam_beta1, cfg.adam_beta2),
         eps=cfg.adam_epsilon,
-        fused=device.type == "cuda",
+        # one fused kernel instead of a per-parameter loop: ~3x faster step() (BENCHMARKS.md)
+        fused=device.type in ("cpu", "cuda"),
     )
