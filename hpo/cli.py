@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.set_defaults(command=cmd_search)
 
+    from hpo.worker import add_worker_command
+
+    add_worker_command(commands)
+
     best = commands.add_parser("best", help="print a study's best trial")
     best.add_argument("study", help="study name (under --runs) or folder")
     best.add_argument("--runs", default="runs")

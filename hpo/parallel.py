@@ -10,7 +10,10 @@ decides on pruning, so trackers and the driver's library live in one process onl
 
 Budget: budget.trials counts complete + pruned trials, earlier runs included (as Optuna's
 MaxTrialsCallback does); failed trials do not count, but a run stops after as many failures as
-budget.trials. budget.timeout stops starting trials; running ones finish.
+budget.trials. budget.timeout stops starting trials; running ones finish. A suggester whose
+study is shared with other workers may answer ASK_LATER: trials running elsewhere may fill the
+budget, or fail and need replacing; the loop asks again when one of its trials ends, or after
+WAIT_SECONDS when it runs none.
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ from hpo.study import (
 from runner.errors import UserInputError
 
 Outcome = tuple[str, Any, str | None, str | None]  # state, plain result, reason, traceback
+ASK_LATER = "ask later"  # what Suggester.ask() returns when it may start no trial yet
+WAIT_SECONDS = 1.0
 
 
 def run_study(
@@ -86,8 +91,9 @@ def run_study(
     try:
         stop_reason = _TrialLoop(space, study, objective, suggester, trackers).run()
     except KeyboardInterrupt:
-        trackers.end_study(finish_study(study, space, driver, time.monotonic() - started,
-                                        "interrupted"))
+        trackers.end_study(
+            finish_study(study, space, driver, time.monotonic() - started, "interrupted")
+        )
         raise
     result = finish_study(study, space, driver, time.monotonic() - started, stop_reason)
     trackers.end_study(result)
@@ -108,14 +114,25 @@ def run_objective(objective: ObjectiveFunction, params: dict[str, Any], reporter
     if isinstance(result, numbers.Real) and not isinstance(result, bool):
         return "complete", float(result), None, None
     kind = type(result).__name__
-    return "failed", None, f"the objective returned {kind}; return a number or {{metric: value}}", None
+    return (
+        "failed",
+        None,
+        f"the objective returned {kind}; return a number or {{metric: value}}",
+        None,
+    )
 
 
 class _TrialRun:
     """One running trial as the driver's process sees it; it is also the in-process reporter."""
 
-    def __init__(self, suggestion: Suggestion, study_dir: Path, metric: str,
-                 suggester: Suggester, tracker: Tracker) -> None:
+    def __init__(
+        self,
+        suggestion: Suggestion,
+        study_dir: Path,
+        metric: str,
+        suggester: Suggester,
+        tracker: Tracker,
+    ) -> None:
         self.suggestion, self.metric = suggestion, metric
         self.suggester, self.tracker = suggester, tracker
         self.number, self.params = suggestion.number, suggestion.params
@@ -152,7 +169,9 @@ class _TrialRun:
         return record
 
 
-def _objective_values(result: Any, objectives: Sequence[Objective]) -> tuple[list | None, str | None]:
+def _objective_values(
+    result: Any, objectives: Sequence[Objective]
+) -> tuple[list | None, str | None]:
     if not isinstance(result, dict):
         if len(objectives) > 1:
             return None, "several objectives: return {metric: value} for each of them"
@@ -168,8 +187,14 @@ def _objective_values(result: Any, objectives: Sequence[Objective]) -> tuple[lis
 
 
 class _TrialLoop:
-    def __init__(self, space: SearchSpace, study: StudySpec, objective: ObjectiveFunction,
-                 suggester: Suggester, tracker: Tracker) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        study: StudySpec,
+        objective: ObjectiveFunction,
+        suggester: Suggester,
+        tracker: Tracker,
+    ) -> None:
         self.space, self.study, self.objective = space, study, objective
         self.suggester, self.tracker = suggester, tracker
         self.started = time.monotonic()
@@ -182,10 +207,14 @@ class _TrialLoop:
         try:
             while True:
                 stop = "exhausted" if exhausted else self._why_stop()
+                later = False
                 while stop is None and len(self.running) < self.study.parallel:
                     suggestion = self.suggester.ask()
                     if suggestion is None:
                         exhausted, stop = True, "exhausted"
+                        break
+                    if suggestion is ASK_LATER:
+                        later = True
                         break
                     run = self._start(suggestion)
                     if pool is None:
@@ -194,6 +223,9 @@ class _TrialLoop:
                         pool.dispatch(run)
                     stop = self._why_stop()
                 if not self.running:
+                    if later:
+                        time.sleep(WAIT_SECONDS)
+                        continue
                     return stop or "budget"
                 for run, outcome in pool.wait():
                     self._end(run, outcome)
@@ -219,8 +251,9 @@ class _TrialLoop:
         return None
 
     def _start(self, suggestion: Suggestion) -> _TrialRun:
-        run = _TrialRun(suggestion, self.study.dir, self.space.objective.metric,
-                        self.suggester, self.tracker)
+        run = _TrialRun(
+            suggestion, self.study.dir, self.space.objective.metric, self.suggester, self.tracker
+        )
         write_trial(self.study.dir, run.record)
         self.running[run.number] = run
         self.tracker.start_trial(run.number, run.params)
@@ -254,8 +287,9 @@ def _check_picklable(objective: ObjectiveFunction) -> None:
 class _Worker:
     def __init__(self, context: Any, objective: ObjectiveFunction, threads: int) -> None:
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child, objective, threads),
-                                       name="hpo-trial-worker")
+        self.process = context.Process(
+            target=_worker_main, args=(child, objective, threads), name="hpo-trial-worker"
+        )
         self.process.start()
         child.close()  # so that this end sees EOF when the worker dies
         self.run: _TrialRun | None = None
@@ -274,7 +308,11 @@ class _WorkerPool:
 
     def dispatch(self, run: _TrialRun) -> None:
         while True:
-            worker = self.idle.pop() if self.idle else _Worker(self.context, self.objective, self.threads)
+            worker = (
+                self.idle.pop()
+                if self.idle
+                else _Worker(self.context, self.objective, self.threads)
+            )
             try:
                 worker.conn.send((run.number, str(run.dir), run.params))
                 break
@@ -378,7 +416,9 @@ def _worker_main(conn: Any, objective: ObjectiveFunction, threads: int) -> None:
             return
         number, trial_dir, params = task
         _redirect_output(Path(trial_dir) / "output.log")
-        outcome = run_objective(objective, params, _RelayReporter(conn, number, Path(trial_dir), params))
+        outcome = run_objective(
+            objective, params, _RelayReporter(conn, number, Path(trial_dir), params)
+        )
         try:
             conn.send(("done", outcome))
         except OSError:

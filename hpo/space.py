@@ -223,13 +223,24 @@ class SearchSpace:
         }
 
     def with_budget(
-        self, trials: int | None = None, timeout: float | None = None, max_steps: int | None = None
+        self,
+        trials: int | None = None,
+        timeout: float | str | None = None,
+        max_steps: int | None = None,
     ) -> SearchSpace:
         """A copy with the given budget fields replaced (None keeps the space's value)."""
+        if isinstance(timeout, str):  # --timeout 90, 45s, 30m, 2h
+
+            def fail(key: str, problem: str) -> SpaceError:
+                return SpaceError(f"--timeout: {problem}")
+
+            timeout = _duration(timeout, fail)
         changes = {"trials": trials, "timeout": timeout, "max_steps": max_steps}
         for key, value in changes.items():
             if value is not None and not (_is_number(value) and value > 0):
-                raise SpaceError(f"--{key.replace('_', '-')}: must be a positive number, got {value}")
+                raise SpaceError(
+                    f"--{key.replace('_', '-')}: must be a positive number, got {value}"
+                )
         kept = {k: v for k, v in changes.items() if v is not None}
         return dataclasses.replace(self, budget=dataclasses.replace(self.budget, **kept))
 
@@ -243,7 +254,9 @@ class SearchSpace:
         params: dict[str, Any] = {}
         for p in self.params:
             d = p.distribution
-            fields = {k: v for k, v in dataclasses.asdict(d).items() if v not in (None, False)}
+            fields = {
+                k: v for k, v in dataclasses.asdict(d).items() if v is not None and v is not False
+            }  # keeps 0
             spec = {"type": type(d).__name__.lower(), **fields}
             if isinstance(d, Categorical):
                 spec["choices"] = list(d.choices)
@@ -340,7 +353,9 @@ def load_enqueue(path: str | Path, space: SearchSpace) -> tuple[dict[str, Any], 
     for i, item in enumerate(raw):
         for key, value in item.items():
             if key not in searched:
-                raise SpaceError(f"{path}: item {i}: '{key}' is not a searched param of {space.source}")
+                raise SpaceError(
+                    f"{path}: item {i}: '{key}' is not a searched param of {space.source}"
+                )
             if isinstance(value, str) and isinstance(searched[key], Float | Int):
                 value = item[key] = _number_or_none(value)
             if isinstance(searched[key], Float) and isinstance(value, int) and value is not True:
@@ -393,7 +408,9 @@ def _parse_params(raw: dict, fail: Fail, source: str, check: KeyCheck | None) ->
         for other, allowed in when.items():
             key = f"params.{name}.when"
             if other not in parsed:
-                raise fail(key, f"condition on unknown param '{other}'{_did_you_mean(other, parsed)}")
+                raise fail(
+                    key, f"condition on unknown param '{other}'{_did_you_mean(other, parsed)}"
+                )
             parent = parsed[other][0]
             if not isinstance(parent, Categorical):
                 raise fail(key, f"condition on '{other}', which is not categorical")
@@ -418,7 +435,9 @@ def _parse_distribution(spec: Any, key: str, fail: Fail) -> tuple[Distribution, 
         raise fail(f"{key}.type", f"expected float, int, categorical or fixed, got {kind!r}")
     for name in spec:
         if name not in _SPEC_KEYS[kind]:
-            raise fail(f"{key}.{name}", f"unknown field for {kind}{_did_you_mean(name, _SPEC_KEYS[kind])}")
+            raise fail(
+                f"{key}.{name}", f"unknown field for {kind}{_did_you_mean(name, _SPEC_KEYS[kind])}"
+            )
     when = spec.get("when") or {}
     if not isinstance(when, dict):
         raise fail(f"{key}.when", "expected a mapping {param: value or [values]}")
@@ -433,7 +452,10 @@ def _parse_distribution(spec: Any, key: str, fail: Fail) -> tuple[Distribution, 
         if len({(type(c), c) for c in choices}) != len(choices):
             raise fail(f"{key}.choices", "choices must be unique")
         return Categorical(tuple(choices)), when
-    low, high = _number(spec.get("low"), f"{key}.low", fail), _number(spec.get("high"), f"{key}.high", fail)
+    low, high = (
+        _number(spec.get("low"), f"{key}.low", fail),
+        _number(spec.get("high"), f"{key}.high", fail),
+    )
     log = spec.get("log", False)
     if not isinstance(log, bool):
         raise fail(f"{key}.log", f"expected true or false, got {log!r}")
@@ -479,7 +501,9 @@ def _parse_objectives(raw: Any, fail: Fail) -> tuple[Objective, ...]:
     for item in items:
         spec = {"metric": item} if isinstance(item, str) else item
         if not isinstance(spec, dict) or not isinstance(spec.get("metric"), str):
-            raise fail("objective", "expected {metric: NAME, direction: minimize|maximize} or a list")
+            raise fail(
+                "objective", "expected {metric: NAME, direction: minimize|maximize} or a list"
+            )
         for name in spec:
             if name not in ("metric", "direction"):
                 raise fail(f"objective.{name}", "unknown field; use metric and direction")
@@ -499,13 +523,18 @@ def _parse_budget(raw: Any, fail: Fail, options: Mapping[str, Any]) -> Budget:
         raise fail("budget", "expected {trials: N, timeout: SECONDS, max_steps: N}")
     for name in raw:
         if name not in ("trials", "timeout", "max_steps"):
-            raise fail(f"budget.{name}", f"unknown field{_did_you_mean(name, ('trials', 'timeout', 'max_steps'))}")
+            raise fail(
+                f"budget.{name}",
+                f"unknown field{_did_you_mean(name, ('trials', 'timeout', 'max_steps'))}",
+            )
     values: dict[str, Any] = {"trials": raw.get("trials", Budget.trials)}
     values["timeout"] = _duration(raw.get("timeout"), fail)
     values["max_steps"] = raw.get("max_steps")
     for name in ("trials", "max_steps"):
         value = values[name]
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value <= 0
+        ):
             raise fail(f"budget.{name}", f"expected a positive whole number or null, got {value!r}")
     if values["trials"] is None and values["timeout"] is None and options.get("sampler") != "grid":
         raise fail("budget", "set trials or timeout (or both) so the study ends")

@@ -97,8 +97,9 @@ class StudySpec:
     isolate: bool | None = None  # trials in worker processes; None: only when parallel > 1
 
     @classmethod
-    def for_space(cls, space: SearchSpace, name: str | None = None, runs: str | Path = "runs",
-                  **fields: Any) -> StudySpec:
+    def for_space(
+        cls, space: SearchSpace, name: str | None = None, runs: str | Path = "runs", **fields: Any
+    ) -> StudySpec:
         """A spec named after the space file (or `name`) under the `runs` folder."""
         from runner.errors import UserInputError
 
@@ -212,8 +213,12 @@ class Suggester(Protocol):
         """Trials complete or pruned so far, including those of earlier runs of the study."""
         ...
 
-    def ask(self) -> Suggestion | None:
-        """Params for the next trial (fixed and active params only), or None when exhausted."""
+    def ask(self) -> Suggestion | str | None:
+        """Params for the next trial (fixed and active params only), or None when exhausted.
+
+        A study shared with other workers may answer hpo.parallel.ASK_LATER: no trial may
+        start yet (others' running trials may still fill the budget or fail).
+        """
         ...
 
     def report(self, suggestion: Suggestion, step: int, value: float) -> None:
@@ -270,15 +275,22 @@ def resolve_options(
             raise fail(f"driver.{key}", f"expected a mapping of {key} option: value")
         for name, option_value in value.items():
             if tables[key] is not None:
-                checked = _checked(key, tables[key], name, option_value, f"driver.{key}.{name}",
-                                   fail)
+                checked = _checked(
+                    key, tables[key], name, option_value, f"driver.{key}.{name}", fail
+                )
                 if key == driver:
                     own[name] = checked
     return {**resolved, **own}  # the driver's own section wins over flat keys
 
 
-def _checked(driver: str, options: Mapping[str, Option], key: str, value: Any, where: str,
-             fail: Callable[[str, str], SpaceError]) -> Any:
+def _checked(
+    driver: str,
+    options: Mapping[str, Option],
+    key: str,
+    value: Any,
+    where: str,
+    fail: Callable[[str, str], SpaceError],
+) -> Any:
     if key not in options:
         accepted = ", ".join(options)
         raise fail(where, f"unknown option for driver {driver}; accepted: {accepted}")
@@ -306,7 +318,20 @@ def _checked(driver: str, options: Mapping[str, Option], key: str, value: Any, w
 
 
 __all__ = [
-    "FINISHED_STATES", "SEED", "Driver", "MultiTracker", "NullTracker", "ObjectiveFunction", "Option",
-    "StudySpec", "Suggester", "Suggestion", "Tracker", "TrialPruned", "TrialRecord",
-    "TrialReporter", "TrialState", "resolve_options",
+    "FINISHED_STATES",
+    "SEED",
+    "Driver",
+    "MultiTracker",
+    "NullTracker",
+    "ObjectiveFunction",
+    "Option",
+    "StudySpec",
+    "Suggester",
+    "Suggestion",
+    "Tracker",
+    "TrialPruned",
+    "TrialRecord",
+    "TrialReporter",
+    "TrialState",
+    "resolve_options",
 ]
