@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from postgres import postgres_url  # noqa: F401 (a fixture for the PostgreSQL tests)
 
 from hpo.drivers import get_driver
 from hpo.drivers.base import StudySpec

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-from postgres import postgres_url  # noqa: F401 (a fixture)
 
 from hpo.drivers import get_driver
 from hpo.drivers.base import StudySpec
@@ -94,7 +93,7 @@ def worker_args(url: str, study: str, runs: Path) -> list[str]:
 @pytest.mark.service
 def test_three_workers_one_killed_run_the_budget_once_and_retry_the_dead_trial_once(
     tmp_path, postgres_url
-):  # noqa: F811
+):
     space_file = tmp_path / "bowl.yaml"
     space_file.write_text(SPACE)
     search = start(

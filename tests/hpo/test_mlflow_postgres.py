@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from mlflow_server import MlflowServer
-from postgres import postgres_url  # noqa: F401 (a fixture)
 
 from hpo.drivers import get_driver
 from hpo.drivers.base import StudySpec
@@ -23,7 +22,7 @@ def two_step_bowl(params, reporter):
 
 def test_a_search_tracked_by_a_server_on_postgresql_logs_its_study_and_every_trial(
     tmp_path, postgres_url
-):  # noqa: F811
+):
     from mlflow.tracking import MlflowClient
 
     server = MlflowServer(tmp_path / "mlflow")
