@@ -132,6 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--runs", default="runs")
     status.set_defaults(command=cmd_status)
 
+    export = commands.add_parser("export", help="export a study's best model (ONNX)")
+    export.add_argument("study", help="study name (under --runs) or folder")
+    export.add_argument("--runs", default="runs")
+    export.add_argument("--onnx", action="store_true", help="write ONNX, checked against PyTorch")
+    export.add_argument("--out", help="where to write it (default: runs/STUDY/best/model.onnx)")
+    export.add_argument("--atol", type=float, default=1e-4, help="tolerance of the output check")
+    export.add_argument(
+        "--no-track", action="store_true", help="do not log it to the study's MLflow run"
+    )
+    export.set_defaults(command=cmd_export)
+
     prepare = commands.add_parser("prepare", help="clean, split and tokenize an experiment's data")
     prepare.add_argument(
         "--config", default=DEFAULT_EXPERIMENT, help="experiment YAML (default: %(default)s)"
@@ -239,6 +250,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         tracker = MlflowTracker(args.tracking_uri, system_metrics=not args.no_system_metrics)
         tracker.connect()  # an unreachable server stops here, before the study folder exists
     result = get_driver(args.driver).run(space, study, objective, tracker)
+    if tracker is not None and result.stop_reason != "interrupted":
+        publish_study(tracker, result.dir)
     if result.count("complete") == 0 and result.count("pruned") == 0:
         reason = result.first_failure or "no trial ran"
         print(f"hpo: every trial failed; the first: {reason}", file=sys.stderr)
@@ -249,6 +262,34 @@ def cmd_search(args: argparse.Namespace) -> int:
         for key, value in best.params.items():
             print(f"  {key} = {value}")
     print(f"study folder: {study.dir}")
+    return 0
+
+
+def publish_study(tracker, study_dir) -> None:
+    """Plots and the best model (registered) on the study's MLflow run; a warning if that fails."""
+    from hpo.tracking.artifacts import log_study_artifacts
+    from hpo.tracking.model_registry import log_best_model
+
+    try:
+        log_study_artifacts(tracker.client, tracker.parent_run_id, study_dir)
+        if (study_dir / "best" / "best.pt").is_file():  # plain-function objectives have none
+            version = log_best_model(tracker.client, tracker.parent_run_id, study_dir)
+            print(f"registered model {version.name} version {version.version}")
+    except Exception as err:  # the study is done and on disk; publishing is best effort
+        print(f"hpo: warning: study artifacts not logged to MLflow ({err})", file=sys.stderr)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from hpo.export_onnx import export_study_onnx
+    from runner.errors import UserInputError
+
+    if not args.onnx:
+        raise UserInputError("hpo export: say which format, e.g. --onnx")
+    report = export_study_onnx(_study_dir(args), args.out, atol=args.atol, log=not args.no_track)
+    print(f"onnx        {report['path']}")
+    print(f"max |diff|  {report['max_abs_diff']:.3g} against PyTorch (atol {args.atol:g})")
+    if report.get("logged_to"):
+        print(f"logged to   {report['logged_to']}")
     return 0
 
 

@@ -221,3 +221,59 @@ def test_median_pruner_stops_real_trials_with_worse_learning_curves(tmp_path):
     for n in (2, 3):
         result = json.loads((tmp_path / "pr" / "trials" / str(n) / "result.json").read_text())
         assert result["status"] == "pruned" and result["steps"] < 12
+
+
+@pytest.mark.service
+def test_a_search_against_a_real_mlflow_server_tracks_and_registers_the_winner(tmp_path):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+    from mlflow_server import shared_server
+
+    server = shared_server()
+    assert (
+        main(
+            [
+                "search",
+                "--space",
+                SPACE,
+                "--runs",
+                str(tmp_path),
+                "--quiet",
+                "--study",
+                "tracked",
+                "--trials",
+                "2",
+                "--max-steps",
+                "4",
+                "--tracking-uri",
+                server.uri,
+                "--no-system-metrics",
+                *SMALL,
+            ]
+        )
+        == 0
+    )
+    client = MlflowClient(server.uri)
+    experiment = client.get_experiment_by_name("lm_tiny")
+    runs = client.search_runs([experiment.experiment_id], "tags.`hpo.study` = 'tracked'")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(parents) == 1 and len(children) == 2
+    assert all(r.info.status == "FINISHED" for r in runs)
+    for child in children:
+        assert "train.learning_rate" in child.data.params
+        val = client.get_metric_history(child.info.run_id, "val_loss")
+        assert [m.step for m in val] == [4]
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "loss")] == [4]
+    artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    assert {"summary.json", "study.yaml"} <= artifacts
+    versions = client.search_model_versions("name = 'lm_tiny'")
+    newest = max(versions, key=lambda v: int(v.version))
+    assert newest.tags["hpo.study"] == "tracked"
+    mlflow.set_tracking_uri(server.uri)
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/lm_tiny/{newest.version}")
+        prediction = model.predict(["def main("])
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert len(prediction) == 1 and "next_token" in prediction.columns

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,11 +26,45 @@ BUDGETS = {
     "ray": (30, 0.25),
 }
 # Ray starts a local cluster: a service, deselected with -m "not service".
-DRIVERS = [pytest.param(d, marks=pytest.mark.service) if d == "ray" else d
-           for d in available_drivers()]
+DRIVERS = [
+    pytest.param(d, marks=pytest.mark.service) if d == "ray" else d for d in available_drivers()
+]
 
-SUMMARY_KEYS = {"study", "driver", "objective", "best_value", "best_params", "best_trial",
-                "n_trials", "total_steps", "wall_seconds"}
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """One local Ray cluster for the module: the driver uses a running one and leaves it up."""
+    import ray
+
+    paths = os.pathsep.join(p for p in sys.path if p)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": paths}},
+    )
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def ray_for_the_ray_driver(request):
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and callspec.params.get("driver") == "ray":
+        request.getfixturevalue("ray_cluster")
+
+
+SUMMARY_KEYS = {
+    "study",
+    "driver",
+    "objective",
+    "best_value",
+    "best_params",
+    "best_trial",
+    "n_trials",
+    "total_steps",
+    "wall_seconds",
+}
 TRIAL_KEYS = {"number", "params", "state", "value", "reason", "duration", "steps"}
 
 
