@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="continue from OUTPUT/checkpoints/last.pt"
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="train on N processes (one per GPU) with DDP under torchrun; sets train.nproc=N",
+    )
     train.add_argument("--help-config", action="store_true", help="list every config key and exit")
     train.set_defaults(command=cmd_train)
 
@@ -79,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--max-steps", type=int, help="training steps per trial")
     search.add_argument(
         "--parallel", type=int, default=1, help="trials at once, each in its own process"
+    )
+    search.add_argument(
+        "--gpus-per-trial",
+        type=int,
+        metavar="G",
+        help="GPUs each of the --parallel trials has to itself (CUDA_VISIBLE_DEVICES); default: "
+        "the experiment's train.nproc when there are enough GPUs, else 0 (the trials share them)",
     )
     search.add_argument("--seed", type=int, help="seed of the search (default: the space's)")
     search.add_argument(
@@ -178,16 +191,30 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(describe_config())
         return 0
     overrides = list(args.override) + ([f"output_dir={args.output}"] if args.output else [])
+    if args.nproc is not None:
+        overrides.append(f"train.nproc={args.nproc}")
     config = load_config(args.config, overrides)
+
+    from hpo import launch
+
+    if config.train.nproc > 1 and not launch.under_torchrun():
+        # this command again, once per process under torchrun; each rank goes on below
+        command = launch.train_command(
+            config.train.nproc, args.config, overrides, resume=args.resume, quiet=args.quiet
+        )
+        return launch.run_torchrun(command, launch.rank_env(config.train.nproc))
 
     from hpo.progress import ProgressBar
     from runner import NullReporter, run_trial
 
-    progress = NullReporter() if args.quiet else ProgressBar(config.train.max_steps)
+    main_rank = launch.is_main_rank()  # under torchrun only rank 0 shows progress and the result
+    quiet = args.quiet or not main_rank
+    progress = NullReporter() if quiet else ProgressBar(config.train.max_steps)
     result = run_trial(config, progress, resume=args.resume)
     if isinstance(progress, ProgressBar):
         progress.close()
-    print_result(result)
+    if main_rank:
+        print_result(result)
     return {"completed": 0, "pruned": 0, "interrupted": 130}.get(result.status, 1)
 
 
@@ -233,6 +260,16 @@ def cmd_search(args: argparse.Namespace) -> int:
             max_steps=space.budget.max_steps,
             overrides=args.override,
         )
+    devices: list[str | None] = []
+    if args.parallel > 1:  # concurrent trials get GPUs of their own (CUDA_VISIBLE_DEVICES)
+        from hpo import launch
+
+        gpus = launch.visible_gpus()
+        per_trial = args.gpus_per_trial
+        if per_trial is None:
+            nproc = getattr(objective, "nproc", 1)
+            per_trial = launch.default_gpus_per_trial(args.parallel, nproc, gpus)
+        devices = launch.devices_for_trials(args.parallel, per_trial, gpus)
     study = StudySpec.for_space(
         space,
         name=args.study,
@@ -242,6 +279,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         storage=args.storage,
         quiet=args.quiet,
         enqueue=load_enqueue(args.enqueue, space) if args.enqueue else (),
+        devices=tuple(devices),
     )
     tracker = None
     if not args.no_track:

@@ -43,7 +43,8 @@ class RunnerObjective:
         overrides: Sequence[str] = (),
     ) -> None:
         self.experiment = str(experiment)
-        load_config(self.experiment, list(overrides))  # fail on a bad experiment before any trial
+        # fail on a bad experiment before any trial; nproc: processes (GPUs) per trial
+        self.nproc = load_config(self.experiment, list(overrides)).train.nproc
         self.metric = metric
         self.greater_is_better = greater_is_better
         self.max_steps = max_steps
@@ -73,7 +74,12 @@ class RunnerObjective:
             last.parent.mkdir(parents=True, exist_ok=True)
             if Path(resume_from).resolve() != last.resolve():
                 shutil.copyfile(resume_from, last)
-        result = run_trial(config, reporter, resume=bool(resume_from))
+        if config.train.nproc > 1:  # DDP under torchrun; rank 0 reports through this process
+            from hpo.launch import run_distributed_trial
+
+            result = run_distributed_trial(config, reporter, resume=bool(resume_from))
+        else:
+            result = run_trial(config, reporter, resume=bool(resume_from))
         if result.status == "pruned":
             raise TrialPruned(result.reason)
         if result.status != "completed" or result.best_value is None:

@@ -202,7 +202,11 @@ class _TrialLoop:
         self.running: dict[int, _TrialRun] = {}
 
     def run(self) -> str:
-        pool = _WorkerPool(self.objective, self.study.parallel) if self.study.in_workers else None
+        pool = (
+            _WorkerPool(self.objective, self.study.parallel, self.study.devices)
+            if self.study.in_workers
+            else None
+        )
         exhausted = False
         try:
             while True:
@@ -285,10 +289,20 @@ def _check_picklable(objective: ObjectiveFunction) -> None:
 
 
 class _Worker:
-    def __init__(self, context: Any, objective: ObjectiveFunction, threads: int) -> None:
+    def __init__(
+        self,
+        context: Any,
+        objective: ObjectiveFunction,
+        threads: int,
+        slot: int,
+        devices: str | None,
+    ) -> None:
         self.conn, child = context.Pipe()
+        self.slot = slot  # one of the pool's `parallel` places, each with its own GPUs
         self.process = context.Process(
-            target=_worker_main, args=(child, objective, threads), name="hpo-trial-worker"
+            target=_worker_main,
+            args=(child, objective, threads, devices),
+            name="hpo-trial-worker",
         )
         self.process.start()
         child.close()  # so that this end sees EOF when the worker dies
@@ -298,28 +312,34 @@ class _Worker:
 class _WorkerPool:
     """Worker processes; this process serves their reporters and notices their deaths."""
 
-    def __init__(self, objective: ObjectiveFunction, parallel: int) -> None:
+    def __init__(
+        self, objective: ObjectiveFunction, parallel: int, devices: Sequence[str | None] = ()
+    ) -> None:
         self.context = multiprocessing.get_context("spawn")
         self.objective = objective
         # K trials share the machine's cores: K workers each using every core would thrash
         self.threads = max(1, (os.cpu_count() or 1) // parallel)
+        # slot k's worker sees only the GPUs devices[k] (CUDA_VISIBLE_DEVICES); None: all
+        self.devices = list(devices) or [None] * parallel
+        self.free_slots = list(range(parallel))  # a dead worker's slot goes to its replacement
         self.idle: list[_Worker] = []
         self.busy: list[_Worker] = []
 
     def dispatch(self, run: _TrialRun) -> None:
         while True:
-            worker = (
-                self.idle.pop()
-                if self.idle
-                else _Worker(self.context, self.objective, self.threads)
-            )
+            worker = self.idle.pop() if self.idle else self._start_worker()
             try:
                 worker.conn.send((run.number, str(run.dir), run.params))
                 break
             except OSError:  # it died while idle: start another
                 worker.process.join()
+                self.free_slots.append(worker.slot)
         worker.run = run
         self.busy.append(worker)
+
+    def _start_worker(self) -> _Worker:
+        slot = self.free_slots.pop(0)
+        return _Worker(self.context, self.objective, self.threads, slot, self.devices[slot])
 
     def wait(self) -> list[tuple[_TrialRun, Outcome]]:
         """Block until a worker reports, asks or ends; returns the trials that ended."""
@@ -335,6 +355,8 @@ class _WorkerPool:
             self.busy.remove(worker)
             if worker.process.is_alive():
                 self.idle.append(worker)
+            else:
+                self.free_slots.append(worker.slot)
         return ended
 
     def _serve(self, worker: _Worker) -> Outcome | None:
@@ -400,7 +422,11 @@ class _RelayReporter:
         return self.conn.recv()
 
 
-def _worker_main(conn: Any, objective: ObjectiveFunction, threads: int) -> None:
+def _worker_main(
+    conn: Any, objective: ObjectiveFunction, threads: int, devices: str | None = None
+) -> None:
+    if devices is not None:  # before anything in this process starts CUDA
+        os.environ["CUDA_VISIBLE_DEVICES"] = devices
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, str(threads))
     if "torch" in sys.modules:  # already imported while unpickling the objective

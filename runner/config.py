@@ -107,6 +107,11 @@ class TrainConfig:
     )
     torch_compile: bool = _f(False, "compile the model with torch.compile")
     device: str = _f("auto", "auto, cpu, cuda or cuda:N")
+    nproc: int = _f(
+        1,
+        "processes (GPUs) the trial trains on, with DDP under torchrun; the global batch is "
+        "per_device_train_batch_size * nproc (hpo train and hpo search start torchrun)",
+    )
     logging_steps: int = _f(10, "log train metrics every N optimizer steps")
     save_steps: int = _f(0, "write the last checkpoint every N steps (0: at each evaluation)")
     max_nonfinite_steps: int = _f(5, "this many consecutive NaN/Inf steps end the trial as failed")
@@ -408,6 +413,7 @@ def validate(config: TrialConfig, source: str) -> None:
     )
     need(t.logging_steps > 0, "train.logging_steps", f"must be > 0, got {t.logging_steps}")
     need(t.max_nonfinite_steps > 0, "train.max_nonfinite_steps", "must be > 0")
+    need(t.nproc > 0, "train.nproc", f"must be > 0, got {t.nproc}")
     need(
         t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"),
         "train.device",

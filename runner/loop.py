@@ -19,6 +19,7 @@ import torch
 from runner.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from runner.config import TrialConfig, config_to_dict, save_config
 from runner.data import prepare_data
+from runner.distributed import DiscardedLog, join_world
 from runner.errors import CheckpointError
 from runner.evaluate import evaluate
 from runner.loss import forward_loss
@@ -26,7 +27,7 @@ from runner.metrics_log import MetricsLog
 from runner.model import build_model, check_pretrained_dir
 from runner.monitor import AnomalyMonitor
 from runner.optim import build_optimizer
-from runner.precision import enable_fast_matmul, resolve_device, resolve_precision
+from runner.precision import enable_fast_matmul, resolve_precision
 from runner.reporting import NullReporter, Reporter
 from runner.result import TrialResult
 from runner.samples import write_samples
@@ -39,31 +40,35 @@ log_to_console = logging.getLogger("runner")
 
 
 def run_trial(
-    config: TrialConfig, reporter: Reporter | None = None, *, resume: bool = False
+    config: TrialConfig | None, reporter: Reporter | None = None, *, resume: bool = False
 ) -> TrialResult:
     """Train one model as `config` says, reporting to `reporter`; returns how it went.
 
     With resume=True it continues from output_dir/checkpoints/last.pt and ends exactly as an
     uninterrupted run would. User errors raise runner.errors.UserInputError before training.
+    Under torchrun every process calls it and they train as one (see runner.distributed):
+    ranks other than 0 may pass config=None to take rank 0's; only rank 0 reports and writes.
     """
-    reporter = reporter or NullReporter()
     started = time.perf_counter()
+    # -- under torchrun: join the other ranks; all train with rank 0's config ----------------
+    world, config = join_world(config)
+    reporter = (reporter or NullReporter()) if world.is_main else NullReporter()
     out = Path(config.output_dir)
     last_path, best_path = out / "checkpoints" / "last.pt", out / "checkpoints" / "best.pt"
     t, ev = config.train, config.eval
 
     # -- everything that can reject the input, before any training ------------------------
     check_pretrained_dir(config)
-    device = resolve_device(t)
+    device = world.device  # train.device; under torchrun on CUDA, cuda:LOCAL_RANK
     precision = resolve_precision(t, device)
     saved = load_checkpoint(last_path) if resume else None
     if saved is not None and saved["config"]["task"] != config.task:
         raise CheckpointError(f"{last_path}: checkpoint is for task {saved['config']['task']!r}")
-    data = prepare_data(config)
+    data = world.main_first(prepare_data, config)  # rank 0 fills the data cache first
     val_batches = data.val_batches(t.per_device_train_batch_size, ev.max_eval_batches)
 
     # -- model, optimizer, precision --------------------------------------------------------
-    seed_everything(config.seed)
+    seed_everything(config.seed + world.rank)  # DDP copies rank 0's weights; dropout differs
     enable_fast_matmul(device)
     num_labels = len(data.label_names)
     model = build_model(config, data.tokenizer.vocab_size, data.tokenizer.pad_id, num_labels)
@@ -78,12 +83,17 @@ def run_trial(
         scaler.load_state_dict(saved["scaler"])
         monitor.load_state_dict(saved["monitor"])
         state.load_state_dict(saved["trial"])
-        restore_rng_state(saved["rng"])
+        restore_rng_state(world.own_rng_state(saved))
     forward_model = torch.compile(model) if t.torch_compile else model
+    train_model = world.wrap(forward_model)  # DDP under torchrun: gradients averaged in backward
     params = [p for p in model.parameters() if p.requires_grad]
-    log = MetricsLog(out / "metrics.jsonl", resume_step=state.step if saved else None)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(config, out / "config.yaml")
+    # only rank 0 writes files: metrics.jsonl, config.yaml, checkpoints, samples, result.json
+    if world.is_main:
+        log = MetricsLog(out / "metrics.jsonl", resume_step=state.step if saved else None)
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(config, out / "config.yaml")
+    else:
+        log = DiscardedLog()
     log.write("data", state.step, **data.stats)
     log_to_console.info("data: %s", _describe_stats(data.stats))
     log_to_console.info(
@@ -100,6 +110,9 @@ def run_trial(
     peak = peak_flops(device)
 
     def checkpoint(path: Path) -> None:
+        rank_rng = world.gather_rng_states()  # every rank calls it; {} in a world of one
+        if not world.is_main:
+            return
         save_checkpoint(
             path,
             {
@@ -109,6 +122,7 @@ def run_trial(
                 "monitor": monitor.state_dict(),
                 "trial": state.state_dict(),
                 "rng": capture_rng_state(),
+                **rank_rng,
                 "schedule": {"step": state.step, "lr": lr_at(min(state.step, t.max_steps - 1), t)},
                 "config": config_to_dict(config),
                 "tokenizer": data.tokenizer.to_json(),
@@ -117,7 +131,12 @@ def run_trial(
         )
 
     def evaluate_and_save() -> dict[str, float]:
-        metrics = evaluate(forward_model, val_batches, config.task, precision, num_labels)
+        # rank 0 alone evaluates; the others take its metrics, so they decide alike
+        metrics = world.from_main(
+            evaluate(forward_model, val_batches, config.task, precision, num_labels)
+            if world.is_main
+            else None
+        )
         log.write("eval", state.step, **metrics)
         improved = state.record_eval(
             state.step, metrics, ev.metric_for_best_model, ev.early_stopping_threshold
@@ -125,7 +144,7 @@ def run_trial(
         if improved:
             checkpoint(best_path)
         checkpoint(last_path)
-        if config.task == "lm" and ev.sample_tokens > 0:
+        if config.task == "lm" and ev.sample_tokens > 0 and world.is_main:
             write_samples(out / "samples.jsonl", state.step, model, data.tokenizer, ev, config)
         reporter.report(state.step, metrics)
         return metrics
@@ -144,14 +163,18 @@ def run_trial(
             step_start = time.perf_counter()
             loss_sum = torch.zeros((), device=device)
             tokens = 0
-            for _ in range(t.gradient_accumulation_steps):
-                batch = data.train_batch(state.micro_index, t.per_device_train_batch_size)
-                state.micro_index += 1
+            for micro in range(t.gradient_accumulation_steps):
+                world.sync_gradients(micro == t.gradient_accumulation_steps - 1)
+                # rank r of N takes micro-batch index + r: together one global micro-batch
+                batch = data.train_batch(
+                    state.micro_index + world.rank, t.per_device_train_batch_size
+                )
+                state.micro_index += world.size
                 tokens += data.num_tokens(batch)
                 batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
                 with precision.autocast():
                     loss, _ = forward_loss(
-                        forward_model, batch, config.task, t.label_smoothing_factor
+                        train_model, batch, config.task, t.label_smoothing_factor
                     )
                     loss = loss / t.gradient_accumulation_steps
                 scaler.scale(loss).backward()
@@ -159,8 +182,11 @@ def run_trial(
             # clip after unscaling so max_grad_norm means the true gradient norm
             scaler.unscale_(optimizer)
             grad_norm = torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm or math.inf)
-            # one host sync for both numbers the guard and the log need
-            loss_value, grad_norm = torch.stack([loss_sum, grad_norm.float()]).tolist()
+            # one host sync for the numbers the guard and the log need; under DDP the loss is
+            # the mean over ranks, tokens are all ranks' and Ctrl-C is anyone's
+            loss_value, grad_norm, tokens, interrupted.raised = world.step_totals(
+                loss_sum, grad_norm, tokens, interrupted.raised
+            )
             events = monitor.observe(loss_value, grad_norm)
             if math.isfinite(loss_value) and (math.isfinite(grad_norm) or scaler.is_enabled()):
                 scaler.step(optimizer)  # GradScaler skips the step itself on fp16 overflow
@@ -199,7 +225,7 @@ def run_trial(
                     "peak_memory_mb": peak_memory_mb(device),
                 }
                 if peak:
-                    train["mfu"] = tokens_per_sec * flops_token / peak
+                    train["mfu"] = tokens_per_sec * flops_token / (peak * world.size)
                 log.write("train", state.step, **train)
                 reporter.report(state.step, train)
                 window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()
@@ -216,7 +242,7 @@ def run_trial(
                         f"{state.evals_without_improvement} evaluations"
                     )
                     break
-                if reporter.should_stop():
+                if world.from_main(reporter.should_stop()):  # rank 0's reporter decides
                     status, reason = "pruned", f"stopped by the reporter at step {state.step}"
                     break
             elif t.save_steps and state.step % t.save_steps == 0:
@@ -230,6 +256,7 @@ def run_trial(
                 break
 
     log.close()
+    world.leave()
     result = TrialResult(
         status=status,
         objective=ev.metric_for_best_model,
@@ -245,7 +272,8 @@ def run_trial(
         events=dict(monitor.counts),
         wall_seconds=time.perf_counter() - started,
     )
-    result.save(out / "result.json")
+    if world.is_main:
+        result.save(out / "result.json")
     return result
 
 

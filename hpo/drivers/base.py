@@ -95,6 +95,7 @@ class StudySpec:
     enqueue: tuple[dict[str, Any], ...] = ()  # params run first (hpo.space.load_enqueue)
     quiet: bool = False  # no live view on stderr
     isolate: bool | None = None  # trials in worker processes; None: only when parallel > 1
+    devices: tuple[str | None, ...] = ()  # CUDA_VISIBLE_DEVICES of each worker slot; (): as is
 
     @classmethod
     def for_space(

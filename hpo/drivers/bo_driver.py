@@ -36,14 +36,19 @@ from hpo.study import StudyResult, write_json
 
 OPTIONS: dict[str, Option] = {
     "seed": SEED,
-    "acquisition": Option("ucb", "upper confidence bound, expected or probable improvement",
-                          choices=("ucb", "ei", "pi")),
+    "acquisition": Option(
+        "ucb",
+        "upper confidence bound, expected or probable improvement",
+        choices=("ucb", "ei", "pi"),
+    ),
     "kappa": Option(2.576, "ucb: weight of exploration", kind=float, low=0),
     "xi": Option(0.01, "ei, pi: the improvement sought", kind=float, low=0),
-    "init_points": Option(5, "random trials before the Gaussian process suggests", kind=int,
-                          low=1),
-    "liar": Option("min", "parallel: the value pending points are given; min spreads them out",
-                   choices=("min", "mean", "max")),
+    "init_points": Option(5, "random trials before the Gaussian process suggests", kind=int, low=1),
+    "liar": Option(
+        "min",
+        "parallel: the value pending points are given; min spreads them out",
+        choices=("min", "mean", "max"),
+    ),
 }
 OBSERVATIONS = "bo_observations.json"
 
@@ -61,16 +66,29 @@ class BayesOptDriver:
 
     name = "bo"
 
-    def run(self, space: SearchSpace, study: StudySpec, objective: ObjectiveFunction,
-            tracker: Tracker | None = None) -> StudyResult:
-        return run_study(self.name, space, study, objective, tracker,
-                         lambda previous: BayesOptSuggester(space, study, previous))
+    def run(
+        self,
+        space: SearchSpace,
+        study: StudySpec,
+        objective: ObjectiveFunction,
+        tracker: Tracker | None = None,
+    ) -> StudyResult:
+        return run_study(
+            self.name,
+            space,
+            study,
+            objective,
+            tracker,
+            lambda previous: BayesOptSuggester(space, study, previous),
+        )
 
 
 class BayesOptSuggester:
     """bayes_opt's suggest/register loop, one trial number per suggestion."""
 
-    def __init__(self, space: SearchSpace, study: StudySpec, previous: Sequence[TrialRecord]) -> None:
+    def __init__(
+        self, space: SearchSpace, study: StudySpec, previous: Sequence[TrialRecord]
+    ) -> None:
         import numpy as np
         from bayes_opt import BayesianOptimization, acquisition
 
@@ -88,8 +106,11 @@ class BayesOptSuggester:
         with warnings.catch_warnings():  # "non-float parameters are experimental"
             warnings.simplefilter("ignore")
             self.optimizer = BayesianOptimization(
-                f=None, pbounds=self._bounds(), acquisition_function=acq,
-                random_state=self.options["seed"], verbose=0,
+                f=None,
+                pbounds=self._bounds(),
+                acquisition_function=acq,
+                random_state=self.options["seed"],
+                verbose=0,
             )
         self.observations: list[dict[str, Any]] = []
         self.pending: dict[int, dict[str, Any]] = {}
@@ -175,8 +196,10 @@ class BayesOptSuggester:
 
     def _plain(self, point: dict[str, Any]) -> dict[str, Any]:
         # JSON-friendly: floats for continuous coordinates, ints for indices.
-        return {k: float(v) if isinstance(v, float | self.np.floating) else int(v)
-                for k, v in point.items()}
+        return {
+            k: float(v) if isinstance(v, float | self.np.floating) else int(v)
+            for k, v in point.items()
+        }
 
     def _to_values(self, point: dict[str, Any]) -> dict[str, Any]:
         values = {}
@@ -197,8 +220,9 @@ class BayesOptSuggester:
         for p in self.params:
             d, value = p.distribution, values.get(p.name)
             if isinstance(d, Categorical):
-                point[p.name] = next((i for i, c in enumerate(d.choices) if d.contains(value)
-                                      and c == value), 0)
+                point[p.name] = next(
+                    (i for i, c in enumerate(d.choices) if d.contains(value) and c == value), 0
+                )
             elif d.n_values is not None:
                 point[p.name] = round((value - d.low) / d.step) if value is not None else 0
             else:  # an inactive param gets the middle of its range

@@ -48,8 +48,13 @@ def draw(distribution: Distribution, rng: random.Random) -> Any:
 class RandomSuggester:
     """Draws every searched param; the space keeps those whose condition holds."""
 
-    def __init__(self, space: SearchSpace, seed: int | None, previous: Sequence[TrialRecord],
-                 enqueue: Sequence[dict[str, Any]] = ()) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int | None,
+        previous: Sequence[TrialRecord],
+        enqueue: Sequence[dict[str, Any]] = (),
+    ) -> None:
         self.space, self.seed, self.enqueue = space, seed, enqueue
         self.next_number = max((r.number for r in previous), default=-1) + 1
         self.finished = sum(1 for r in previous if r.state in FINISHED_STATES)
@@ -85,8 +90,19 @@ class RandomSearchDriver:
 
     name = "random"
 
-    def run(self, space: SearchSpace, study: StudySpec, objective: ObjectiveFunction,
-            tracker: Tracker | None = None) -> StudyResult:
+    def run(
+        self,
+        space: SearchSpace,
+        study: StudySpec,
+        objective: ObjectiveFunction,
+        tracker: Tracker | None = None,
+    ) -> StudyResult:
         seed = space.driver_options.get("seed")
-        return run_study(self.name, space, study, objective, tracker,
-                         lambda previous: RandomSuggester(space, seed, previous, study.enqueue))
+        return run_study(
+            self.name,
+            space,
+            study,
+            objective,
+            tracker,
+            lambda previous: RandomSuggester(space, seed, previous, study.enqueue),
+        )

@@ -76,10 +76,17 @@ class BufferStats:
 class SendBuffer:
     """Queues operations and metric rows and sends them from one background thread."""
 
-    def __init__(self, sender: Sender, run_ids: MutableMapping[str, str] | None = None, *,
-                 batch_size: int = 1000, flush_interval: float = 2.0,
-                 max_metrics: int = 1_000_000, max_retry_delay: float = 30.0,
-                 on_sent: Callable[[Op], None] | None = None) -> None:
+    def __init__(
+        self,
+        sender: Sender,
+        run_ids: MutableMapping[str, str] | None = None,
+        *,
+        batch_size: int = 1000,
+        flush_interval: float = 2.0,
+        max_metrics: int = 1_000_000,
+        max_retry_delay: float = 30.0,
+        on_sent: Callable[[Op], None] | None = None,
+    ) -> None:
         self.sender = sender
         self.run_ids: MutableMapping[str, str] = run_ids if run_ids is not None else {}
         self.batch_size, self.flush_interval = batch_size, flush_interval
@@ -112,8 +119,11 @@ class SendBuffer:
                 self.stats.metrics_dropped += len(rows)
                 if not self._warned_full:
                     self._warned_full = True
-                    log.warning("tracking: %d metrics are waiting for the store; newer ones are "
-                                "dropped until it answers", self._n_metrics)
+                    log.warning(
+                        "tracking: %d metrics are waiting for the store; newer ones are "
+                        "dropped until it answers",
+                        self._n_metrics,
+                    )
                 return
             was_empty = not self._n_metrics
             self._metrics.setdefault(run, []).extend(rows)
@@ -149,7 +159,9 @@ class SendBuffer:
         with self._cond:
             return {
                 "ops": [{"kind": o.kind, "run": o.run, "args": o.args} for o in self._ops],
-                "metrics": {run: [list(r) for r in rows] for run, rows in self._metrics.items() if rows},
+                "metrics": {
+                    run: [list(r) for r in rows] for run, rows in self._metrics.items() if rows
+                },
             }
 
     def restore(self, pending: dict[str, Any]) -> None:
@@ -216,8 +228,14 @@ class SendBuffer:
             if op.kind == "end" and self._metrics.get(op.run):  # its metrics before its end
                 return self._metric_batch(op.run)
             return "op", op
-        due = self._hurry or self._n_metrics >= self.batch_size or (
-            self._n_metrics and time.monotonic() - self._last_metrics_send >= self.flush_interval)
+        due = (
+            self._hurry
+            or self._n_metrics >= self.batch_size
+            or (
+                self._n_metrics
+                and time.monotonic() - self._last_metrics_send >= self.flush_interval
+            )
+        )
         if not due:
             return None
         for run, rows in self._metrics.items():
@@ -255,8 +273,10 @@ class SendBuffer:
                 self.stats.metrics_sent += len(rows)
                 self._last_metrics_send = time.monotonic()
             if self._outage_since is not None:
-                log.warning("tracking: the store answers again after %.0f s; sending what waited",
-                            time.monotonic() - self._outage_since)
+                log.warning(
+                    "tracking: the store answers again after %.0f s; sending what waited",
+                    time.monotonic() - self._outage_since,
+                )
                 self._outage_since = None
                 self._warned_full = False
             self._cond.notify_all()
@@ -288,8 +308,12 @@ class SendBuffer:
                 self._ops[0].attempts += 1
             if self._outage_since is None:
                 self._outage_since = time.monotonic()
-                log.warning("tracking: the store does not answer (%s); training goes on, "
-                            "%d metrics are kept and retried", _first_line(error), self._n_metrics)
+                log.warning(
+                    "tracking: the store does not answer (%s); training goes on, "
+                    "%d metrics are kept and retried",
+                    _first_line(error),
+                    self._n_metrics,
+                )
         log.debug("tracking: retry in %.1f s", delay)
 
 

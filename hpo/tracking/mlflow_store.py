@@ -18,11 +18,19 @@ MAX_PARAM_VALUE, MAX_TAG_VALUE, MAX_KEY = 6000, 8000, 250  # characters
 
 # Error codes a retry cannot fix; anything else (no connection, 5xx, a locked SQLite file:
 # TEMPORARILY_UNAVAILABLE) is an outage the buffer waits out.
-PERMANENT_ERRORS = frozenset({
-    "INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS",
-    "INVALID_STATE", "BAD_REQUEST", "PERMISSION_DENIED", "UNAUTHENTICATED", "ENDPOINT_NOT_FOUND",
-    "NOT_FOUND",
-})
+PERMANENT_ERRORS = frozenset(
+    {
+        "INVALID_PARAMETER_VALUE",
+        "RESOURCE_DOES_NOT_EXIST",
+        "RESOURCE_ALREADY_EXISTS",
+        "INVALID_STATE",
+        "BAD_REQUEST",
+        "PERMISSION_DENIED",
+        "UNAUTHENTICATED",
+        "ENDPOINT_NOT_FOUND",
+        "NOT_FOUND",
+    }
+)
 
 
 def open_client(tracking_uri: str | None) -> tuple[Any, str]:
@@ -67,7 +75,8 @@ def experiment_id(client: Any, name: str) -> str:
         raise UserInputError(
             f"MLflow experiment '{name}' is deleted in {client.tracking_uri}; restore it "
             f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) or "
-            "choose another experiment name")
+            "choose another experiment name"
+        )
     return experiment.experiment_id
 
 
@@ -89,9 +98,13 @@ def child_runs(client: Any, experiment_id: str, parent_run_id: str) -> dict[str,
     children: dict[str, Any] = {}
     token = None
     while True:
-        page = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'",
-                                  run_view_type=ViewType.ACTIVE_ONLY, max_results=1000,
-                                  page_token=token)
+        page = client.search_runs(
+            [experiment_id],
+            f"tags.mlflow.parentRunId = '{parent_run_id}'",
+            run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=1000,
+            page_token=token,
+        )
         for run in page:
             children[run.data.tags.get("hpo.trial", run.info.run_id)] = run
         token = page.token
@@ -115,8 +128,12 @@ class MlflowSender:
             # An earlier attempt may have created the run and lost the answer: look first.
             run_id = self._created_before(op) if op.attempts else None
             if run_id is None:
-                run_id = self.client.create_run(self.experiment_id, start_time=args["start_time"],
-                                                tags=args["tags"], run_name=args["name"]).info.run_id
+                run_id = self.client.create_run(
+                    self.experiment_id,
+                    start_time=args["start_time"],
+                    tags=args["tags"],
+                    run_name=args["name"],
+                ).info.run_id
             run_ids[op.run] = run_id
         elif op.kind == "params":
             self.log_params(run_ids[op.run], args["params"])
@@ -156,7 +173,8 @@ class MlflowSender:
         runs = self.client.search_runs(
             [self.experiment_id],
             f"tags.mlflow.parentRunId = '{self.parent_run_id}' and tags.`hpo.trial` = '{op.run}'",
-            max_results=1)
+            max_results=1,
+        )
         return runs[0].info.run_id if runs else None
 
 

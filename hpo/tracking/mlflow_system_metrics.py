@@ -27,14 +27,22 @@ Emit = Callable[[str, dict[str, float], int], None]  # run key, metrics, step
 class SystemMetricsSampler:
     """Samples every `interval` seconds while a run is registered; emits per run, step 0, 1, ..."""
 
-    def __init__(self, emit: Emit, interval: float = 10.0, samples_before_logging: int = 1,
-                 tracking_uri: str | None = None) -> None:
+    def __init__(
+        self,
+        emit: Emit,
+        interval: float = 10.0,
+        samples_before_logging: int = 1,
+        tracking_uri: str | None = None,
+    ) -> None:
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
         # Used for its monitors and settings only; its own thread is never started.
-        self._mlflow = SystemMetricsMonitor("", sampling_interval=interval,
-                                            samples_before_logging=samples_before_logging,
-                                            tracking_uri=tracking_uri)
+        self._mlflow = SystemMetricsMonitor(
+            "",
+            sampling_interval=interval,
+            samples_before_logging=samples_before_logging,
+            tracking_uri=tracking_uri,
+        )
         self.interval = float(self._mlflow.sampling_interval)
         self.samples_before_logging = int(self._mlflow.samples_before_logging)
         node = self._mlflow.node_id
@@ -49,8 +57,9 @@ class SystemMetricsSampler:
         with self._lock:
             self._steps.setdefault(run, 0)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="hpo-system-metrics",
-                                                daemon=True)
+                self._thread = threading.Thread(
+                    target=self._loop, name="hpo-system-metrics", daemon=True
+                )
                 self._thread.start()
 
     def remove(self, run: str) -> None:
@@ -74,8 +83,9 @@ class SystemMetricsSampler:
                 samples += 1
                 if samples < self.samples_before_logging:
                     continue
-                metrics = {self.prefix + k: float(v)
-                           for k, v in self._mlflow.aggregate_metrics().items()}
+                metrics = {
+                    self.prefix + k: float(v) for k, v in self._mlflow.aggregate_metrics().items()
+                }
                 for monitor in self._mlflow.monitors:
                     monitor.clear_metrics()
                 samples = 0
@@ -88,4 +98,3 @@ class SystemMetricsSampler:
                     self._steps[run] = step + 1
             for run, step in runs:
                 self.emit(run, metrics, step)
-

@@ -73,10 +73,17 @@ class MlflowTracker:
         max_buffered_metrics: how many unsent metrics an outage may hold in memory.
     """
 
-    def __init__(self, tracking_uri: str | None = None, experiment_name: str | None = None, *,
-                 system_metrics: bool = True, system_metrics_interval: float = 10.0,
-                 flush_interval: float = 2.0, close_timeout: float = 60.0,
-                 max_buffered_metrics: int = 1_000_000) -> None:
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        experiment_name: str | None = None,
+        *,
+        system_metrics: bool = True,
+        system_metrics_interval: float = 10.0,
+        flush_interval: float = 2.0,
+        close_timeout: float = 60.0,
+        max_buffered_metrics: int = 1_000_000,
+    ) -> None:
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment_name
         self.system_metrics, self.system_metrics_interval = system_metrics, system_metrics_interval
@@ -110,8 +117,11 @@ class MlflowTracker:
         self._space, self._study_dir = space, Path(study.dir)
         options = dict(space.driver_options)
         self._tags = {
-            "mlflow.user": getpass.getuser(), "mlflow.source.name": "hpo search",
-            "mlflow.source.type": "LOCAL", "hpo.study": study.name, "hpo.driver": driver,
+            "mlflow.user": getpass.getuser(),
+            "mlflow.source.name": "hpo search",
+            "mlflow.source.type": "LOCAL",
+            "hpo.study": study.name,
+            "hpo.driver": driver,
             "hpo.sampler": str(options.get("sampler") or driver),
             "hpo.pruner": str(options.get("pruner") or options.get("scheduler") or "none"),
             **provenance.provenance_tags(space.experiment, space.source),
@@ -120,10 +130,14 @@ class MlflowTracker:
         resumed = self._reopen_parent(link)
         if not resumed:
             name = self.experiment_name or provenance.experiment_name(
-                space.experiment, space.source, space.name)
+                space.experiment, space.source, space.name
+            )
             self.experiment_id = mlflow_store.experiment_id(self.client, name)
             self._create_parent(space, study, driver)
-        self.run_ids = {**(link.get("trial_runs", {}) if resumed else {}), STUDY: self.parent_run_id}
+        self.run_ids = {
+            **(link.get("trial_runs", {}) if resumed else {}),
+            STUDY: self.parent_run_id,
+        }
         self._write_link()
         self._open_buffer()
         pending = self._study_dir / PENDING_FILE
@@ -133,11 +147,16 @@ class MlflowTracker:
             self.buffer.restore(saved)
             self.buffer.flush(self.close_timeout)
         elif pending.is_file():
-            log.warning("tracking: %s holds updates for the runs in %s, not %s; they are dropped",
-                        pending, (link or {}).get("tracking_uri"), self.tracking_uri)
+            log.warning(
+                "tracking: %s holds updates for the runs in %s, not %s; they are dropped",
+                pending,
+                (link or {}).get("tracking_uri"),
+                self.tracking_uri,
+            )
         self.buffer.put(Op("tags", STUDY, {"tags": {**self._tags, "hpo.role": "study"}}))
-        for artifact, path in provenance.study_files(space.experiment, space.source,
-                                                     self._study_dir):
+        for artifact, path in provenance.study_files(
+            space.experiment, space.source, self._study_dir
+        ):
             self._put_text(STUDY, path, artifact)
         records = load_trials(self._study_dir)
         for record in records:
@@ -146,13 +165,19 @@ class MlflowTracker:
             self._reconcile(records)
             self.buffer.flush(self.close_timeout)
         pending.unlink(missing_ok=True)
-        log.info("MLflow: study %s is run %s in %s%s", study.name, self.parent_run_id,
-                 self.tracking_uri, _ui_hint(self.tracking_uri))
+        log.info(
+            "MLflow: study %s is run %s in %s%s",
+            study.name,
+            self.parent_run_id,
+            self.tracking_uri,
+            _ui_hint(self.tracking_uri),
+        )
         if self.system_metrics:
             from hpo.tracking.mlflow_system_metrics import SystemMetricsSampler
 
-            self._sampler = SystemMetricsSampler(self._emit_system, self.system_metrics_interval,
-                                                 tracking_uri=self.tracking_uri)
+            self._sampler = SystemMetricsSampler(
+                self._emit_system, self.system_metrics_interval, tracking_uri=self.tracking_uri
+            )
 
     def start_trial(self, number: int, params: Mapping[str, Any]) -> None:
         run = str(number)
@@ -238,10 +263,15 @@ class MlflowTracker:
             pending = buffer.pending()
             _write_json(self._study_dir / PENDING_FILE, pending)
             n = sum(len(rows) for rows in pending["metrics"].values())
-            log.warning("tracking: %d run updates and %d metrics did not reach %s in %g s; they "
-                        "are kept in %s and sent when the study resumes (--resume)",
-                        len(pending["ops"]), n, self.tracking_uri, timeout,
-                        self._study_dir / PENDING_FILE)
+            log.warning(
+                "tracking: %d run updates and %d metrics did not reach %s in %g s; they "
+                "are kept in %s and sent when the study resumes (--resume)",
+                len(pending["ops"]),
+                n,
+                self.tracking_uri,
+                timeout,
+                self._study_dir / PENDING_FILE,
+            )
         self._write_link()
         if interrupted:
             raise KeyboardInterrupt
@@ -258,8 +288,10 @@ class MlflowTracker:
         self._study_dir = Path(study_dir)
         link = _read_json(self._study_dir / LINK_FILE)
         if not self._reopen_parent(link, reopen=False):
-            raise UserInputError(f"{self._study_dir}: no MLflow run of this study in "
-                                 f"{self.tracking_uri} ({LINK_FILE} missing, or its run deleted)")
+            raise UserInputError(
+                f"{self._study_dir}: no MLflow run of this study in "
+                f"{self.tracking_uri} ({LINK_FILE} missing, or its run deleted)"
+            )
         self.run_ids = {**link.get("trial_runs", {}), STUDY: self.parent_run_id}
         self._open_buffer()
         self._reconcile(load_trials(self._study_dir))
@@ -285,15 +317,26 @@ class MlflowTracker:
         tags = {**self._tags, "hpo.role": "study", "hpo.study_dir": str(self._study_dir.resolve())}
         run = self.client.create_run(self.experiment_id, run_name=study.name, tags=tags)
         self.parent_run_id = run.info.run_id
-        settings = {"study": study.name, "driver": driver, "parallel": study.parallel,
-                    "storage": study.storage, "space": space.to_dict()}
+        settings = {
+            "study": study.name,
+            "driver": driver,
+            "parallel": study.parallel,
+            "storage": study.storage,
+            "space": space.to_dict(),
+        }
         MlflowSender(self.client, self.experiment_id, self.parent_run_id).log_params(
-            self.parent_run_id, param_values(flatten(settings)))
+            self.parent_run_id, param_values(flatten(settings))
+        )
 
     def _open_buffer(self) -> None:
         sender = MlflowSender(self.client, self.experiment_id, self.parent_run_id)
-        self.buffer = SendBuffer(sender, self.run_ids, flush_interval=self.flush_interval,
-                                 max_metrics=self.max_buffered_metrics, on_sent=self._sent)
+        self.buffer = SendBuffer(
+            sender,
+            self.run_ids,
+            flush_interval=self.flush_interval,
+            max_metrics=self.max_buffered_metrics,
+            on_sent=self._sent,
+        )
 
     def _reconcile(self, records: list[TrialRecord]) -> None:
         children = mlflow_store.child_runs(self.client, self.experiment_id, self.parent_run_id)
@@ -301,16 +344,22 @@ class MlflowTracker:
         statuses = {key: run.info.status for key, run in children.items()}
         to_end, to_make = reconcile.plan(statuses, records, self.run_ids)
         for record in to_make:
-            self._put_create(str(record.number), {"hpo.backfilled": "true"},
-                             int(record.started * 1000) or _now_ms(), record.params)
+            self._put_create(
+                str(record.number),
+                {"hpo.backfilled": "true"},
+                int(record.started * 1000) or _now_ms(),
+                record.params,
+            )
         for record in (*to_end, *to_make):
             self._put_end(str(record.number), record, {})
 
-    def _put_create(self, run: str, tags: Mapping[str, str], start_ms: int,
-                    params: Mapping[str, Any]) -> None:
+    def _put_create(
+        self, run: str, tags: Mapping[str, str], start_ms: int, params: Mapping[str, Any]
+    ) -> None:
         tags = {**self._tags, "mlflow.parentRunId": self.parent_run_id, "hpo.trial": run, **tags}
-        self.buffer.put(Op("create", run, {"name": f"trial {run}", "tags": tags,
-                                           "start_time": start_ms}))
+        self.buffer.put(
+            Op("create", run, {"name": f"trial {run}", "tags": tags, "start_time": start_ms})
+        )
         self.buffer.put(Op("params", run, {"params": param_values(params)}))
 
     def _put_end(self, run: str, record: TrialRecord, evals: Mapping[str, tuple]) -> None:
@@ -330,9 +379,12 @@ class MlflowTracker:
             for objective, value in zip(self._space.objectives, record.values or (), strict=False):
                 summary[f"best_{objective.metric}"] = value
         now = _now_ms()
-        self.buffer.put_metrics(run, [(self._key(k), float(v), now, record.steps)
-                                      for k, v in summary.items()])
-        status = "KILLED" if record.reason == INTERRUPTED else RUN_STATUS.get(record.state, "FAILED")
+        self.buffer.put_metrics(
+            run, [(self._key(k), float(v), now, record.steps) for k, v in summary.items()]
+        )
+        status = (
+            "KILLED" if record.reason == INTERRUPTED else RUN_STATUS.get(record.state, "FAILED")
+        )
         end = int((record.started + record.duration) * 1000) if record.started else now
         self.buffer.put(Op("end", run, {"status": status, "end_time": end}))
 
@@ -378,11 +430,15 @@ class MlflowTracker:
     def _write_link(self) -> None:
         if self._study_dir is None or self.parent_run_id is None:
             return
-        _write_json(self._study_dir / LINK_FILE, {
-            "tracking_uri": self.tracking_uri, "experiment_id": self.experiment_id,
-            "parent_run_id": self.parent_run_id,
-            "trial_runs": {k: v for k, v in dict(self.run_ids).items() if k != STUDY},
-        })
+        _write_json(
+            self._study_dir / LINK_FILE,
+            {
+                "tracking_uri": self.tracking_uri,
+                "experiment_id": self.experiment_id,
+                "parent_run_id": self.parent_run_id,
+                "trial_runs": {k: v for k, v in dict(self.run_ids).items() if k != STUDY},
+            },
+        )
 
     def _better(self, key: str, value: float, than: float) -> bool:
         for objective in self._space.objectives if self._space else ():
@@ -400,6 +456,7 @@ class MlflowTracker:
         evaluated = key.startswith("val_") or any(o.metric == key for o in objectives)
         known = self._keys[key] = (clean_key(key), evaluated)
         return known
+
 
 def _ui_hint(uri: str) -> str:
     if uri.startswith(("http://", "https://")):

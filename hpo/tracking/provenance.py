@@ -14,7 +14,9 @@ from typing import Any
 import yaml
 
 
-def read_experiment(experiment: str | None, space_source: str) -> tuple[Path, dict[str, Any]] | None:
+def read_experiment(
+    experiment: str | None, space_source: str
+) -> tuple[Path, dict[str, Any]] | None:
     """The experiment config a space names (as written, else beside the space file) and its YAML."""
     if not experiment:
         return None
@@ -55,12 +57,18 @@ def data_path(experiment: str | None, space_source: str) -> str | None:
 def git_commit(cwd: str | Path = ".") -> tuple[str, bool] | None:
     """(HEAD's commit, whether tracked files differ from it), or None outside a git repository."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
-                              text=True, timeout=10)
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+        )
         if head.returncode != 0:
             return None
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                                cwd=cwd, capture_output=True, text=True, timeout=30)
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return head.stdout.strip(), bool(status.stdout.strip())
@@ -121,7 +129,9 @@ def _relative(path: Path, project: Path) -> str:
         return str(path)
 
 
-def provenance_tags(experiment: str | None, space_source: str, cwd: str | Path = ".") -> dict[str, str]:
+def provenance_tags(
+    experiment: str | None, space_source: str, cwd: str | Path = "."
+) -> dict[str, str]:
     """MLflow tags: mlflow.source.git.commit, hpo.git_dirty, hpo.data_path, hpo.data_md5(_source)."""
     tags: dict[str, str] = {}
     commit = git_commit(cwd)
@@ -137,7 +147,9 @@ def provenance_tags(experiment: str | None, space_source: str, cwd: str | Path =
     return tags
 
 
-def study_files(experiment: str | None, space_source: str, study_dir: Path) -> list[tuple[str, Path]]:
+def study_files(
+    experiment: str | None, space_source: str, study_dir: Path
+) -> list[tuple[str, Path]]:
     """(artifact name, file) of what defines a study: study.yaml, the space and experiment files."""
     files = [("study.yaml", study_dir / "study.yaml")]
     if space_source != "<space>":

@@ -25,8 +25,9 @@ from collections.abc import Iterable, Mapping
 from hpo.drivers.base import TrialRecord
 
 
-def plan(statuses: Mapping[str, str], records: Iterable[TrialRecord],
-         known_runs: Iterable[str]) -> tuple[list[TrialRecord], list[TrialRecord]]:
+def plan(
+    statuses: Mapping[str, str], records: Iterable[TrialRecord], known_runs: Iterable[str]
+) -> tuple[list[TrialRecord], list[TrialRecord]]:
     """(records to end RUNNING runs with, records to make runs from); see the module doc.
 
     statuses: the status of each child run by trial number; known_runs: trial numbers that
@@ -43,8 +44,13 @@ def plan(statuses: Mapping[str, str], records: Iterable[TrialRecord],
         record = by_number.get(key)
         if record is None or record.state == "running":
             number = int(key) if key.isdigit() else -1
-            record = TrialRecord(number, record.params if record else {}, "failed",
-                                 reason=INTERRUPTED, started=record.started if record else 0.0)
+            record = TrialRecord(
+                number,
+                record.params if record else {},
+                "failed",
+                reason=INTERRUPTED,
+                started=record.started if record else 0.0,
+            )
         to_end.append(record)
     to_make = [r for key, r in by_number.items() if key not in known and r.state != "running"]
     return to_end, to_make
