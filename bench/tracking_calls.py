@@ -27,8 +27,14 @@ import tempfile
 import time
 from pathlib import Path
 
-TRAIN = {"loss": 2.5, "lr": 3e-4, "grad_norm": 0.9, "tokens_per_sec": 5e4, "step_time": 0.05,
-         "peak_memory_mb": 512.0}
+TRAIN = {
+    "loss": 2.5,
+    "lr": 3e-4,
+    "grad_norm": 0.9,
+    "tokens_per_sec": 5e4,
+    "step_time": 0.05,
+    "peak_memory_mb": 512.0,
+}
 
 
 def main() -> None:
@@ -51,8 +57,10 @@ def main() -> None:
     print(f"store        {tracker.tracking_uri}")
     print(f"calls        {calls_us:8.1f} us per 1000 metrics (log_metrics, driver's thread)")
     print(f"sender       {sender_ms:8.1f} ms CPU per 1000 metrics (sending thread)")
-    print(f"step ratio   {ratio:8.4f}  with / without tracking, {args.step_ms:g} ms steps, "
-          f"train metrics every {args.logging_steps} step(s)")
+    print(
+        f"step ratio   {ratio:8.4f}  with / without tracking, {args.step_ms:g} ms steps, "
+        f"train metrics every {args.logging_steps} step(s)"
+    )
 
 
 def start(uri: str | None, tmp: Path):
@@ -61,17 +69,24 @@ def start(uri: str | None, tmp: Path):
     from hpo.study import StudyResult, open_study
     from hpo.tracking import MlflowTracker
 
-    space = space_from_dict({"objective": "val_loss", "budget": {"trials": 1},
-                             "params": {"lr": {"type": "float", "low": 1e-5, "high": 1e-1}}},
-                            source="bench.yaml", driver="random")
+    space = space_from_dict(
+        {
+            "objective": "val_loss",
+            "budget": {"trials": 1},
+            "params": {"lr": {"type": "float", "low": 1e-5, "high": 1e-1}},
+        },
+        source="bench.yaml",
+        driver="random",
+    )
     spec = StudySpec.for_space(space, runs=tmp / "runs")
     open_study(spec, space, "random", [])
     tracker = MlflowTracker(uri, experiment_name="bench-tracking", system_metrics=False)
     tracker.start_study(space, spec, "random")
     tracker.start_trial(0, {"lr": 1e-3})
     record = TrialRecord(0, {"lr": 1e-3}, "complete", values=[1.0])
-    result = StudyResult("bench", "random", spec.dir, space.objectives, (record,), record, (),
-                         1.0, "budget")
+    result = StudyResult(
+        "bench", "random", spec.dir, space.objectives, (record,), record, (), 1.0, "budget"
+    )
     return tracker, result
 
 

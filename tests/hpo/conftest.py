@@ -26,9 +26,14 @@ BOWL_PARAMS = {
 def make_space() -> Callable[..., SearchSpace]:
     """make_space(driver, params=BOWL_PARAMS, trials=8, timeout=None, objective=..., **options)."""
 
-    def make(driver: str, params: dict | None = None, trials: int | None = 8,
-             timeout: float | None = None, objective: Any = "val_loss",
-             **options: Any) -> SearchSpace:
+    def make(
+        driver: str,
+        params: dict | None = None,
+        trials: int | None = 8,
+        timeout: float | None = None,
+        objective: Any = "val_loss",
+        **options: Any,
+    ) -> SearchSpace:
         raw = {
             "objective": objective,
             "budget": {"trials": trials, "timeout": timeout},
@@ -44,8 +49,9 @@ def make_space() -> Callable[..., SearchSpace]:
 def run_search(tmp_path: Path) -> Callable[..., StudyResult]:
     """run_search(space, objective, name="s", **StudySpec fields): the study in tmp_path/runs."""
 
-    def run(space: SearchSpace, objective: Callable, name: str = "s", tracker: Any = None,
-            **fields: Any) -> StudyResult:
+    def run(
+        space: SearchSpace, objective: Callable, name: str = "s", tracker: Any = None, **fields: Any
+    ) -> StudyResult:
         fields.setdefault("quiet", True)
         study = StudySpec.for_space(space, name=name, runs=tmp_path / "runs", **fields)
         return get_driver(space.driver).run(space, study, objective, tracker)

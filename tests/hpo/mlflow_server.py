@@ -24,7 +24,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-START_TIMEOUT = 90.0  # seconds; a cold start imports mlflow's server side (several seconds on 2 cores)
+START_TIMEOUT = (
+    90.0  # seconds; a cold start imports mlflow's server side (several seconds on 2 cores)
+)
 
 
 def free_port() -> int:
@@ -52,27 +54,45 @@ class MlflowServer:
     def start(self) -> MlflowServer:
         mlflow = Path(sys.executable).with_name("mlflow")
         command = [
-            str(mlflow) if mlflow.exists() else "mlflow", "server",
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-            "--backend-store-uri", self.backend, "--artifacts-destination", str(self.artifacts),
+            str(mlflow) if mlflow.exists() else "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            self.backend,
+            "--artifacts-destination",
+            str(self.artifacts),
         ]
         # No job runner (huey consumers for server-side jobs): tests need none, and it doubles
         # the start-up time on 2 cores.
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         with self.log.open("a") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                            cwd=self.root, env=env, start_new_session=True)
+            self.process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+                env=env,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"mlflow server exited with {self.process.returncode}:\n"
-                                   f"{self.log.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"mlflow server exited with {self.process.returncode}:\n"
+                    f"{self.log.read_text()[-3000:]}"
+                )
             if self.healthy():
                 return self
             time.sleep(0.2)
         self.stop()
-        raise RuntimeError(f"mlflow server did not answer in {START_TIMEOUT:g} s:\n"
-                           f"{self.log.read_text()[-3000:]}")
+        raise RuntimeError(
+            f"mlflow server did not answer in {START_TIMEOUT:g} s:\n{self.log.read_text()[-3000:]}"
+        )
 
     def healthy(self) -> bool:
         try:

@@ -224,7 +224,9 @@ def test_median_pruner_stops_real_trials_with_worse_learning_curves(tmp_path):
 
 
 @pytest.mark.service
-def test_a_search_against_a_real_mlflow_server_tracks_and_registers_the_winner(tmp_path):
+def test_a_search_against_a_real_mlflow_server_tracks_and_registers_the_winner(
+    tmp_path, monkeypatch
+):
     import mlflow
     from mlflow.tracking import MlflowClient
     from mlflow_server import shared_server
@@ -270,10 +272,8 @@ def test_a_search_against_a_real_mlflow_server_tracks_and_registers_the_winner(t
     versions = client.search_model_versions("name = 'lm_tiny'")
     newest = max(versions, key=lambda v: int(v.version))
     assert newest.tags["hpo.study"] == "tracked"
-    mlflow.set_tracking_uri(server.uri)
-    try:
-        model = mlflow.pyfunc.load_model(f"models:/lm_tiny/{newest.version}")
-        prediction = model.predict(["def main("])
-    finally:
-        mlflow.set_tracking_uri(None)
+    # through the environment, not mlflow.set_tracking_uri: that global would outlive the test
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)
+    model = mlflow.pyfunc.load_model(f"models:/lm_tiny/{newest.version}")
+    prediction = model.predict(["def main("])
     assert len(prediction) == 1 and "next_token" in prediction.columns

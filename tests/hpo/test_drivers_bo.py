@@ -48,8 +48,12 @@ def peak(params, reporter):
 
 
 def test_a_maximized_objective_is_maximized_and_nan_is_never_registered(make_space, run_search):
-    space = make_space("bo", trials=10, init_points=4,
-                       objective={"metric": "val_accuracy", "direction": "maximize"})
+    space = make_space(
+        "bo",
+        trials=10,
+        init_points=4,
+        objective={"metric": "val_accuracy", "direction": "maximize"},
+    )
     result = run_search(space, peak)
     assert result.best.value > -0.1
     saved = json.loads((result.dir / OBSERVATIONS).read_text())["observations"]

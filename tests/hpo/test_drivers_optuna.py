@@ -26,13 +26,21 @@ def learning_curve(params, reporter):
 
 def journal_study(result):
     storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(result.dir / "optuna.journal")))
+        optuna.storages.journal.JournalFileBackend(str(result.dir / "optuna.journal"))
+    )
     return optuna.load_study(study_name=result.study, storage=storage)
 
 
 def test_trials_with_clearly_worse_curves_stop_early_and_end_pruned(make_space, run_search):
-    space = make_space("optuna", CURVE, trials=16, sampler="random", pruner="median",
-                       pruner_startup_trials=3, n_warmup_steps=1)
+    space = make_space(
+        "optuna",
+        CURVE,
+        trials=16,
+        sampler="random",
+        pruner="median",
+        pruner_startup_trials=3,
+        n_warmup_steps=1,
+    )
     result = run_search(space, learning_curve)
 
     pruned = [t for t in result.trials if t.state == "pruned"]
@@ -40,7 +48,8 @@ def test_trials_with_clearly_worse_curves_stop_early_and_end_pruned(make_space, 
     assert len(pruned) >= 4 and all(t.steps < STEPS for t in pruned)
     assert all(t.steps == STEPS for t in complete)
     assert statistics.mean(t.params["y"] for t in pruned) > statistics.mean(
-        t.params["y"] for t in complete)
+        t.params["y"] for t in complete
+    )
     assert result.best.state == "complete"
     assert result.summary()["total_steps"] < 16 * STEPS
     states = [t.state for t in journal_study(result).trials]
@@ -49,8 +58,9 @@ def test_trials_with_clearly_worse_curves_stop_early_and_end_pruned(make_space, 
 
 @pytest.mark.parametrize("pruner", [p for p in PRUNERS if p != "auto"])
 def test_every_pruner_runs_a_study(make_space, run_search, pruner):
-    space = make_space("optuna", CURVE, trials=6, sampler="random", pruner=pruner,
-                       pruner_startup_trials=2)
+    space = make_space(
+        "optuna", CURVE, trials=6, sampler="random", pruner=pruner, pruner_startup_trials=2
+    )
     result = run_search(space, learning_curve)
     assert result.count("complete") + result.count("pruned") == 6
     assert result.count("failed") == 0
@@ -66,10 +76,14 @@ SAMPLER_SPACE = {
 }
 
 
-@pytest.mark.parametrize("sampler", [
-    pytest.param(s, marks=pytest.mark.slow) if s == "gp" else s  # gp imports torch: seconds
-    for s in SAMPLERS if s not in ("auto", "grid")
-])
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        pytest.param(s, marks=pytest.mark.slow) if s == "gp" else s  # gp imports torch: seconds
+        for s in SAMPLERS
+        if s not in ("auto", "grid")
+    ],
+)
 def test_every_sampler_runs_a_study(make_space, run_search, sampler):
     if sampler == "cmaes" and importlib.util.find_spec("cmaes") is None:
         pytest.skip("the cmaes package is not installed")
@@ -95,8 +109,10 @@ def test_several_objectives_use_nsga2_and_report_a_pareto_front(make_space, run_
     space = make_space("optuna", SAMPLER_SPACE, trials=8, objective=objectives)
     assert isinstance(_sampler(space, parallel=1), optuna.samplers.NSGAIISampler)
     result = run_search(space, two_metrics)
-    assert journal_study(result).directions == [optuna.study.StudyDirection.MINIMIZE,
-                                                optuna.study.StudyDirection.MAXIMIZE]
+    assert journal_study(result).directions == [
+        optuna.study.StudyDirection.MINIMIZE,
+        optuna.study.StudyDirection.MAXIMIZE,
+    ]
     assert result.pareto_front and result.best.number in result.pareto_front
     assert all(len(t.values) == 2 for t in result.trials)
     summary = result.summary()

@@ -32,8 +32,11 @@ def slow_trial(params, reporter):
 
 
 def search(driver: str, runs: Path, parallel: int, resume: bool):
-    raw = {"budget": {"trials": TRIALS}, "driver": {"seed": 0, "bo": {"init_points": 3}},
-           "params": {"y": {"type": "float", "low": 0.0, "high": 1.0}}}
+    raw = {
+        "budget": {"trials": TRIALS},
+        "driver": {"seed": 0, "bo": {"init_points": 3}},
+        "params": {"y": {"type": "float", "low": 0.0, "high": 1.0}},
+    }
     space = space_from_dict(raw, source="killed.yaml", driver=driver)
     study = StudySpec.for_space(space, runs=runs, parallel=parallel, resume=resume, quiet=True)
     return get_driver(driver).run(space, study, slow_trial)
@@ -46,14 +49,15 @@ def complete_trials(study_dir: Path) -> dict:
 CASES = [("random", 1), ("optuna", 1), ("optuna", 2), ("bo", 1)]
 
 
-@pytest.mark.parametrize(("driver", "parallel"),
-                         [c for c in CASES if c[0] in available_drivers()])
+@pytest.mark.parametrize(("driver", "parallel"), [c for c in CASES if c[0] in available_drivers()])
 def test_search_killed_and_resumed_keeps_finished_trials_and_ends_with_the_budget(
-        tmp_path, driver, parallel):
+    tmp_path, driver, parallel
+):
     runs, study_dir = tmp_path / "runs", tmp_path / "runs" / "killed"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, __file__, driver, str(runs), str(parallel)],
-                               env=env, cwd=ROOT)
+    process = subprocess.Popen(
+        [sys.executable, __file__, driver, str(runs), str(parallel)], env=env, cwd=ROOT
+    )
     deadline = time.monotonic() + 60
     while len(complete_trials(study_dir)) < 2 and process.poll() is None:
         assert time.monotonic() < deadline, "the search never finished two trials"
@@ -76,7 +80,8 @@ def test_search_killed_and_resumed_keeps_finished_trials_and_ends_with_the_budge
         import optuna
 
         storage = optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(study_dir / "optuna.journal")))
+            optuna.storages.journal.JournalFileBackend(str(study_dir / "optuna.journal"))
+        )
         stored = optuna.load_study(study_name="killed", storage=storage).trials
         assert sorted(t.number for t in stored) == sorted(states)
         complete = [t for t in stored if t.state == optuna.trial.TrialState.COMPLETE]

@@ -39,8 +39,13 @@ def test_a_segfault_or_hard_exit_fails_that_trial_and_the_study_finishes(make_sp
 
 def test_one_isolated_worker_also_survives_a_crash(make_space, run_search):
     result = run_search(make_space("random", trials=3), crashing, parallel=1, isolate=True)
-    assert [t.state for t in result.trials] == ["complete", "failed", "failed", "complete",
-                                                "complete"]
+    assert [t.state for t in result.trials] == [
+        "complete",
+        "failed",
+        "failed",
+        "complete",
+        "complete",
+    ]
 
 
 def sleeper(params, reporter):
@@ -52,8 +57,9 @@ def sleeper(params, reporter):
 
 def test_parallel_trials_run_at_the_same_time(make_space, run_search):
     result = run_search(make_space("random", trials=2), sleeper, parallel=2)
-    (a0, a1), (b0, b1) = (json.loads((result.dir / "trials" / n / "times.json").read_text())
-                          for n in ("0", "1"))
+    (a0, a1), (b0, b1) = (
+        json.loads((result.dir / "trials" / n / "times.json").read_text()) for n in ("0", "1")
+    )
     overlap = min(a1, b1) - max(a0, b0)
     assert overlap > 0.8  # two 1-second sleeps ran side by side, not one after the other
 
@@ -75,8 +81,12 @@ class RecordingTracker(NullTracker):
 def test_worker_reports_reach_the_tracker_in_the_driver_process(make_space, run_search):
     tracker = RecordingTracker()
     run_search(make_space("random", trials=1), crashing, parallel=2, isolate=True, tracker=tracker)
-    assert tracker.calls == [("start", 0), ("metrics", 0, 1, 2.0), ("metrics", 0, 5, 1.0),
-                             ("end", 0, "complete")]
+    assert tracker.calls == [
+        ("start", 0),
+        ("metrics", 0, 1, 2.0),
+        ("metrics", 0, 5, 1.0),
+        ("end", 0, "complete"),
+    ]
 
 
 def stops_when_asked(params, reporter):
@@ -89,15 +99,17 @@ def stops_when_asked(params, reporter):
 
 
 def test_pruning_decisions_reach_trials_in_workers(make_space, run_search):
-    space = make_space("optuna", trials=8, sampler="random", pruner="median",
-                       pruner_startup_trials=2)
+    space = make_space(
+        "optuna", trials=8, sampler="random", pruner="median", pruner_startup_trials=2
+    )
     result = run_search(space, stops_when_asked, parallel=2)
     pruned = [t for t in result.trials if t.state == "pruned"]
     assert pruned and all(t.steps < 8 for t in pruned)
 
 
-def test_an_objective_that_cannot_be_sent_to_a_worker_is_a_user_error(make_space, run_search,
-                                                                       tmp_path):
+def test_an_objective_that_cannot_be_sent_to_a_worker_is_a_user_error(
+    make_space, run_search, tmp_path
+):
     with pytest.raises(UserInputError, match="cannot be sent to a worker process"):
         run_search(make_space("random", trials=2), lambda params, reporter: 0.0, parallel=2)
     assert not (tmp_path / "runs").exists()

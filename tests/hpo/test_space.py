@@ -86,38 +86,61 @@ def test_a_space_file_holds_budget_objective_driver_options_and_experiment(tmp_p
 
 
 def test_every_kind_of_param_is_parsed():
-    space = space_from_dict({"params": {
-        "a": {"type": "float", "low": 0, "high": 1, "step": 0.25},
-        "b": {"type": "int", "low": 8, "high": 64, "step": 8},
-        "c": {"type": "int", "low": 1, "high": 1000, "log": True},
-        "d": {"choices": ["x", "y"]},
-        "e": 1.0,
-        "f": {"value": [1, 2]},
-    }})
+    space = space_from_dict(
+        {
+            "params": {
+                "a": {"type": "float", "low": 0, "high": 1, "step": 0.25},
+                "b": {"type": "int", "low": 8, "high": 64, "step": 8},
+                "c": {"type": "int", "low": 1, "high": 1000, "log": True},
+                "d": {"choices": ["x", "y"]},
+                "e": 1.0,
+                "f": {"value": [1, 2]},
+            }
+        }
+    )
     dists = {p.name: p.distribution for p in space.params}
     assert dists == {
-        "a": Float(0.0, 1.0, step=0.25), "b": Int(8, 64, step=8), "c": Int(1, 1000, log=True),
-        "d": Categorical(("x", "y")), "e": Fixed(1.0), "f": Fixed([1, 2]),
+        "a": Float(0.0, 1.0, step=0.25),
+        "b": Int(8, 64, step=8),
+        "c": Int(1, 1000, log=True),
+        "d": Categorical(("x", "y")),
+        "e": Fixed(1.0),
+        "f": Fixed([1, 2]),
     }
     assert [p.name for p in space.searched] == ["a", "b", "c", "d"]
 
 
 def test_conditional_params_come_after_their_parent_and_only_when_it_matches():
-    space = space_from_dict({"params": {
-        "momentum": {"type": "float", "low": 0.5, "high": 0.99, "when": {"optim": "sgd"}},
-        "optim": {"type": "categorical", "choices": ["adamw", "sgd"]},
-        "clip": 1.0,
-    }})
+    space = space_from_dict(
+        {
+            "params": {
+                "momentum": {"type": "float", "low": 0.5, "high": 0.99, "when": {"optim": "sgd"}},
+                "optim": {"type": "categorical", "choices": ["adamw", "sgd"]},
+                "clip": 1.0,
+            }
+        }
+    )
     assert [p.name for p in space.params] == ["optim", "momentum", "clip"]
-    assert space.trial_params({"optim": "adamw", "momentum": 0.9}) == {"optim": "adamw", "clip": 1.0}
+    assert space.trial_params({"optim": "adamw", "momentum": 0.9}) == {
+        "optim": "adamw",
+        "clip": 1.0,
+    }
     assert space.trial_params({"optim": "sgd", "momentum": 0.9}) == {
-        "optim": "sgd", "momentum": 0.9, "clip": 1.0}
+        "optim": "sgd",
+        "momentum": 0.9,
+        "clip": 1.0,
+    }
 
 
 def test_sample_bounds_are_log10_for_log_params():
-    space = space_from_dict({"params": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2,
-                                               "log": True}, "y": {"type": "float", "low": 0,
-                                                                    "high": 2}}})
+    space = space_from_dict(
+        {
+            "params": {
+                "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+                "y": {"type": "float", "low": 0, "high": 2},
+            }
+        }
+    )
     assert space.sample_bounds() == {"lr": (-4.0, -2.0), "y": (0.0, 2.0)}
     assert space.param("lr").distribution.from_sample(-3.0) == pytest.approx(1e-3)
 
@@ -149,8 +172,10 @@ def test_timeout_accepts_units():
 
 
 def test_one_space_file_serves_every_driver_through_per_driver_sections():
-    raw = {"params": {"x": {"type": "float", "low": 0, "high": 1}},
-           "driver": {"seed": 3, "optuna": {"sampler": "random"}, "bo": {"init_points": 2}}}
+    raw = {
+        "params": {"x": {"type": "float", "low": 0, "high": 1}},
+        "driver": {"seed": 3, "optuna": {"sampler": "random"}, "bo": {"init_points": 2}},
+    }
     assert space_from_dict(raw, driver="bo").driver_options["init_points"] == 2
     assert space_from_dict(raw, driver="optuna").driver_options["sampler"] == "random"
     assert space_from_dict(raw, driver="random").driver_options == {"seed": 3}
@@ -170,59 +195,77 @@ def test_enqueue_file_is_checked_against_the_space(tmp_path):
 BAD = {
     "unknown_config_key": (
         "params:\n  train.lerning_rate: {type: float, low: 1e-5, high: 1e-2}\n",
-        "unknown config key 'train.lerning_rate' (did you mean 'train.learning_rate'?)"),
+        "unknown config key 'train.lerning_rate' (did you mean 'train.learning_rate'?)",
+    ),
     "low_not_below_high": (
         "params:\n  train.learning_rate: {type: float, low: 0.1, high: 0.01}\n",
-        "params.train.learning_rate: low (0.1) must be below high (0.01)"),
+        "params.train.learning_rate: low (0.1) must be below high (0.01)",
+    ),
     "log_with_low_zero": (
         "params:\n  train.weight_decay: {type: float, low: 0, high: 0.1, log: true}\n",
-        "params.train.weight_decay: a log scale needs low > 0, got 0"),
+        "params.train.weight_decay: a log scale needs low > 0, got 0",
+    ),
     "empty_choices": (
         "params:\n  train.optim: {type: categorical, choices: []}\n",
-        "params.train.optim.choices: expected a non-empty list of choices"),
+        "params.train.optim.choices: expected a non-empty list of choices",
+    ),
     "non_numeric_bound": (
         "params:\n  train.learning_rate: {type: float, low: abc, high: 0.1}\n",
-        "params.train.learning_rate.low: expected a number, got 'abc'"),
+        "params.train.learning_rate.low: expected a number, got 'abc'",
+    ),
     "nan_bound": (
         "params:\n  train.learning_rate: {type: float, low: .nan, high: 0.1}\n",
-        "params.train.learning_rate.low: must be a finite number, got nan"),
+        "params.train.learning_rate.low: must be a finite number, got nan",
+    ),
     "step_not_dividing_range": (
         "params:\n  model.dropout: {type: float, low: 0.0, high: 0.3, step: 0.07}\n",
-        "params.model.dropout.step: 0.07 does not divide high - low (0.3)"),
+        "params.model.dropout.step: 0.07 does not divide high - low (0.3)",
+    ),
     "fractional_int_bound": (
         "params:\n  train.per_device_train_batch_size: {type: int, low: 8.5, high: 64}\n",
-        "params.train.per_device_train_batch_size.low: an int range needs whole numbers"),
+        "params.train.per_device_train_batch_size.low: an int range needs whole numbers",
+    ),
     "condition_on_unknown_param": (
         "params:\n  train.sgd_momentum: {type: float, low: 0.5, high: 0.9, when: {train.optm: sgd}}\n",
-        "params.train.sgd_momentum.when: condition on unknown param 'train.optm'"),
+        "params.train.sgd_momentum.when: condition on unknown param 'train.optm'",
+    ),
     "condition_on_unknown_value": (
         "params:\n  train.optim: {choices: [adamw, sgd]}\n"
         "  train.sgd_momentum: {type: float, low: 0.5, high: 0.9, when: {train.optim: rmsprop}}\n",
-        "params.train.sgd_momentum.when: 'rmsprop' is not a choice of 'train.optim'"),
+        "params.train.sgd_momentum.when: 'rmsprop' is not a choice of 'train.optim'",
+    ),
     "unknown_driver_option": (
         "driver: {samplr: tpe}\nparams:\n  train.learning_rate: 0.1\n",
-        "driver.samplr: unknown option for driver optuna; accepted: seed, sampler"),
+        "driver.samplr: unknown option for driver optuna; accepted: seed, sampler",
+    ),
     "unknown_option_of_another_driver": (
         "driver: {bo: {acqusition: ei}}\nparams:\n  train.learning_rate: 0.1\n",
-        "driver.bo.acqusition: unknown option for driver bo"),
+        "driver.bo.acqusition: unknown option for driver bo",
+    ),
     "bad_option_value": (
         "driver: {sampler: bogus}\nparams:\n  train.learning_rate: 0.1\n",
-        "driver.sampler: 'bogus' is not one of auto, tpe"),
+        "driver.sampler: 'bogus' is not one of auto, tpe",
+    ),
     "grid_over_a_continuous_range": (
         "driver: {sampler: grid}\nparams:\n  train.learning_rate: {type: float, low: 0.1, high: 1}\n",
-        "params.train.learning_rate: the grid sampler needs a step"),
+        "params.train.learning_rate: the grid sampler needs a step",
+    ),
     "unknown_section": (
         "budjet: {trials: 3}\nparams:\n  train.learning_rate: 0.1\n",
-        "budjet: unknown section (did you mean 'budget'?)"),
+        "budjet: unknown section (did you mean 'budget'?)",
+    ),
     "unknown_field": (
         "params:\n  train.learning_rate: {type: float, low: 0.1, high: 1, lg: true}\n",
-        "params.train.learning_rate.lg: unknown field for float (did you mean 'log'?)"),
+        "params.train.learning_rate.lg: unknown field for float (did you mean 'log'?)",
+    ),
     "no_budget_end": (
         "budget: {trials: null}\nparams:\n  train.learning_rate: 0.1\n",
-        "budget: set trials or timeout"),
+        "budget: set trials or timeout",
+    ),
     "yaml_syntax": (
         "params:\n  train.learning_rate: {type: float\n  low: 1\n",
-        "line 3: invalid YAML"),
+        "line 3: invalid YAML",
+    ),
 }
 
 
@@ -254,15 +297,19 @@ def test_importing_spaces_and_drivers_imports_no_search_library():
     import sys
 
     modules = ", ".join(DRIVERS[name][0] for name in available_drivers())
-    code = (f"import sys, hpo.space, {modules}; "
-            "print([m for m in ('optuna', 'bayes_opt', 'ray', 'torch') if m in sys.modules])")
+    code = (
+        f"import sys, hpo.space, {modules}; "
+        "print([m for m in ('optuna', 'bayes_opt', 'ray', 'torch') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.strip() == "[]", out.stderr
 
 
 def test_numeric_driver_options_accept_yaml_text_and_are_range_checked():
-    raw = {"params": {"x": {"type": "float", "low": 0, "high": 1}},
-           "driver": {"bo": {"xi": "1e-3"}, "seed": 1}}
+    raw = {
+        "params": {"x": {"type": "float", "low": 0, "high": 1}},
+        "driver": {"bo": {"xi": "1e-3"}, "seed": 1},
+    }
     assert space_from_dict(raw, driver="bo").driver_options["xi"] == 1e-3
     raw["driver"]["bo"] = {"init_points": 0}
     with pytest.raises(SpaceError, match="driver.bo.init_points: must be >= 1, got 0"):

@@ -84,8 +84,9 @@ def test_small_batches_go_after_the_flush_interval_without_a_flush():
 
 def test_an_outage_keeps_every_row_and_sends_each_once_when_the_store_is_back():
     store = FakeStore()
-    buffer = SendBuffer(store, {"s": "id-s"}, batch_size=100, flush_interval=0.05,
-                        max_retry_delay=0.2)
+    buffer = SendBuffer(
+        store, {"s": "id-s"}, batch_size=100, flush_interval=0.05, max_retry_delay=0.2
+    )
     buffer.put_metrics("s", rows(150))
     assert buffer.flush(10)
     store.down = True

@@ -22,8 +22,9 @@ for i in range(40):
 """
 
 
-def test_the_default_store_is_sqlite_mlflow_db_in_the_current_folder(make_space, tmp_path,
-                                                                     monkeypatch):
+def test_the_default_store_is_sqlite_mlflow_db_in_the_current_folder(
+    make_space, tmp_path, monkeypatch
+):
     from mlflow.tracking import MlflowClient
 
     monkeypatch.chdir(tmp_path)
@@ -48,7 +49,8 @@ def test_the_default_store_is_sqlite_mlflow_db_in_the_current_folder(make_space,
 
 
 def test_parallel_trials_and_another_process_share_one_sqlite_file_without_losing_a_metric(
-        make_space, tmp_path, monkeypatch):
+    make_space, tmp_path, monkeypatch
+):
     from mlflow.tracking import MlflowClient
 
     monkeypatch.chdir(tmp_path)
@@ -67,8 +69,9 @@ def test_parallel_trials_and_another_process_share_one_sqlite_file_without_losin
         if step % 50 == 0:
             time.sleep(0.05)  # reports spread over the other process's writes
     for number in range(4):
-        tracker.end_trial(TrialRecord(number, {"lr": 0.01, "y": number / 10}, "complete",
-                                      values=[1.0], steps=499))
+        tracker.end_trial(
+            TrialRecord(number, {"lr": 0.01, "y": number / 10}, "complete", values=[1.0], steps=499)
+        )
     stats = tracker.buffer.stats
     tracker.end_study(finish_study(study, space, "random", 1.0, "budget"))
     assert other.wait(timeout=120) == 0

@@ -53,19 +53,24 @@ def begin(tracker, space, tmp_path, name="s", resume=False):
     return study, previous
 
 
-def run_trial(tracker, study, number, state="complete", steps=20, value=None, reason=None,
-              params=None):
+def run_trial(
+    tracker, study, number, state="complete", steps=20, value=None, reason=None, params=None
+):
     """One synthetic trial: train metrics every step, validation every 5 steps."""
     params = params or {"lr": 10.0 ** -(number + 2), "y": 0.1 * number}
     record = TrialRecord(number, params, started=time.time())
     write_trial(study.dir, record)
     tracker.start_trial(number, params)
     for step in range(1, steps + 1):
-        tracker.log_metrics(number, step, {"loss": 5.0 / step, "lr": 1e-3, "grad_norm": 1.0,
-                                           "tokens_per_sec": 1000.0 + step})
+        tracker.log_metrics(
+            number,
+            step,
+            {"loss": 5.0 / step, "lr": 1e-3, "grad_norm": 1.0, "tokens_per_sec": 1000.0 + step},
+        )
         if step % 5 == 0:
-            tracker.log_metrics(number, step, {"val_loss": 4.0 / step + number,
-                                               "val_perplexity": 2.0})
+            tracker.log_metrics(
+                number, step, {"val_loss": 4.0 / step + number, "val_perplexity": 2.0}
+            )
     record.state, record.steps, record.reason = state, steps, reason
     record.values = [value if value is not None else 4.0 / steps + number]
     record.duration = time.time() - record.started
@@ -91,8 +96,9 @@ def steps_of(client, run, key):
     return sorted(m.step for m in client.get_metric_history(run.info.run_id, key))
 
 
-def test_a_study_is_one_parent_run_with_a_nested_child_per_trial(make_space, tracker_for, client,
-                                                                 tmp_path):
+def test_a_study_is_one_parent_run_with_a_nested_child_per_trial(
+    make_space, tracker_for, client, tmp_path
+):
     space = make_space("random", trials=3)
     tracker = tracker_for()
     study, _ = begin(tracker, space, tmp_path)
@@ -108,8 +114,9 @@ def test_a_study_is_one_parent_run_with_a_nested_child_per_trial(make_space, tra
     assert {r.info.status for r in (parent, *children.values())} == {"FINISHED"}
 
 
-def test_a_child_holds_params_stepped_metrics_best_and_final_and_tags(make_space, tracker_for,
-                                                                      client, tmp_path):
+def test_a_child_holds_params_stepped_metrics_best_and_final_and_tags(
+    make_space, tracker_for, client, tmp_path
+):
     space = make_space("random", trials=1)
     tracker = tracker_for()
     study, _ = begin(tracker, space, tmp_path)
@@ -137,8 +144,9 @@ def test_a_child_holds_params_stepped_metrics_best_and_final_and_tags(make_space
     assert child.info.end_time >= child.info.start_time
 
 
-def test_pruned_and_failed_trials_end_killed_and_failed_with_their_reason(make_space, tracker_for,
-                                                                          client, tmp_path):
+def test_pruned_and_failed_trials_end_killed_and_failed_with_their_reason(
+    make_space, tracker_for, client, tmp_path
+):
     space = make_space("random", trials=3)
     tracker = tracker_for()
     study, _ = begin(tracker, space, tmp_path)
@@ -155,8 +163,9 @@ def test_pruned_and_failed_trials_end_killed_and_failed_with_their_reason(make_s
     assert all(r.info.status != "RUNNING" for r in (*parents, *children.values()))
 
 
-def test_the_parent_holds_settings_artifacts_best_counts_and_history(make_space, tracker_for,
-                                                                     client, tmp_path):
+def test_the_parent_holds_settings_artifacts_best_counts_and_history(
+    make_space, tracker_for, client, tmp_path
+):
     space = make_space("random", trials=3)
     tracker = tracker_for()
     study, _ = begin(tracker, space, tmp_path)
@@ -183,8 +192,9 @@ def test_the_parent_holds_settings_artifacts_best_counts_and_history(make_space,
     assert Path(local).read_text() == (study.dir / "study.yaml").read_text()
 
 
-def test_the_git_commit_tag_is_set_inside_a_git_repository(make_space, tracker_for, client,
-                                                           tmp_path):
+def test_the_git_commit_tag_is_set_inside_a_git_repository(
+    make_space, tracker_for, client, tmp_path
+):
     tracker = tracker_for()
     space = make_space("random", trials=1)
     study, _ = begin(tracker, space, tmp_path)
@@ -206,8 +216,16 @@ def test_parallel_trials_interleaved_lose_no_metric(make_space, tracker_for, cli
         for number in range(4):
             tracker.log_metrics(number, step, {"loss": step + number, "lr": 1e-3, "grad_norm": 1.0})
     for number in range(4):
-        tracker.end_trial(TrialRecord(number, {"lr": 0.01, "y": number / 10}, "complete",
-                                      values=[1.0], steps=599, started=time.time()))
+        tracker.end_trial(
+            TrialRecord(
+                number,
+                {"lr": 0.01, "y": number / 10},
+                "complete",
+                values=[1.0],
+                steps=599,
+                started=time.time(),
+            )
+        )
     finish(tracker, study, space)
 
     _, children = runs_of(client, tracker)
@@ -230,7 +248,8 @@ def test_resending_a_batch_that_already_committed_adds_no_duplicate(client, serv
 
 
 def test_a_resumed_study_reuses_its_parent_and_ends_the_children_a_kill_left_running(
-        make_space, tracker_for, client, tmp_path):
+    make_space, tracker_for, client, tmp_path
+):
     space = make_space("random", trials=4)
     first = tracker_for()
     study, _ = begin(first, space, tmp_path)
@@ -239,8 +258,18 @@ def test_a_resumed_study_reuses_its_parent_and_ends_the_children_a_kill_left_run
     first.start_trial(1, {"lr": 0.1, "y": 0.1})
     first.log_metrics(1, 1, {"loss": 3.0})
     # trial 2 completed on disk but its run never reached the store
-    write_trial(study.dir, TrialRecord(2, {"lr": 0.2, "y": 0.2}, "complete", values=[0.5],
-                                       steps=7, started=time.time(), duration=2.0))
+    write_trial(
+        study.dir,
+        TrialRecord(
+            2,
+            {"lr": 0.2, "y": 0.2},
+            "complete",
+            values=[0.5],
+            steps=7,
+            started=time.time(),
+            duration=2.0,
+        ),
+    )
     assert first.flush(30)
     first.buffer.close(timeout=0)  # kill -9: no end_trial, no end_study
     parent_id = first.parent_run_id
@@ -258,14 +287,17 @@ def test_a_resumed_study_reuses_its_parent_and_ends_the_children_a_kill_left_run
     assert sorted(children) == [0, 1, 2, 3]
     assert children[1].info.status == "KILLED"
     assert children[1].data.tags["hpo.reason"] == INTERRUPTED
-    assert children[2].info.status == "FINISHED" and children[2].data.metrics["best_val_loss"] == 0.5
+    assert (
+        children[2].info.status == "FINISHED" and children[2].data.metrics["best_val_loss"] == 0.5
+    )
     assert children[2].data.tags["hpo.backfilled"] == "true"
     assert all(r.info.status != "RUNNING" for r in (*parents, *children.values()))
     assert client.get_run(parent_id).data.metrics["n_complete"] == 3
 
 
-def test_reconcile_ends_the_runs_of_a_killed_study_without_resuming_it(make_space, tracker_for,
-                                                                       client, tmp_path):
+def test_reconcile_ends_the_runs_of_a_killed_study_without_resuming_it(
+    make_space, tracker_for, client, tmp_path
+):
     space = make_space("random", trials=2)
     first = tracker_for()
     study, _ = begin(first, space, tmp_path)
@@ -279,8 +311,9 @@ def test_reconcile_ends_the_runs_of_a_killed_study_without_resuming_it(make_spac
     assert parents[0].info.status == "KILLED" and children[0].info.status == "KILLED"
 
 
-def test_system_metrics_are_logged_into_each_running_trial(make_space, tracker_for, client,
-                                                           tmp_path):
+def test_system_metrics_are_logged_into_each_running_trial(
+    make_space, tracker_for, client, tmp_path
+):
     space = make_space("random", trials=1)
     tracker = tracker_for(system_metrics=True, system_metrics_interval=0.2)
     study, _ = begin(tracker, space, tmp_path)
@@ -306,8 +339,9 @@ def reporting(params, reporter):
     return params["y"]
 
 
-def test_a_real_random_search_in_two_workers_is_tracked_whole(make_space, run_search,
-                                                              tracker_for, client):
+def test_a_real_random_search_in_two_workers_is_tracked_whole(
+    make_space, run_search, tracker_for, client
+):
     tracker = tracker_for()
     result = run_search(make_space("random", trials=4), reporting, tracker=tracker, parallel=2)
     parents, children = runs_of(client, tracker)

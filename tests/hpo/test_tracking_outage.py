@@ -29,8 +29,13 @@ def fail_fast(monkeypatch):
 
 
 def start(server, space, tmp_path, experiment, resume=False):
-    tracker = MlflowTracker(server.uri, experiment_name=experiment, system_metrics=False,
-                            flush_interval=0.1, close_timeout=2.0)
+    tracker = MlflowTracker(
+        server.uri,
+        experiment_name=experiment,
+        system_metrics=False,
+        flush_interval=0.1,
+        close_timeout=2.0,
+    )
     study = StudySpec.for_space(space, name="s", runs=tmp_path / "runs", resume=resume)
     open_study(study, space, "random", previous_trials(study, space))
     tracker.start_study(space, study, "random")
@@ -43,8 +48,9 @@ def log_steps(tracker, number, steps):
 
 
 def end(tracker, study, number, steps):
-    record = TrialRecord(number, {"lr": 0.01, "y": 0.1}, "complete", values=[1.0], steps=steps,
-                         started=time.time())
+    record = TrialRecord(
+        number, {"lr": 0.01, "y": 0.1}, "complete", values=[1.0], steps=steps, started=time.time()
+    )
     write_trial(study.dir, record)
     tracker.end_trial(record)
 
@@ -64,7 +70,8 @@ def assert_each_step_once(server, experiment, trials, steps):
 
 
 def test_metrics_logged_while_the_server_is_down_arrive_once_when_it_is_back(
-        server, make_space, tmp_path):
+    server, make_space, tmp_path
+):
     space = make_space("random", trials=2)
     tracker, study = start(server, space, tmp_path, "outage")
     tracker.start_trial(0, {"lr": 0.01, "y": 0.1})
@@ -88,7 +95,8 @@ def test_metrics_logged_while_the_server_is_down_arrive_once_when_it_is_back(
 
 
 def test_what_the_end_of_a_study_could_not_send_is_sent_when_it_resumes(
-        server, make_space, tmp_path):
+    server, make_space, tmp_path
+):
     space = make_space("random", trials=3)
     tracker, study = start(server, space, tmp_path, "spill")
     tracker.start_trial(0, {"lr": 0.01, "y": 0.1})
