@@ -45,7 +45,9 @@ def search(tmp_path, *args: str) -> int:
     )
 
 
-@pytest.mark.parametrize("driver", ["optuna", "random", "bo"])
+@pytest.mark.parametrize(
+    "driver", ["optuna", "random", "bo", pytest.param("ray", marks=pytest.mark.service)]
+)
 def test_search_on_the_default_experiment_writes_the_study_layout(driver, tmp_path, capsys):
     assert (
         search(
