@@ -3,6 +3,7 @@ back from the registry and predicts what the checkpoint itself predicts."""
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 from pathlib import Path
@@ -115,10 +116,17 @@ def store(tmp_path_factory):
     client, experiment = sqlite_store(
         tmp_path_factory.getbasetemp(), tmp_path_factory.mktemp("mlflow")
     )
-    before = mlflow.get_tracking_uri()
+    # get_tracking_uri() of an unset URI is the default resolved against the cwd: restoring
+    # that would pin it for every later test, so an unset URI is restored as unset
+    before = mlflow.get_tracking_uri() if mlflow.tracking.is_tracking_uri_set() else None
+    env = os.environ.get("MLFLOW_TRACKING_URI")  # set_tracking_uri sets it too
     mlflow.set_tracking_uri(client.tracking_uri)
     yield client, experiment
     mlflow.set_tracking_uri(before)
+    if env is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = env
 
 
 def parent_run(client, experiment: str, status: str = "FINISHED") -> str:
