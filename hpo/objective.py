@@ -42,7 +42,9 @@ class RunnerObjective:
         max_steps: int | None = None,
         overrides: Sequence[str] = (),
     ) -> None:
-        self.experiment = str(experiment)
+        # Ray runs trials in other working directories: paths are resolved here, once
+        self.base_dir = Path.cwd()
+        self.experiment = str(Path(experiment).resolve())
         # fail on a bad experiment before any trial; nproc: processes (GPUs) per trial
         self.nproc = load_config(self.experiment, list(overrides)).train.nproc
         self.metric = metric
@@ -56,6 +58,11 @@ class RunnerObjective:
         merged = apply_overrides(raw, self.overrides, self.experiment)
         for key, value in params.items():
             set_dotted(merged, key, value, "search space")
+        for key in ("data.path", "data.cache_dir", "model.pretrained"):
+            section, name = key.split(".")
+            value = merged.get(section, {}).get(name)
+            if isinstance(value, str) and not Path(value).expanduser().is_absolute():
+                set_dotted(merged, key, str(self.base_dir / value), "search")
         set_dotted(merged, "output_dir", str(output_dir), "search")
         set_dotted(merged, "eval.metric_for_best_model", self.metric, "search space objective")
         if self.greater_is_better is not None:
