@@ -441,7 +441,7 @@ def _worker_main(
         if task is None:
             return
         number, trial_dir, params = task
-        _redirect_output(Path(trial_dir) / "output.log")
+        redirect_output(Path(trial_dir) / "output.log")
         outcome = run_objective(
             objective, params, _RelayReporter(conn, number, Path(trial_dir), params)
         )
@@ -451,7 +451,8 @@ def _worker_main(
             return
 
 
-def _redirect_output(path: Path) -> None:
+def redirect_output(path: Path) -> None:
+    """Send this process's stdout and stderr to `path` (a trial's output.log)."""
     # At the file-descriptor level, so that C extensions and crash reports land there too.
     for stream in (sys.stdout, sys.stderr):
         if stream is not None:

@@ -65,6 +65,7 @@ from hpo.drivers.base import (
     TrialPruned,
     TrialRecord,
 )
+from hpo.parallel import redirect_output
 from hpo.space import (
     Categorical,
     Distribution,
@@ -776,7 +777,7 @@ def _train_trial(config: dict[str, Any], setup: _TrialSetup) -> None:
     number = int(tune.get_context().get_trial_name())
     directory = trial_dir(Path(setup.study_dir), number)
     directory.mkdir(parents=True, exist_ok=True)
-    _redirect_output(directory / "output.log")
+    redirect_output(directory / "output.log")
     params = _trial_params(setup.space, config)
     reporter = _RayReporter(number, directory, params, setup)
     settled = _settled_record(directory)
@@ -840,17 +841,6 @@ def _settled_record(directory: Path) -> TrialRecord | None:
     if record is None or record.state == "running" or record.reason == INTERRUPTED:
         return None
     return record
-
-
-def _redirect_output(path: Path) -> None:
-    # At the file-descriptor level, so that C extensions and crash reports land there too.
-    for stream in (sys.stdout, sys.stderr):
-        if stream is not None:
-            stream.flush()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
 
 
 # ----------------------------------------------------------------------------- in the driver process
