@@ -158,7 +158,7 @@ class _TrialRun:
         state, result, reason, _ = outcome
         values = None
         if state == "complete":
-            values, reason = _objective_values(result, objectives)
+            values, reason = objective_values(result, objectives)
             state = "failed" if reason else "pruned" if self.stop_requested else "complete"
         if state == "pruned":
             values = values or ([self.last_value] if self.last_value is not None else None)
@@ -169,9 +169,10 @@ class _TrialRun:
         return record
 
 
-def _objective_values(
+def objective_values(
     result: Any, objectives: Sequence[Objective]
 ) -> tuple[list | None, str | None]:
+    """(values, None) of the objective metrics in a trial's result, or (None, why not)."""
     if not isinstance(result, dict):
         if len(objectives) > 1:
             return None, "several objectives: return {metric: value} for each of them"

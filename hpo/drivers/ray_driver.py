@@ -65,14 +65,13 @@ from hpo.drivers.base import (
     TrialPruned,
     TrialRecord,
 )
-from hpo.parallel import redirect_output
+from hpo.parallel import objective_values, redirect_output
 from hpo.space import (
     Categorical,
     Distribution,
     Fixed,
     Float,
     Int,
-    Objective,
     SearchSpace,
     SpaceError,
 )
@@ -921,7 +920,7 @@ class _StudyEvents:
             record.state, record.reason = "failed", error
         elif last.get("hpo_state") == "complete":
             values = json.loads(last["hpo_values"])
-            record.values, record.reason = _objective_values(values, self.space.objectives)
+            record.values, record.reason = objective_values(values, self.space.objectives)
             record.state = "failed" if record.reason else "complete"
         else:
             value = self.last_value.get(number)
@@ -947,19 +946,6 @@ class _StudyEvents:
     def interrupt(self) -> None:
         for number, record in list(self.running.items()):
             self.end(number, record.params, {}, INTERRUPTED)
-
-
-def _objective_values(
-    result: Mapping[str, float], objectives: Sequence[Objective]
-) -> tuple[list[float] | None, str | None]:
-    missing = [o.metric for o in objectives if o.metric not in result]
-    if missing:
-        return None, f"the objective's result has no '{missing[0]}' (it has: {', '.join(result)})"
-    values = [result[o.metric] for o in objectives]
-    for objective, value in zip(objectives, values, strict=True):
-        if not math.isfinite(value):
-            return None, f"{objective.metric} is {value}"
-    return values, None
 
 
 def _events_callback(key: str) -> Any:
