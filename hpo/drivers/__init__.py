@@ -18,12 +18,12 @@ if TYPE_CHECKING:
     from hpo.drivers.base import Driver, Option
     from hpo.space import SearchSpace, SpaceError
 
-# name -> (module, class); "ray" lives in its own module, added when it is written.
+# name -> (module, class); a driver is one module of hpo/drivers/ or, like ray, a package.
 DRIVERS: dict[str, tuple[str, str]] = {
     "optuna": ("hpo.drivers.optuna_driver", "OptunaDriver"),
     "random": ("hpo.drivers.random_search", "RandomSearchDriver"),
     "bo": ("hpo.drivers.bo_driver", "BayesOptDriver"),
-    "ray": ("hpo.drivers.ray_driver", "RayDriver"),
+    "ray": ("hpo.drivers.ray_tune", "RayDriver"),
 }
 
 

@@ -1,0 +1,141 @@
+"""Ray Tune: ray.tune.Tuner runs each trial as a function trainable; only here is ray imported.
+
+    driver: {seed: 0, ray: {searcher: optuna, scheduler: asha, cpus_per_trial: 1}}
+
+One module per part, each importing ray only inside the functions that run a study:
+    cluster.py        joins the cluster at driver.address, or starts a local one; resource checks
+    experiments.py    the study's Tuner runs: schedulers, PBT's population, restore and resume
+    searchers.py      the Searcher that reserves trial numbers and keeps the budget
+    domains.py        the space in Ray's terms: domains, grid points, a trial's params
+    trial_numbers.py  trial n is Ray's trial "n" and runs in runs/<study>/trials/<n>/
+    trainable.py      what runs in the Ray worker: the objective, its reports and checkpoints
+    events.py         what runs in this process: trial.json, tracker calls, budget counts
+
+`--parallel K` is Ray's max concurrent trials. Trial n runs in runs/<study>/trials/<n>/
+(output in output.log); Ray's own state and checkpoints are in runs/<study>/ray/. On a cluster
+of several machines both must be on storage every node sees (the same path on each).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hpo.drivers.base import (
+    SEED,
+    MultiTracker,
+    NullTracker,
+    ObjectiveFunction,
+    Option,
+    StudySpec,
+    Tracker,
+)
+from hpo.drivers.ray_tune.cluster import ray_cluster
+from hpo.drivers.ray_tune.domains import grid_values
+from hpo.drivers.ray_tune.events import StudyEvents
+from hpo.drivers.ray_tune.experiments import Experiments
+from hpo.space import SearchSpace, SpaceError
+from hpo.study import LiveView, StudyResult, finish_study, open_study, previous_trials
+
+__all__ = ["OPTIONS", "RayDriver", "check_space"]
+
+OPTIONS: dict[str, Option] = {
+    "seed": SEED,
+    "searcher": Option(
+        "random", "Ray search algorithm", choices=("random", "grid", "optuna", "bayesopt")
+    ),
+    "scheduler": Option(
+        "none",
+        "Ray trial scheduler: stops (or, pbt, exploits) trials by their reports",
+        choices=("none", "asha", "hyperband", "median", "pbt"),
+    ),
+    "cpus_per_trial": Option(1, "CPUs Ray reserves for each trial", kind=float),
+    "gpus_per_trial": Option(
+        0, "GPUs Ray reserves for each trial; 0.5 puts two on a GPU", kind=float
+    ),
+    "max_failures": Option(
+        0, "times Ray retries a failed trial (from its last checkpoint)", kind=int
+    ),
+    "address": Option(
+        None,
+        "join a running cluster: auto, HOST:PORT or ray://HOST:PORT; unset: start a local one",
+        kind=str,
+    ),
+    "grace_period": Option(1, "asha, median: steps before a trial can be stopped", kind=int),
+    "reduction_factor": Option(
+        3, "asha, hyperband: 1 / fraction of trials kept at each rung", kind=int
+    ),
+    "min_samples_required": Option(3, "median: trials reported before it stops any", kind=int),
+    "perturbation_interval": Option(
+        1, "pbt: steps between exploits (1: every evaluation)", kind=int
+    ),
+    "quantile_fraction": Option(
+        0.25, "pbt: the bottom fraction that clones the top one", kind=float
+    ),
+    "resample_probability": Option(
+        0.25, "pbt: chance a param is resampled, not perturbed", kind=float
+    ),
+    "acquisition": Option("ucb", "bayesopt: acquisition function", choices=("ucb", "ei", "pi")),
+    "init_points": Option(
+        5, "bayesopt: random trials before the Gaussian process suggests", kind=int
+    ),
+}
+MAX_GRID = 100_000
+
+
+def check_space(space: SearchSpace, fail: Callable[[str, str], SpaceError]) -> None:
+    """Reject what the chosen searcher or scheduler cannot do, before Ray starts."""
+    options = space.driver_options
+    if options["searcher"] == "grid":
+        size = 1
+        for p in space.searched:
+            if not grid_values(p.distribution):
+                raise fail(
+                    f"params.{p.name}", "grid needs choices, a linear int range or a float step"
+                )
+            size *= len(grid_values(p.distribution))
+        if size > MAX_GRID:
+            raise fail("params", f"a grid of {size} points; narrow it or use another searcher")
+    if options["scheduler"] in ("asha", "hyperband") and space.budget.max_steps is None:
+        raise fail(
+            "budget.max_steps", f"scheduler {options['scheduler']} needs the steps of a full trial"
+        )
+    if options["scheduler"] == "pbt" and options["searcher"] not in ("random", "grid"):
+        raise fail("driver.searcher", "pbt explores params itself: use searcher random or grid")
+    for name in ("cpus_per_trial", "gpus_per_trial"):
+        if options[name] < 0:
+            raise fail(f"driver.{name}", f"must be >= 0, got {options[name]}")
+    if options["cpus_per_trial"] == 0 and options["gpus_per_trial"] == 0:
+        raise fail("driver.cpus_per_trial", "a trial needs a CPU or a GPU")
+
+
+class RayDriver:
+    """Runs a study with ray.tune.Tuner; see the module doc."""
+
+    name = "ray"
+
+    def run(
+        self,
+        space: SearchSpace,
+        study: StudySpec,
+        objective: ObjectiveFunction,
+        tracker: Tracker | None = None,
+    ) -> StudyResult:
+        previous = previous_trials(study, space)
+        with ray_cluster(space.driver_options, study.parallel):  # a bad address stops here
+            previous = open_study(study, space, self.name, previous)
+            trackers = MultiTracker(
+                *([] if study.quiet else [LiveView(space, previous)]), tracker or NullTracker()
+            )
+            trackers.start_study(space, study, self.name)
+            events = StudyEvents(space, study, trackers, previous)
+            try:
+                stop_reason = Experiments(space, study, objective, events).run()
+            except BaseException:
+                events.interrupt()
+                trackers.end_study(
+                    finish_study(study, space, self.name, events.elapsed(), "interrupted")
+                )
+                raise
+        result = finish_study(study, space, self.name, events.elapsed(), stop_reason)
+        trackers.end_study(result)
+        return result

@@ -1,0 +1,67 @@
+"""The search space in Ray's terms: Tune domains, grid points, the params a trial runs with."""
+
+from __future__ import annotations
+
+import itertools
+import numbers
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hpo.drivers.base import FINISHED_STATES
+from hpo.space import Categorical, Distribution, Float, Int, SearchSpace
+from hpo.study import load_trials
+
+
+def ray_domain(d: Distribution) -> Any:
+    """The Ray Tune domain of a distribution; quantized ones only where Ray's grid is exact."""
+    from ray import tune
+
+    if isinstance(d, Categorical):
+        return tune.choice(list(d.choices))
+    if isinstance(d, Float):
+        if d.step is not None:  # quniform rounds to multiples of step counted from 0
+            exact = abs(d.low / d.step - round(d.low / d.step)) < 1e-9
+            return tune.quniform(d.low, d.high, d.step) if exact else tune.choice(grid_values(d))
+        return tune.loguniform(d.low, d.high) if d.log else tune.uniform(d.low, d.high)
+    if d.log:
+        return tune.lograndint(d.low, d.high + 1)  # upper bound exclusive
+    if d.step == 1:
+        return tune.randint(d.low, d.high + 1)  # upper bound exclusive
+    if d.low % d.step == 0:
+        return tune.qrandint(d.low, d.high, d.step)  # upper bound inclusive
+    return tune.choice(grid_values(d))
+
+
+def grid_values(d: Distribution) -> list[Any]:
+    if isinstance(d, Categorical):
+        return list(d.choices)
+    if isinstance(d, Float | Int) and d.n_values is not None:
+        return [d.value_at(i) for i in range(d.n_values)]
+    return []
+
+
+def _grid_points(space: SearchSpace) -> list[dict[str, Any]]:
+    """Every distinct trial of the grid: inactive params dropped, so no point repeats."""
+    names = [p.name for p in space.searched]
+    points: list[dict[str, Any]] = []
+    for combo in itertools.product(*(grid_values(p.distribution) for p in space.searched)):
+        point = space.trial_params(dict(zip(names, combo, strict=True)))
+        if point not in points:
+            points.append(point)
+    return points
+
+
+def untried_grid(space: SearchSpace, study_dir: Path) -> list[dict[str, Any]]:
+    tried = [r.params for r in load_trials(study_dir) if r.state in FINISHED_STATES]
+    return [p for p in _grid_points(space) if p not in tried]
+
+
+def trial_params(space: SearchSpace, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The params a trial runs with: back in the space (PBT perturbs past bounds), active ones only."""
+    sampled = dict(config)
+    for p in space.searched:
+        d, value = p.distribution, sampled.get(p.name)
+        if isinstance(d, Float | Int) and isinstance(value, numbers.Real):
+            sampled[p.name] = d.from_sample(d.to_sample(min(max(value, d.low), d.high)))
+    return space.trial_params(sampled)

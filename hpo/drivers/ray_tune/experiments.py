@@ -1,0 +1,191 @@
+"""The study's Ray experiments: one Tuner.fit after another until the budget is spent.
+
+Schedulers asha, hyperband, median and pbt measure time in reported steps. PBT refuses
+Searchers: its population comes from Ray's variant generator, and an experiment with failed
+trials is followed by another for the rest. Ray ends trials without a word at the study's
+timeout: they end pruned.
+
+Resume: Tuner.restore of the study's last Ray experiment (runs/<study>/ray/trials-from-<n>/)
+when its fit never returned; a trial whose trial.json says how it ended is never run again,
+even where Ray's saved state (written every few seconds) lags behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from pathlib import Path
+from typing import Any
+
+from hpo.drivers.base import ObjectiveFunction, StudySpec
+from hpo.drivers.ray_tune.domains import grid_values, ray_domain, untried_grid
+from hpo.drivers.ray_tune.events import StudyEvents, events_callback, live_study
+from hpo.drivers.ray_tune.searchers import study_searcher
+from hpo.drivers.ray_tune.trainable import TrialSetup, train_trial
+from hpo.drivers.ray_tune.trial_numbers import TrialName, next_free_number, trial_dirname
+from hpo.space import Categorical, Distribution, SearchSpace
+from hpo.study import load_trials
+
+EXPERIMENT_DONE = ".hpo_done"  # in a Ray experiment folder whose fit() returned
+
+
+class Experiments:
+    """The study's Ray experiments: the restored one, if any, then a new one while budget is left."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        study: StudySpec,
+        objective: ObjectiveFunction,
+        events: StudyEvents,
+    ) -> None:
+        self.space, self.study, self.events = space, study, events
+        self.options = space.driver_options
+        self.storage = (study.dir / "ray").resolve()
+        self.setup = TrialSetup(
+            objective,
+            space,
+            str(study.dir.resolve()),
+            checkpoints=self.options["scheduler"] == "pbt",
+        )
+
+    def run(self) -> str:
+        from ray import tune
+
+        made = sorted(self.storage.glob("trials-from-*"), key=lambda p: int(p.name.rsplit("-")[-1]))
+        if made and not (made[-1] / EXPERIMENT_DONE).exists() and tune.Tuner.can_restore(made[-1]):
+            self._fit(tune.Tuner.restore(str(made[-1]), trainable=self._trainable()), made[-1])
+        while not (stop := self.events.why_stop()):
+            if self.options["searcher"] == "grid" and not untried_grid(self.space, self.study.dir):
+                return "exhausted"
+            ended = self.events.ended
+            name = f"trials-from-{next_free_number(self.study.dir)}"
+            self._fit(self._tuner(name), self.storage / name)
+            if self.events.ended == ended:  # the searcher had nothing left (a grid, say)
+                return self.events.why_stop() or "exhausted"
+        return stop
+
+    def _fit(self, tuner: Any, path: Path) -> None:
+        tune_log = logging.getLogger("ray.tune")
+        level = tune_log.level
+        tune_log.setLevel(logging.CRITICAL if self.study.quiet else level)
+        try:  # Ray's banners go to stdout; the live view reports the trials
+            with live_study(self.events), contextlib.redirect_stdout(io.StringIO()):
+                tuner.fit()
+            # Ray ends trials without a word at its time budget, and returns after Ctrl-C.
+            if self.events.running and self.events.why_stop() != "timeout":
+                raise KeyboardInterrupt
+            for number, record in list(self.events.running.items()):
+                self.events.end(number, record.params, {}, None)  # pruned by the timeout
+        finally:
+            tune_log.setLevel(level)
+        (path / EXPERIMENT_DONE).touch()
+
+    def _trainable(self) -> Any:
+        from ray import tune
+
+        resources = {"cpu": self.options["cpus_per_trial"], "gpu": self.options["gpus_per_trial"]}
+        return tune.with_resources(tune.with_parameters(train_trial, setup=self.setup), resources)
+
+    def _tuner(self, name: str) -> Any:
+        from ray import tune
+
+        objective, timeout = self.space.objective, self.space.budget.timeout
+        if self.options["scheduler"] == "pbt":  # PBT takes no Searcher: Ray's variant generator
+            search = _pbt_search(self.space, self.study, self.events.finished)
+        else:  # num_samples -1: the searcher keeps the budget (failed trials do not count)
+            search = {
+                "search_alg": study_searcher(self.space, self.study, self.events),
+                "num_samples": -1,
+                "max_concurrent_trials": self.study.parallel,
+                "trial_name_creator": TrialName(str(self.study.dir.resolve())),
+            }
+        param_space = search.pop("param_space", {})
+        tune_config = tune.TuneConfig(
+            metric=objective.metric,
+            mode="min" if objective.direction == "minimize" else "max",
+            scheduler=_scheduler(self.space),
+            time_budget_s=None if timeout is None else max(1.0, timeout - self.events.elapsed()),
+            trial_dirname_creator=trial_dirname,
+            reuse_actors=True,
+            **search,
+        )
+        run_config = tune.RunConfig(
+            name=name,
+            storage_path=str(self.storage),
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=self.options["max_failures"]),
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=4 if self.setup.checkpoints else None
+            ),
+            callbacks=[events_callback(self.events.key)],
+        )
+        return tune.Tuner(
+            self._trainable(),
+            param_space=param_space,
+            tune_config=tune_config,
+            run_config=run_config,
+        )
+
+
+def _pbt_search(space: SearchSpace, study: StudySpec, finished: int) -> dict[str, Any]:
+    """PBT's population from Ray's variant generator (PBT refuses Searchers): Ray domains
+    seeded by the seed, or tune.grid_search; a failed trial is replaced by the next experiment."""
+    from ray import tune
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    grid = space.driver_options["searcher"] == "grid"
+    first = next_free_number(study.dir)
+    seed = space.driver_options["seed"]
+    points = [dict(p) for p in study.enqueue] if not load_trials(study.dir) else None
+    param_space = {
+        p.name: tune.grid_search(grid_values(p.distribution))
+        if grid
+        else ray_domain(p.distribution)
+        for p in space.searched
+    }
+    remaining = None if space.budget.trials is None else space.budget.trials - finished
+    return {
+        "param_space": param_space,
+        "search_alg": BasicVariantGenerator(
+            points_to_evaluate=points,
+            max_concurrent=study.parallel,
+            random_state=None if seed is None else seed + first,
+        ),
+        "num_samples": 1 if grid else remaining or -1,
+        "trial_name_creator": TrialName(str(study.dir.resolve())),
+    }
+
+
+def _scheduler(space: SearchSpace) -> Any:
+    from ray.tune import schedulers
+
+    options, max_t = space.driver_options, space.budget.max_steps
+    grace, factor = options["grace_period"], options["reduction_factor"]
+    return {
+        "none": lambda: None,
+        "asha": lambda: schedulers.ASHAScheduler(
+            time_attr="step", max_t=max_t, grace_period=grace, reduction_factor=factor
+        ),
+        "hyperband": lambda: schedulers.HyperBandScheduler(
+            time_attr="step", max_t=max_t, reduction_factor=factor
+        ),
+        "median": lambda: schedulers.MedianStoppingRule(
+            time_attr="step",
+            grace_period=grace,
+            min_samples_required=options["min_samples_required"],
+        ),
+        "pbt": lambda: schedulers.PopulationBasedTraining(
+            time_attr="step",
+            perturbation_interval=options["perturbation_interval"],
+            quantile_fraction=options["quantile_fraction"],
+            resample_probability=options["resample_probability"],
+            hyperparam_mutations={p.name: _mutation(p.distribution) for p in space.searched},
+        ),
+    }[options["scheduler"]]()
+
+
+def _mutation(d: Distribution) -> Any:
+    # PBT shifts a list's index and multiplies a domain's value (brought back into range later)
+    return list(d.choices) if isinstance(d, Categorical) else ray_domain(d)

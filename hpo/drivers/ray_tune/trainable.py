@@ -1,0 +1,163 @@
+"""What runs inside the Ray worker: one trial of the objective, its reports and checkpoints.
+
+What Ray sees of a trial: one tune.report per evaluation (a report holding the objective metric)
+with its step and every report since the previous one, then a last one with done=True when the
+objective returns (hpo_state: complete). A trial Ray ends before that was stopped by its
+scheduler or the timeout: it ends pruned. An exception is Ray's trial error: retried
+max_failures times, then failed.
+
+Checkpoints: with pbt each evaluation hands the runner's checkpoints/last.pt to Ray; a trial Ray
+restarts from a checkpoint (PBT's exploit, a retry, a restored study) resumes from it through
+reporter.resume_checkpoint, and an exploit is logged to trials/<n>/exploits.jsonl. A trial
+restarted without one resumes from its own last.pt if it has one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import numbers
+import os
+import shutil
+import tempfile
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hpo.drivers.base import ObjectiveFunction, TrialPruned, TrialRecord
+from hpo.drivers.ray_tune.domains import trial_params
+from hpo.parallel import redirect_output
+from hpo.space import SearchSpace
+from hpo.study import INTERRUPTED, trial_dir
+
+
+@dataclass(frozen=True)
+class TrialSetup:
+    """What every trial of the study shares (sent once to Ray's object store)."""
+
+    objective: ObjectiveFunction
+    space: SearchSpace
+    study_dir: str  # absolute: Ray workers do not run in the driver's directory
+    checkpoints: bool  # hand the runner's last.pt to Ray at each evaluation (pbt)
+
+
+class _RayReporter:
+    """The TrialReporter inside a Ray trial: one tune.report per evaluation of the metric."""
+
+    def __init__(
+        self, number: int, directory: Path, params: dict[str, Any], setup: TrialSetup
+    ) -> None:
+        self.number, self.dir, self.params = number, directory, params
+        self.metric = setup.space.objective.metric
+        self.max_steps = setup.space.budget.max_steps
+        self.checkpoints = setup.checkpoints
+        self.resume_checkpoint: str | None = None  # RunnerObjective starts from it when set
+        self.steps = 0
+        self.pending: list[list[Any]] = []  # [step, metrics] not yet sent to Ray
+
+    def report(self, step: int, metrics: Mapping[str, float]) -> None:
+        plain = {str(k): float(v) for k, v in metrics.items() if isinstance(v, numbers.Real)}
+        self.steps = max(self.steps, int(step))
+        self.pending.append([int(step), plain])
+        # The last evaluation rides with the complete report: at max_t ASHA and HyperBand stop
+        # a trial, and the objective's value would never reach Ray.
+        if self.metric in plain and (self.max_steps is None or step < self.max_steps):
+            self.send(plain, checkpoint=self.checkpoints)
+
+    def should_stop(self) -> bool:
+        return False  # Ray stops a trial itself: its tune.report does not return
+
+    def send(self, metrics: Mapping[str, float], checkpoint: bool = False, **extra: Any) -> None:
+        from ray import tune
+
+        result = {**metrics, "step": self.steps, "hpo_reports": json.dumps(self.pending), **extra}
+        self.pending = []
+        last = self.dir / "checkpoints" / "last.pt"
+        if not checkpoint or not last.is_file():
+            tune.report(result)
+            return
+        with tempfile.TemporaryDirectory(prefix="hpo-ckpt-") as folder:
+            try:  # the runner replaces last.pt by rename, so a link keeps this one
+                os.link(last, Path(folder) / "last.pt")
+            except OSError:
+                shutil.copyfile(last, Path(folder) / "last.pt")
+            (Path(folder) / "hpo.json").write_text(
+                json.dumps({"trial": self.number, "step": self.steps})
+            )
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def train_trial(config: dict[str, Any], setup: TrialSetup) -> None:
+    """Ray's function trainable: one trial of the objective, in runs/<study>/trials/<n>/."""
+    from ray import tune
+
+    number = int(tune.get_context().get_trial_name())
+    directory = trial_dir(Path(setup.study_dir), number)
+    directory.mkdir(parents=True, exist_ok=True)
+    redirect_output(directory / "output.log")
+    params = trial_params(setup.space, config)
+    reporter = _RayReporter(number, directory, params, setup)
+    settled = _settled_record(directory)
+    if settled is not None:  # it ended before Ray last saved its state: not run twice
+        if settled.state == "complete":
+            values = dict(
+                zip([o.metric for o in setup.space.objectives], settled.values, strict=True)
+            )
+            reporter.send(values, done=True, hpo_state="complete", hpo_values=json.dumps(values))
+        return
+    checkpoint = tune.get_checkpoint()
+    with contextlib.ExitStack() as stack:
+        if checkpoint is not None:
+            folder = Path(stack.enter_context(checkpoint.as_directory()))
+            reporter.resume_checkpoint = str(folder / "last.pt")
+            donor = json.loads((folder / "hpo.json").read_text())
+            if donor["trial"] != number:  # PBT's exploit: the donor's weights, this trial's params
+                _log_exploit(directory / "exploits.jsonl", donor, params)
+        elif (
+            directory / "checkpoints" / "last.pt"
+        ).is_file():  # a retry, a paused or restored trial
+            reporter.resume_checkpoint = str(directory / "checkpoints" / "last.pt")
+        try:
+            value = setup.objective(dict(params), reporter)
+        except TrialPruned:
+            return  # no complete report: it ends pruned
+        except Exception:
+            (directory / "traceback.txt").write_text(traceback.format_exc())
+            raise  # Ray's trial error: retried max_failures times, then failed
+    if isinstance(value, Mapping):
+        values = {str(k): float(v) for k, v in value.items() if isinstance(v, numbers.Real)}
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        values = {reporter.metric: float(value)}
+    else:
+        raise TypeError(
+            f"the objective returned {type(value).__name__}; return a number or {{metric: value}}"
+        )
+    ray_value = values.get(reporter.metric, math.nan)  # every result Ray sees holds the metric
+    reporter.send(
+        {**values, reporter.metric: ray_value},
+        done=True,  # done: no scheduler acts on it
+        hpo_state="complete",
+        hpo_values=json.dumps(values),
+    )
+
+
+def _log_exploit(path: Path, donor: dict[str, Any], params: dict[str, Any]) -> None:
+    line = {"step": donor["step"], "from_trial": donor["trial"], "params": params}
+    logged = [json.loads(text) for text in path.read_text().splitlines()] if path.exists() else []
+    if not logged or (logged[-1]["step"], logged[-1]["from_trial"]) != (
+        line["step"],
+        line["from_trial"],
+    ):
+        with open(path, "a") as log:  # not again when a paused trial resumes from the same one
+            log.write(json.dumps(line) + "\n")
+
+
+def _settled_record(directory: Path) -> TrialRecord | None:
+    path = directory / "trial.json"
+    record = TrialRecord.from_dict(json.loads(path.read_text())) if path.is_file() else None
+    if record is None or record.state == "running" or record.reason == INTERRUPTED:
+        return None
+    return record
