@@ -29,6 +29,10 @@ with at most a third of random search's total steps.
     .venv/bin/python bench/search_quality.py --seeds 3 --drivers random,tpe,bo,tpe-pruned
     .venv/bin/python bench/search_quality.py --trials 4 --checkpoints 2,4 --max-steps 10  # smoke
     .venv/bin/python bench/search_quality.py --tables-from a.json,b.json   # merge --json files
+    .venv/bin/python bench/search_quality.py --seeds 3 --runs R --json q.json --resume
+
+--json is rewritten after every study, so a run cut short keeps its finished studies; --resume
+runs only the studies missing from it (a study that was cut short starts again from scratch).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -164,6 +169,20 @@ def print_tables(studies: list[dict[str, Any]], checkpoints: list[int], trials: 
         wall = statistics.median(r["wall_seconds"] for r in runs)
         print(f"{contender:<12}{cells}{versus:>11}{pruned:>8g}{failed:>8g}{steps:>8g}{wall:>8.0f}")
 
+    print(f"\nbest val_loss after {trials} trials, per seed")
+    header = f"{'contender':<12}" + "".join(f"{f'seed {s}':>10}" for s in seeds)
+    print(header + f"{'median':>10}")
+    print("-" * (len(header) + 10))
+    for contender in contenders:
+        bests = [
+            best_after(by[contender, s]["trials"], trials) if (contender, s) in by else None
+            for s in seeds
+        ]
+        cells = "".join(f"{b:>10.4f}" if b is not None else f"{'-':>10}" for b in bests)
+        ran = [b for b, s in zip(bests, seeds, strict=True) if (contender, s) in by]
+        median = median_or_none(ran)
+        print(f"{contender:<12}{cells}" + (f"{median:>10.4f}" if median is not None else ""))
+
     if "random" not in contenders:
         return
     print(f"\ntraining steps to reach random search's best after {trials} trials (same seed)")
@@ -227,10 +246,15 @@ def main() -> None:
     )
     parser.add_argument("--json", help="write every study's trials here, after each study")
     parser.add_argument(
+        "--resume", action="store_true", help="keep the studies in --json, run the missing ones"
+    )
+    parser.add_argument(
         "--tables-from", help="only print the tables of --json files (comma-separated)"
     )
     args = parser.parse_args()
     checkpoints = [int(k) for k in args.checkpoints.split(",")]
+    if args.resume and not (args.json and args.runs):
+        parser.error("--resume needs --json and --runs (where the earlier run kept its studies)")
 
     if args.tables_from:  # several files: studies run in separate processes, merged
         studies = [s for f in args.tables_from.split(",") for s in json.loads(Path(f).read_text())]
@@ -250,8 +274,15 @@ def main() -> None:
             file=sys.stderr,
         )
         studies = []
+        if args.resume and Path(args.json).is_file():
+            studies = json.loads(Path(args.json).read_text())
+        done = {(s["contender"], s["seed"]) for s in studies}
         for seed in range(args.seeds):  # seed outermost: a run cut short has whole seeds
             for contender in contenders:
+                if (contender, seed) in done:
+                    continue
+                if args.resume:  # a study cut short lost its sampler's state: start it over
+                    shutil.rmtree(runs / f"{contender}-seed{seed}", ignore_errors=True)
                 study = run_study(contender, seed, args, runs)
                 studies.append(study)
                 best = best_after(study["trials"], args.trials)
