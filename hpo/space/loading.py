@@ -1,0 +1,66 @@
+"""Space files and --enqueue files read from disk, validated before any trial."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hpo.space.distributions import Float, Int
+from hpo.space.numeric import number_or_none
+from hpo.space.parsing import KeyCheck, space_from_dict
+from hpo.space.search_space import SearchSpace, SpaceError
+
+
+def load_space(
+    path: str | Path,
+    experiment: str | None = None,
+    driver: str = "optuna",
+    config_key_check: KeyCheck | None = None,
+) -> SearchSpace:
+    """Read and validate a space file before any trial; raises SpaceError naming file and key.
+
+    Args:
+        experiment: replaces the file's `experiment` (the CLI's --experiment).
+        driver: whose options the file's `driver:` section is checked against.
+        config_key_check: `check_key(key, source)` raising UserInputError on unknown config keys
+            (runner.config.check_key for runner trials; None for plain-function objectives).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SpaceError(f"{path}: space file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}:" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise SpaceError(f"{path}:{where} invalid YAML: {problem}") from None
+    return space_from_dict(raw, str(path), experiment, driver, config_key_check)
+
+
+def load_enqueue(path: str | Path, space: SearchSpace) -> tuple[dict[str, Any], ...]:
+    """Read an --enqueue file: a YAML list of {param: value} run first, each checked against space."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) if path.is_file() else None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        raise SpaceError(f"{path}: line {mark.line + 1 if mark else '?'}: invalid YAML") from None
+    if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+        raise SpaceError(f"{path}: expected a YAML list of {{param: value}} mappings")
+    searched = {p.name: p.distribution for p in space.searched}
+    for i, item in enumerate(raw):
+        for key, value in item.items():
+            if key not in searched:
+                raise SpaceError(
+                    f"{path}: item {i}: '{key}' is not a searched param of {space.source}"
+                )
+            if isinstance(value, str) and isinstance(searched[key], Float | Int):
+                value = item[key] = number_or_none(value)
+            if isinstance(searched[key], Float) and isinstance(value, int) and value is not True:
+                value = item[key] = float(value)
+            if not searched[key].contains(value):
+                raise SpaceError(f"{path}: item {i}: {key}: {value!r} is outside the space")
+    return tuple(raw)

@@ -1,0 +1,216 @@
+"""A space given as a dict (a space file's YAML) checked and turned into a SearchSpace.
+
+Every problem raises SpaceError naming the source and the key, before any trial starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from hpo.space.distributions import Categorical, Distribution, Fixed, Float, Int
+from hpo.space.numeric import Fail, is_multiple, parse_duration, parse_number
+from hpo.space.search_space import Budget, Objective, Param, SearchSpace, SpaceError
+from runner.errors import UserInputError
+
+KeyCheck = Callable[[str, str], None]  # check_key(key, source): raises on unknown config keys
+
+_TOP_KEYS = ("experiment", "objective", "budget", "driver", "params", "description")
+_SPEC_KEYS = {
+    "float": ("type", "low", "high", "log", "step", "when"),
+    "int": ("type", "low", "high", "log", "step", "when"),
+    "categorical": ("type", "choices", "when"),
+    "fixed": ("type", "value", "when"),
+}
+
+
+def space_from_dict(
+    raw: Any,
+    source: str = "<space>",
+    experiment: str | None = None,
+    driver: str = "optuna",
+    config_key_check: KeyCheck | None = None,
+) -> SearchSpace:
+    """Validate a space given as a dict (what load_space reads from YAML)."""
+    from hpo.drivers import check_space, resolve_driver_options
+
+    def fail(key: str, problem: str) -> SpaceError:
+        return SpaceError(f"{source}: {key}: {problem}")
+
+    if not isinstance(raw, dict):
+        raise SpaceError(f"{source}: expected a mapping with params, objective, budget, driver")
+    for key in raw:
+        if key not in _TOP_KEYS:
+            raise fail(key, f"unknown section{_did_you_mean(key, _TOP_KEYS)}")
+    if not isinstance(raw.get("params"), dict) or not raw["params"]:
+        raise fail("params", "expected a mapping of at least one dotted config key to its range")
+    params = _parse_params(raw["params"], fail, source, config_key_check)
+    objectives = _parse_objectives(raw.get("objective", "val_loss"), fail)
+    options = resolve_driver_options(driver, raw.get("driver") or {}, fail)
+    budget = _parse_budget(raw.get("budget") or {}, fail, options)
+    space = SearchSpace(
+        params=params,
+        objectives=objectives,
+        budget=budget,
+        driver=driver,
+        driver_options=options,
+        experiment=experiment or raw.get("experiment"),
+        source=source,
+    )
+    check_space(space, fail)
+    return space
+
+
+def _parse_params(raw: dict, fail: Fail, source: str, check: KeyCheck | None) -> tuple[Param, ...]:
+    parsed: dict[str, tuple[Distribution, dict]] = {}
+    for name, spec in raw.items():
+        if check is not None:
+            try:
+                check(str(name), f"{source}: params")
+            except UserInputError as err:
+                raise SpaceError(str(err)) from None
+        parsed[str(name)] = _parse_distribution(spec, f"params.{name}", fail)
+    params = {}
+    for name, (distribution, when) in parsed.items():
+        condition = []
+        for other, allowed in when.items():
+            key = f"params.{name}.when"
+            if other not in parsed:
+                raise fail(
+                    key, f"condition on unknown param '{other}'{_did_you_mean(other, parsed)}"
+                )
+            parent = parsed[other][0]
+            if not isinstance(parent, Categorical):
+                raise fail(key, f"condition on '{other}', which is not categorical")
+            values = tuple(allowed) if isinstance(allowed, list) else (allowed,)
+            for value in values:
+                if not parent.contains(value):
+                    choices = ", ".join(map(str, parent.choices))
+                    raise fail(key, f"{value!r} is not a choice of '{other}' ({choices})")
+            condition.append((other, values))
+        params[name] = Param(name, distribution, tuple(condition))
+    return _parents_first(params, fail)
+
+
+def _parse_distribution(spec: Any, key: str, fail: Fail) -> tuple[Distribution, dict]:
+    if isinstance(spec, list):
+        raise fail(key, "a bare list is ambiguous: write {type: categorical, choices: [...]}")
+    if not isinstance(spec, dict):
+        return Fixed(spec), {}
+    kind = spec.get("type") or ("categorical" if "choices" in spec else None)
+    kind = "fixed" if kind is None and "value" in spec else kind
+    if kind not in _SPEC_KEYS:
+        raise fail(f"{key}.type", f"expected float, int, categorical or fixed, got {kind!r}")
+    for name in spec:
+        if name not in _SPEC_KEYS[kind]:
+            raise fail(
+                f"{key}.{name}", f"unknown field for {kind}{_did_you_mean(name, _SPEC_KEYS[kind])}"
+            )
+    when = spec.get("when") or {}
+    if not isinstance(when, dict):
+        raise fail(f"{key}.when", "expected a mapping {param: value or [values]}")
+    if kind == "fixed":
+        return Fixed(spec.get("value")), when
+    if kind == "categorical":
+        choices = spec.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise fail(f"{key}.choices", "expected a non-empty list of choices")
+        if not all(c is None or isinstance(c, str | int | float | bool) for c in choices):
+            raise fail(f"{key}.choices", "choices must be scalars (str, number, bool or null)")
+        if len({(type(c), c) for c in choices}) != len(choices):
+            raise fail(f"{key}.choices", "choices must be unique")
+        return Categorical(tuple(choices)), when
+    low, high = (
+        parse_number(spec.get("low"), f"{key}.low", fail),
+        parse_number(spec.get("high"), f"{key}.high", fail),
+    )
+    log = spec.get("log", False)
+    if not isinstance(log, bool):
+        raise fail(f"{key}.log", f"expected true or false, got {log!r}")
+    if low >= high:
+        raise fail(key, f"low ({low:g}) must be below high ({high:g})")
+    if log and low <= 0:
+        raise fail(key, f"a log scale needs low > 0, got {low:g}")
+    step = None if spec.get("step") is None else parse_number(spec["step"], f"{key}.step", fail)
+    if step is not None:
+        if step <= 0:
+            raise fail(f"{key}.step", f"must be > 0, got {step:g}")
+        if log:
+            raise fail(f"{key}.step", "step and log cannot be combined")
+        if not is_multiple(high - low, step):
+            raise fail(f"{key}.step", f"{step:g} does not divide high - low ({high - low:g})")
+    if kind == "float":
+        return Float(float(low), float(high), log, None if step is None else float(step)), when
+    for name, value in (("low", low), ("high", high), ("step", step or 1)):
+        if not float(value).is_integer():
+            raise fail(f"{key}.{name}", f"an int range needs whole numbers, got {value:g}")
+    return Int(int(low), int(high), log, int(step or 1)), when
+
+
+def _parents_first(params: dict[str, Param], fail: Fail) -> tuple[Param, ...]:
+    ordered: dict[str, Param] = {}
+
+    def visit(name: str, chain: tuple[str, ...]) -> None:
+        if name in chain:
+            raise fail(f"params.{name}.when", f"conditions form a cycle: {' -> '.join(chain)}")
+        if name not in ordered:
+            for parent, _ in params[name].condition:
+                visit(parent, (*chain, name))
+            ordered[name] = params[name]
+
+    for name in params:
+        visit(name, ())
+    return tuple(ordered.values())
+
+
+def _parse_objectives(raw: Any, fail: Fail) -> tuple[Objective, ...]:
+    items = raw if isinstance(raw, list) and raw else [raw]
+    objectives = []
+    for item in items:
+        spec = {"metric": item} if isinstance(item, str) else item
+        if not isinstance(spec, dict) or not isinstance(spec.get("metric"), str):
+            raise fail(
+                "objective", "expected {metric: NAME, direction: minimize|maximize} or a list"
+            )
+        for name in spec:
+            if name not in ("metric", "direction"):
+                raise fail(f"objective.{name}", "unknown field; use metric and direction")
+        metric = spec["metric"]
+        lower_is_better = any(word in metric for word in ("loss", "perplexity", "error"))
+        direction = spec.get("direction") or ("minimize" if lower_is_better else "maximize")
+        if direction not in ("minimize", "maximize"):
+            raise fail("objective.direction", f"expected minimize or maximize, got {direction!r}")
+        objectives.append(Objective(metric, direction))
+    if len({o.metric for o in objectives}) != len(objectives):
+        raise fail("objective", "each metric may appear once")
+    return tuple(objectives)
+
+
+def _parse_budget(raw: Any, fail: Fail, options: Mapping[str, Any]) -> Budget:
+    if not isinstance(raw, dict):
+        raise fail("budget", "expected {trials: N, timeout: SECONDS, max_steps: N}")
+    for name in raw:
+        if name not in ("trials", "timeout", "max_steps"):
+            raise fail(
+                f"budget.{name}",
+                f"unknown field{_did_you_mean(name, ('trials', 'timeout', 'max_steps'))}",
+            )
+    values: dict[str, Any] = {"trials": raw.get("trials", Budget.trials)}
+    values["timeout"] = parse_duration(raw.get("timeout"), fail)
+    values["max_steps"] = raw.get("max_steps")
+    for name in ("trials", "max_steps"):
+        value = values[name]
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value <= 0
+        ):
+            raise fail(f"budget.{name}", f"expected a positive whole number or null, got {value!r}")
+    if values["trials"] is None and values["timeout"] is None and options.get("sampler") != "grid":
+        raise fail("budget", "set trials or timeout (or both) so the study ends")
+    return Budget(**values)
+
+
+def _did_you_mean(name: Any, valid: Any) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1, cutoff=0.5)
+    return f" (did you mean '{close[0]}'?)" if close else ""

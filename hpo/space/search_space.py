@@ -1,0 +1,156 @@
+"""A validated search space: its params, objectives and budget, bound to one driver.
+
+A SearchSpace comes from hpo.space.load_space (a space file) or space_from_dict; it is frozen,
+and with_budget / with_seed return changed copies (the CLI's --trials, --timeout, --seed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from hpo.space.distributions import Categorical, Distribution, Fixed, Float, Int
+from hpo.space.numeric import is_number, parse_duration
+from runner.errors import UserInputError
+
+
+class SpaceError(UserInputError):
+    """A space file (or an --enqueue file) is invalid; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One dotted config key and how it is searched; condition: {other param: allowed values}."""
+
+    name: str
+    distribution: Distribution
+    condition: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+
+    def is_active(self, assignment: Mapping[str, Any]) -> bool:
+        """Whether the param is used, given the values of the params it depends on."""
+        return all(
+            other in assignment and assignment[other] in values for other, values in self.condition
+        )
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The metric a study optimizes and in which direction."""
+
+    metric: str
+    direction: Literal["minimize", "maximize"]
+
+    def is_better(self, value: float, than: float) -> bool:
+        return value < than if self.direction == "minimize" else value > than
+
+
+@dataclass(frozen=True)
+class Budget:
+    """When a study stops: trials (complete + pruned), timeout (seconds); max_steps per trial."""
+
+    trials: int | None = 16
+    timeout: float | None = None
+    max_steps: int | None = None
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A validated search space, bound to the driver whose options it holds."""
+
+    params: tuple[Param, ...]  # parents before the params conditioned on them
+    objectives: tuple[Objective, ...]
+    budget: Budget = Budget()
+    driver: str = "optuna"
+    driver_options: Mapping[str, Any] = field(default_factory=dict)
+    experiment: str | None = None
+    source: str = "<space>"
+
+    @property
+    def name(self) -> str:
+        """Default study name: the space file's stem."""
+        return Path(self.source).stem if self.source != "<space>" else "study"
+
+    @property
+    def objective(self) -> Objective:
+        """The first (or only) objective: pruning and the best trial follow it."""
+        return self.objectives[0]
+
+    @property
+    def searched(self) -> tuple[Param, ...]:
+        """Params a driver samples (every param but the fixed ones)."""
+        return tuple(p for p in self.params if not isinstance(p.distribution, Fixed))
+
+    def param(self, name: str) -> Param:
+        return next(p for p in self.params if p.name == name)
+
+    def trial_params(self, sampled: Mapping[str, Any]) -> dict[str, Any]:
+        """The params a trial runs with: fixed values plus sampled values of active params."""
+        chosen: dict[str, Any] = {}
+        for p in self.params:
+            if not p.is_active(chosen):
+                continue
+            if isinstance(p.distribution, Fixed):
+                chosen[p.name] = p.distribution.value
+            elif p.name in sampled:
+                chosen[p.name] = sampled[p.name]
+        return chosen
+
+    def sample_bounds(self) -> dict[str, tuple[float, float]]:
+        """Per numeric searched param, the bounds of its sampling coordinate (log10 when log)."""
+        return {
+            p.name: p.distribution.sample_bounds()
+            for p in self.searched
+            if isinstance(p.distribution, Float | Int)
+        }
+
+    def with_budget(
+        self,
+        trials: int | None = None,
+        timeout: float | str | None = None,
+        max_steps: int | None = None,
+    ) -> SearchSpace:
+        """A copy with the given budget fields replaced (None keeps the space's value)."""
+        if isinstance(timeout, str):  # --timeout 90, 45s, 30m, 2h
+
+            def fail(key: str, problem: str) -> SpaceError:
+                return SpaceError(f"--timeout: {problem}")
+
+            timeout = parse_duration(timeout, fail)
+        changes = {"trials": trials, "timeout": timeout, "max_steps": max_steps}
+        for key, value in changes.items():
+            if value is not None and not (is_number(value) and value > 0):
+                raise SpaceError(
+                    f"--{key.replace('_', '-')}: must be a positive number, got {value}"
+                )
+        kept = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, budget=dataclasses.replace(self.budget, **kept))
+
+    def with_seed(self, seed: int | None) -> SearchSpace:
+        """A copy whose driver seed is `seed`."""
+        return dataclasses.replace(self, driver_options={**self.driver_options, "seed": seed})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved space in the space-file format (for study.yaml)."""
+        objectives = [dataclasses.asdict(o) for o in self.objectives]
+        params: dict[str, Any] = {}
+        for p in self.params:
+            d = p.distribution
+            fields = {
+                k: v for k, v in dataclasses.asdict(d).items() if v is not None and v is not False
+            }  # keeps 0
+            spec = {"type": type(d).__name__.lower(), **fields}
+            if isinstance(d, Categorical):
+                spec["choices"] = list(d.choices)
+            if p.condition:
+                spec["when"] = {k: list(v) for k, v in p.condition}
+            params[p.name] = spec
+        return {
+            "experiment": self.experiment,
+            "objective": objectives[0] if len(objectives) == 1 else objectives,
+            "budget": dataclasses.asdict(self.budget),
+            "driver": {"name": self.driver, **self.driver_options},
+            "params": params,
+        }
