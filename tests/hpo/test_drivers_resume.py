@@ -46,10 +46,18 @@ def complete_trials(study_dir: Path) -> dict:
     return {r.number: r for r in load_trials(study_dir) if r.state == "complete"}
 
 
-CASES = [("random", 1), ("optuna", 1), ("optuna", 2), ("bo", 1)]
+CASES = [("random", 1), ("optuna", 1), ("optuna", 2), ("bo", 1), ("ray", 1)]
+# ray starts a local Ray cluster in the killed search and another in the resumed one
+PARAMS = [
+    pytest.param(driver, parallel, marks=pytest.mark.service)
+    if driver == "ray"
+    else (driver, parallel)
+    for driver, parallel in CASES
+    if driver in available_drivers()
+]
 
 
-@pytest.mark.parametrize(("driver", "parallel"), [c for c in CASES if c[0] in available_drivers()])
+@pytest.mark.parametrize(("driver", "parallel"), PARAMS)
 def test_search_killed_and_resumed_keeps_finished_trials_and_ends_with_the_budget(
     tmp_path, driver, parallel
 ):
@@ -58,7 +66,7 @@ def test_search_killed_and_resumed_keeps_finished_trials_and_ends_with_the_budge
     process = subprocess.Popen(
         [sys.executable, __file__, driver, str(runs), str(parallel)], env=env, cwd=ROOT
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120  # a guard against a hung search: Ray starts slowly
     while len(complete_trials(study_dir)) < 2 and process.poll() is None:
         assert time.monotonic() < deadline, "the search never finished two trials"
         time.sleep(0.02)
