@@ -108,11 +108,12 @@ def run_optuna_bare(trials: int, seed: int, grouped: bool = True) -> float:
     """
     import optuna
 
-    from hpo.drivers.optuna_driver import _pruner, _sampler
+    from hpo.drivers.optuna_driver.pruners import make_pruner
+    from hpo.drivers.optuna_driver.samplers import make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = load("optuna", trials, seed)
-    sampler = _sampler(space, 1)
+    sampler = make_sampler(space, 1)
     if not grouped:
         options = space.driver_options
         sampler = optuna.samplers.TPESampler(
@@ -123,7 +124,7 @@ def run_optuna_bare(trials: int, seed: int, grouped: bool = True) -> float:
         for name in ("train.learning_rate", "train.weight_decay")
     }
     start = time.perf_counter()
-    study = optuna.create_study(sampler=sampler, pruner=_pruner(space))
+    study = optuna.create_study(sampler=sampler, pruner=make_pruner(space))
     for _ in range(trials):
         trial = study.ask()
         params = {

@@ -9,7 +9,8 @@ import optuna
 import pytest
 
 from hpo.drivers.base import TrialPruned
-from hpo.drivers.optuna_driver import PRUNERS, SAMPLERS, _sampler
+from hpo.drivers.optuna_driver import PRUNERS, SAMPLERS
+from hpo.drivers.optuna_driver.samplers import make_sampler
 
 STEPS = 10
 CURVE = {"y": {"type": "float", "low": 0.0, "high": 1.0}}
@@ -107,7 +108,7 @@ def two_metrics(params, reporter):
 def test_several_objectives_use_nsga2_and_report_a_pareto_front(make_space, run_search):
     objectives = [{"metric": "val_loss"}, {"metric": "val_accuracy", "direction": "maximize"}]
     space = make_space("optuna", SAMPLER_SPACE, trials=8, objective=objectives)
-    assert isinstance(_sampler(space, parallel=1), optuna.samplers.NSGAIISampler)
+    assert isinstance(make_sampler(space, parallel=1), optuna.samplers.NSGAIISampler)
     result = run_search(space, two_metrics)
     assert journal_study(result).directions == [
         optuna.study.StudyDirection.MINIMIZE,
@@ -122,8 +123,8 @@ def test_several_objectives_use_nsga2_and_report_a_pareto_front(make_space, run_
 
 def test_tpe_uses_constant_liar_only_when_trials_run_in_parallel(make_space):
     space = make_space("optuna")
-    assert _sampler(space, parallel=1)._constant_liar is False
-    assert _sampler(space, parallel=4)._constant_liar is True
+    assert make_sampler(space, parallel=1)._constant_liar is False
+    assert make_sampler(space, parallel=4)._constant_liar is True
 
 
 @pytest.mark.skipif(importlib.util.find_spec("sqlalchemy") is None, reason="needs sqlalchemy")

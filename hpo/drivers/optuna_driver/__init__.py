@@ -1,0 +1,196 @@
+"""The Optuna driver (the default): its samplers and pruners over an Optuna study in storage.
+
+Storage: by default a journal file, runs/<study>/optuna.journal; "memory" for none (no resume);
+or a database URL (postgresql://, mysql://, sqlite:///) that workers on several machines share.
+The study is loaded if it exists. On a database, `hpo search` also stores in the study what
+`hpo worker --storage URL --study NAME` needs to join it (hpo.worker), and:
+
+- the budget is global: before each ask, under a PostgreSQL advisory lock, the trials complete,
+  pruned or running in every worker are counted, and no trial starts once they reach
+  budget.trials; a worker then waits while trials run elsewhere (they may fail) and leaves when
+  complete + pruned reach it. MySQL and SQLite have no such lock: two workers asking at the
+  same moment may each start the last trial, overshooting by one trial per extra worker.
+- a running trial records a heartbeat every heartbeat_interval seconds; a worker that asks
+  fails the trials silent for grace_period seconds (their worker died) and queues each again
+  once (retries) with the same params: a new trial, the failed one stays failed.
+- each process seeds its sampler from the space's seed, its host and its pid, so workers do
+  not all propose the same params (qmc keeps the seed: its sequence must be shared).
+- each process writes its trials under its own --runs folder; two processes on one machine
+  cannot share one (a lock file says so).
+
+Resume (kill -9 at any point, then --resume): finished trials stay in storage and count toward
+the budget; a trial left RUNNING is failed, unless its trial.json shows it finished (it ended
+between the two writes), in which case it is told with that outcome. Failed trials are not
+retried with the same params: the sampler proposes new ones for the rest of the budget. On a
+database, only this folder's trials are settled, as the heartbeat check would (failed, then
+queued again); other workers' running trials are left to their heartbeats.
+
+Pruning: each report of the objective metric is trial.report(value, step) and should_stop()
+is trial.should_prune(). Optuna cannot prune a study with several objectives.
+
+This package holds the driver, its options and what `hpo worker` calls; beside it:
+
+    samplers.py   the sampler the options name, seeded per worker on a database
+    pruners.py    the pruner the options name
+    storage.py    journal, memory or database storage; heartbeats; the folder lock
+    suggester.py  OptunaSuggester: ask, report, tell; the global budget; resume
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from hpo.drivers.base import SEED, ObjectiveFunction, Option, StudySpec, Tracker
+from hpo.drivers.optuna_driver.pruners import PRUNERS
+from hpo.drivers.optuna_driver.samplers import SAMPLERS, grid_values
+from hpo.drivers.optuna_driver.storage import RECIPE, on_database, open_database, without_password
+from hpo.drivers.optuna_driver.suggester import OptunaSuggester
+from hpo.parallel import run_study
+from hpo.space import SearchSpace, SpaceError
+from hpo.study import StudyResult
+from runner.errors import UserInputError
+
+__all__ = [
+    "OPTIONS",
+    "PRUNERS",
+    "SAMPLERS",
+    "OptunaDriver",
+    "check_space",
+    "join_study",
+    "read_recipe",
+    "stored_counts",
+]
+
+OPTIONS: dict[str, Option] = {
+    "seed": SEED,
+    "sampler": Option("auto", "auto: tpe for one objective, nsga2 for several", choices=SAMPLERS),
+    "pruner": Option("auto", "auto: median for one objective, none for several", choices=PRUNERS),
+    "n_startup_trials": Option(
+        10, "tpe, gp, cmaes: random trials before the model", kind=int, low=0
+    ),
+    "pruner_startup_trials": Option(
+        5, "median, percentile: trials before any pruning", kind=int, low=0
+    ),
+    "n_warmup_steps": Option(
+        0, "median, percentile: steps before a trial can be pruned", kind=int, low=0
+    ),
+    "percentile": Option(
+        25.0, "percentile: prune below this percentile of the others", kind=float, low=0, high=100
+    ),
+    "reduction_factor": Option(
+        3, "successive_halving, hyperband: 1/N trials go on", kind=int, low=2
+    ),
+    "heartbeat_interval": Option(
+        60, "database storage: seconds between a running trial's heartbeats", kind=int, low=1
+    ),
+    "grace_period": Option(
+        None,
+        "database storage: seconds without a heartbeat before a trial "
+        "is failed as dead (default: 2 x heartbeat_interval)",
+        kind=int,
+        low=1,
+    ),
+    "retries": Option(
+        1,
+        "database storage: reruns, with the same params, of a trial whose worker died",
+        kind=int,
+        low=0,
+    ),
+}
+
+
+def check_space(space: SearchSpace, fail: Callable[[str, str], SpaceError]) -> None:
+    """Grid needs finite choices; several objectives cannot be pruned or searched by CMA-ES."""
+    options = space.driver_options
+    if len(space.objectives) > 1:
+        if options["pruner"] not in ("auto", "none"):
+            raise fail("driver.pruner", "Optuna cannot prune with several objectives; use none")
+        if options["sampler"] == "cmaes":
+            raise fail("driver.sampler", "cmaes optimizes one objective; use nsga2 or tpe")
+    if options["sampler"] == "grid":
+        for param in space.searched:
+            if grid_values(param.distribution) is None:
+                raise fail(f"params.{param.name}", "the grid sampler needs a step (no log scale)")
+
+
+class OptunaDriver:
+    """Optuna's samplers and pruners; the study lives in storage and survives kill -9."""
+
+    name = "optuna"
+
+    def run(
+        self,
+        space: SearchSpace,
+        study: StudySpec,
+        objective: ObjectiveFunction,
+        tracker: Tracker | None = None,
+    ) -> StudyResult:
+        from hpo.worker import study_recipe
+
+        recipe = study_recipe(space, objective) if on_database(study) else None
+        return run_study(
+            self.name,
+            space,
+            study,
+            objective,
+            tracker,
+            lambda previous: OptunaSuggester(space, study, previous, recipe),
+        )
+
+
+def join_study(
+    space: SearchSpace,
+    study: StudySpec,
+    objective: ObjectiveFunction,
+    tracker: Tracker | None = None,
+) -> StudyResult:
+    """Run trials of a study on a database until its budget is spent (`hpo worker`).
+
+    Unlike OptunaDriver.run, it leaves the study's recipe as `hpo search` stored it.
+    """
+    return run_study(
+        OptunaDriver.name,
+        space,
+        study,
+        objective,
+        tracker,
+        lambda previous: OptunaSuggester(space, study, previous),
+    )
+
+
+def read_recipe(storage: str, study_name: str) -> dict[str, Any]:
+    """What `hpo search` stored in a study on a database for `hpo worker` to join it."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        stored = optuna.load_study(study_name=study_name, storage=open_database(storage))
+    except KeyError:
+        raise UserInputError(
+            f"no study '{study_name}' in {without_password(storage)}; start it with "
+            f"hpo search --storage URL --study {study_name} --space FILE"
+        ) from None
+    recipe = stored.user_attrs.get(RECIPE)
+    if not isinstance(recipe, dict):
+        raise UserInputError(
+            f"study '{study_name}' in {without_password(storage)} was not started by hpo search "
+            f"(it has no '{RECIPE}' user attribute); start one with "
+            "hpo search --storage URL --study NAME"
+        )
+    return recipe
+
+
+def stored_counts(storage: str, study_name: str) -> dict[str, int]:
+    """Trials of a study on a database by state: running, complete, pruned, failed, waiting."""
+    import optuna
+
+    trials = optuna.load_study(study_name=study_name, storage=open_database(storage)).trials
+    names = {
+        "RUNNING": "running",
+        "COMPLETE": "complete",
+        "PRUNED": "pruned",
+        "FAIL": "failed",
+        "WAITING": "waiting",
+    }
+    return {name: sum(t.state.name == state for t in trials) for state, name in names.items()}

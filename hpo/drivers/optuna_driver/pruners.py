@@ -1,0 +1,37 @@
+"""The Optuna pruner a space's `driver:` options name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hpo.space import SearchSpace
+
+PRUNERS = ("auto", "median", "percentile", "successive_halving", "hyperband", "none")
+
+
+def pruner_name(space: SearchSpace) -> str:
+    """The pruner's name, auto resolved: median for one objective, none for several."""
+    name = space.driver_options["pruner"]
+    return ("median" if len(space.objectives) == 1 else "none") if name == "auto" else name
+
+
+def make_pruner(space: SearchSpace) -> Any:
+    """The space's Optuna pruner (NopPruner for none)."""
+    import optuna.pruners as pruners
+
+    options, name = space.driver_options, pruner_name(space)
+    startup, warmup = options["pruner_startup_trials"], options["n_warmup_steps"]
+    if name == "median":
+        return pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=warmup)
+    if name == "percentile":
+        return pruners.PercentilePruner(
+            options["percentile"], n_startup_trials=startup, n_warmup_steps=warmup
+        )
+    if name == "successive_halving":
+        return pruners.SuccessiveHalvingPruner(reduction_factor=options["reduction_factor"])
+    if name == "hyperband":
+        return pruners.HyperbandPruner(
+            max_resource=space.budget.max_steps or "auto",
+            reduction_factor=options["reduction_factor"],
+        )
+    return pruners.NopPruner()

@@ -1,0 +1,78 @@
+"""The Optuna sampler a space's `driver:` options name, set up for one process or many workers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+import zlib
+from typing import Any
+
+from hpo.space import Categorical, Float, Int, SearchSpace
+from runner.errors import UserInputError
+
+SAMPLERS = ("auto", "tpe", "gp", "cmaes", "qmc", "random", "grid", "nsga2")
+
+
+def _sampler_name(space: SearchSpace) -> str:
+    name = space.driver_options["sampler"]
+    return ("tpe" if len(space.objectives) == 1 else "nsga2") if name == "auto" else name
+
+
+def make_sampler(space: SearchSpace, parallel: int, shared: bool = False) -> Any:
+    """The space's sampler; shared: other processes (workers) ask the same study on a database."""
+    import optuna
+
+    with warnings.catch_warnings():  # TPE's group, GP: "experimental feature"
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _build_sampler(optuna.samplers, space, parallel, shared)
+
+
+def _build_sampler(samplers: Any, space: SearchSpace, parallel: int, shared: bool) -> Any:
+    options, name = space.driver_options, _sampler_name(space)
+    seed, startup = options["seed"], options["n_startup_trials"]
+    if shared and seed is not None and name != "qmc":  # workers with one seed ask the same params
+        seed = zlib.crc32(f"{seed} {socket.gethostname()} {os.getpid()}".encode())
+    if name == "tpe":
+        # group: conditional params form their own groups, so multivariate TPE handles them;
+        # only then, since grouping rescans every past trial on each ask (~12% per trial at 1000)
+        # constant_liar: parallel trials see pending ones as bad and spread out.
+        return samplers.TPESampler(
+            seed=seed,
+            n_startup_trials=startup,
+            multivariate=True,
+            group=any(p.condition for p in space.params),
+            constant_liar=parallel > 1 or shared,
+        )
+    if name == "gp":
+        return samplers.GPSampler(seed=seed, n_startup_trials=startup)
+    if name == "cmaes":
+        try:
+            import cmaes  # noqa: F401 (Optuna imports it only when it first samples)
+        except ImportError:
+            raise UserInputError(
+                "sampler cmaes needs the cmaes package: pip install cmaes"
+            ) from None
+        return samplers.CmaEsSampler(seed=seed, n_startup_trials=startup)
+    if name == "qmc":
+        return samplers.QMCSampler(seed=seed, scramble=True, warn_asynchronous_seeding=False)
+    if name == "random":
+        return samplers.RandomSampler(seed=seed)
+    if name == "grid":
+
+        class AskTellGridSampler(samplers.GridSampler):
+            def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+                pass  # its study.stop() works only inside study.optimize: ask() checks instead
+
+        grid = {p.name: grid_values(p.distribution) for p in space.searched}
+        return AskTellGridSampler(grid, seed=seed)
+    return samplers.NSGAIISampler(seed=seed)
+
+
+def grid_values(distribution: Any) -> list[Any] | None:
+    """Every value of a finite range (choices, or a stepped range); None for a continuous one."""
+    if isinstance(distribution, Categorical):
+        return list(distribution.choices)
+    if isinstance(distribution, Float | Int) and distribution.n_values is not None:
+        return [distribution.value_at(i) for i in range(distribution.n_values)]
+    return None

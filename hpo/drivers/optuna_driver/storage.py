@@ -1,0 +1,128 @@
+"""Where an Optuna study lives: a journal file, memory, or a database that workers share.
+
+On a database a running trial records a heartbeat (Heartbeat), so that a worker that asks can
+fail the trials of workers that died; each process holds a lock on its own trials folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from typing import IO, Any
+
+from hpo.drivers.base import StudySpec
+from hpo.space import SearchSpace
+from runner.errors import UserInputError
+
+RECIPE = "hpo"  # the study's user attribute that holds hpo.worker.study_recipe()
+
+log = logging.getLogger(__name__)
+
+
+def on_database(study: StudySpec) -> bool:
+    """Whether the study lives in a database (a URL), not a journal file or memory."""
+    return study.storage not in (None, "memory")
+
+
+def open_storage(study: StudySpec, space: SearchSpace) -> Any:
+    """The study's storage: its journal file, None for memory, or its database with heartbeats."""
+    if study.storage is None:
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        journal = study.dir / "optuna.journal"
+        if study.resume:  # a run killed while writing left its lock: Optuna would wait 30 s
+            journal.with_name(journal.name + ".lock").unlink(missing_ok=True)
+        return JournalStorage(JournalFileBackend(str(journal)))
+    if study.storage == "memory":
+        return None
+    import optuna
+
+    options = space.driver_options
+    retry = None
+    if options["retries"]:
+        with warnings.catch_warnings():  # "experimental"
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=options["retries"])
+    return open_database(
+        study.storage,
+        heartbeat_interval=options["heartbeat_interval"],
+        grace_period=options["grace_period"],
+        heartbeat_stale_trial_callback=retry,
+    )
+
+
+def open_database(url: str, **heartbeat: Any) -> Any:
+    """An Optuna RDBStorage on `url`; a UserInputError that says why when it cannot open."""
+    import optuna
+    import sqlalchemy.exc
+
+    try:
+        with warnings.catch_warnings():  # heartbeat_interval: "experimental"
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # pre-ping: a worker outlives the database's idle timeouts and restarts
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs={"pool_pre_ping": True}, **heartbeat
+            )
+    except (ValueError, ImportError, sqlalchemy.exc.SQLAlchemyError) as err:
+        hint = (
+            " (PostgreSQL needs psycopg: pip install 'psycopg[binary]')"
+            if isinstance(err, ImportError) and url.startswith("postgres")
+            else ""
+        )
+        raise UserInputError(f"optuna storage {without_password(url)}: {err}{hint}") from None
+
+
+def without_password(url: str) -> str:
+    """The URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def lock_folder(study: StudySpec) -> IO[str]:
+    """Hold runs/<study>/.lock while this process runs: its trials folder is its own."""
+    import fcntl
+
+    handle = (study.dir / ".lock").open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UserInputError(
+            f"{study.dir}: another hpo process on this machine runs study {study.name} in this "
+            "folder; give each worker its own folder (--runs DIR), or one --parallel K"
+        ) from None
+    return handle
+
+
+class Heartbeat:
+    """Records a running trial's heartbeat now, then every heartbeat_interval seconds until stop()."""
+
+    def __init__(self, storage: Any, trial_id: int) -> None:
+        storage.record_heartbeat(trial_id)  # at once: a trial with no heartbeat is never failed
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=_beat,
+            args=(storage, trial_id, storage.get_heartbeat_interval(), self._stopped),
+            name=f"hpo-heartbeat-{trial_id}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+
+def _beat(storage: Any, trial_id: int, interval: float, stopped: threading.Event) -> None:
+    while not stopped.wait(interval):
+        try:
+            storage.record_heartbeat(trial_id)
+        except Exception as err:  # noqa: BLE001 (the database is away: keep trying, the trial runs on)
+            log.warning("heartbeat of trial id %d not recorded: %s", trial_id, err)

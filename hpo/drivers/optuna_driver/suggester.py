@@ -1,0 +1,223 @@
+"""OptunaSuggester: the ask/tell core of the Optuna driver, run by hpo.parallel.run_study."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from hpo.drivers.base import StudySpec, Suggestion, TrialRecord
+from hpo.drivers.optuna_driver.pruners import make_pruner, pruner_name
+from hpo.drivers.optuna_driver.samplers import make_sampler
+from hpo.drivers.optuna_driver.storage import (
+    RECIPE,
+    Heartbeat,
+    lock_folder,
+    on_database,
+    open_storage,
+    without_password,
+)
+from hpo.parallel import ASK_LATER
+from hpo.space import Categorical, Fixed, Float, SearchSpace
+from hpo.study import INTERRUPTED, write_trial
+from runner.errors import UserInputError
+
+log = logging.getLogger(__name__)
+
+
+class OptunaSuggester:
+    """Asks the Optuna study for params, reports intermediate values, tells outcomes."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        study: StudySpec,
+        previous: Sequence[TrialRecord],
+        recipe: dict[str, Any] | None = None,
+    ) -> None:
+        import optuna
+        import sqlalchemy.exc
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # the live view reports trials
+        self.optuna, self.space = optuna, space
+        self.states = optuna.trial.TrialState
+        self.prunes = len(space.objectives) == 1 and pruner_name(space) != "none"
+        self.shared = on_database(study)
+        self.sampler = make_sampler(space, study.parallel, shared=self.shared)
+        if study.storage == "memory" and previous:
+            raise UserInputError(
+                "--storage memory keeps nothing to resume; use the journal default"
+            )
+        self._folder_lock = lock_folder(study) if self.shared else None
+        try:
+            self.storage = open_storage(study, space)
+            self.study = optuna.create_study(
+                storage=self.storage,
+                sampler=self.sampler,
+                pruner=make_pruner(space),
+                study_name=study.name,
+                directions=[o.direction for o in space.objectives],
+                load_if_exists=True,
+            )
+        except (
+            ValueError,
+            ImportError,
+            optuna.exceptions.StorageInternalError,
+            sqlalchemy.exc.SQLAlchemyError,
+        ) as err:
+            where = without_password(study.storage) if study.storage else "journal"
+            raise UserInputError(f"optuna storage {where}: {err}") from None
+        if self.shared:
+            self.study_id = self.storage.get_study_id_from_name(study.name)
+        if recipe is not None:
+            self._store_recipe(study, recipe)
+        self.beats: dict[int, Heartbeat] = {}
+        if study.resume:
+            self._settle_interrupted(study, previous)
+        for params in study.enqueue:
+            self.study.enqueue_trial(params, skip_if_exists=True)
+        self.reported: dict[int, set[int]] = {}
+
+    def _store_recipe(self, study: StudySpec, recipe: dict[str, Any]) -> None:
+        stored = self.study.user_attrs.get(RECIPE)
+        for key in ("params", "objective"):
+            if isinstance(stored, dict) and stored["space"].get(key) != recipe["space"][key]:
+                raise UserInputError(
+                    f"{self.space.source}: {key} differ from those of study '{study.name}' in "
+                    f"{without_password(study.storage)}; use the same space or another --study NAME"
+                )
+        self.study.set_user_attr(RECIPE, recipe)
+        log.info(
+            "other machines join this study with: hpo worker --storage %s --study %s",
+            without_password(study.storage),
+            study.name,
+        )
+
+    def _settle_interrupted(self, study: StudySpec, previous: Sequence[TrialRecord]) -> None:
+        on_disk = {r.number: r for r in previous}
+        for trial in self.study.get_trials(states=(self.states.RUNNING,)):
+            record = on_disk.get(trial.number)
+            try:
+                if record is not None and record.state == "complete" and record.values:
+                    self.study.tell(trial.number, record.values)
+                elif record is not None and record.state == "pruned":
+                    self.study.tell(trial.number, state=self.states.PRUNED)
+                elif self.shared and record is not None:  # ours, and this folder is locked: dead
+                    self.study.tell(trial.number, state=self.states.FAIL)
+                    retry = self.storage.get_heartbeat_stale_trial_callback()
+                    if retry is not None:
+                        retry(self.study, trial)
+                elif not self.shared:
+                    if record is None:  # killed between ask and its first trial.json
+                        write_trial(
+                            study.dir,
+                            TrialRecord(trial.number, trial.params, "failed", reason=INTERRUPTED),
+                        )
+                    self.study.tell(trial.number, state=self.states.FAIL)
+            except self.optuna.exceptions.UpdateFinishedTrialError:
+                pass  # another worker's heartbeat check failed it meanwhile
+
+    def finished_count(self) -> int:
+        done = (self.states.COMPLETE, self.states.PRUNED)
+        return len(self.study.get_trials(deepcopy=False, states=done))
+
+    def ask(self) -> Suggestion | str | None:
+        if isinstance(self.sampler, self.optuna.samplers.GridSampler):
+            if self.sampler.is_exhausted(self.study):
+                return None
+        if self.shared:
+            with self._study_lock():
+                trial = self._ask_within_budget()
+            if trial is None:
+                return ASK_LATER
+        else:
+            trial = self.study.ask()
+        sampled: dict[str, Any] = {}
+        for param in self.space.params:  # parents first: conditions see their parent's value
+            if not isinstance(param.distribution, Fixed) and param.is_active(sampled):
+                sampled[param.name] = _suggest(trial, param.name, param.distribution)
+        self.reported[trial.number] = set()
+        return Suggestion(trial.number, self.space.trial_params(sampled), handle=trial)
+
+    def _ask_within_budget(self) -> Any:
+        """A new or queued trial, unless trials complete, pruned or running anywhere fill the budget."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", self.optuna.exceptions.ExperimentalWarning)
+            self.optuna.storages.fail_stale_trials(
+                self.study
+            )  # fails and queues dead workers' trials
+        budget = self.space.budget.trials
+        counted = (self.states.COMPLETE, self.states.PRUNED, self.states.RUNNING)
+        if (
+            budget is not None
+            and len(self.study.get_trials(deepcopy=False, states=counted)) >= budget
+        ):
+            return None
+        with warnings.catch_warnings():  # this is the heartbeat Optuna's optimize() would run
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+            trial = self.study.ask()
+        trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
+        self.beats[trial.number] = Heartbeat(self.storage, trial_id)
+        return trial
+
+    @contextmanager
+    def _study_lock(self) -> Iterator[None]:
+        """PostgreSQL: one worker at a time counts the trials and asks (other databases: none)."""
+        if self.storage.engine.dialect.name != "postgresql":
+            yield
+            return
+        from sqlalchemy import text
+
+        digest = hashlib.sha256(f"hpo study {self.study.study_name}".encode()).digest()
+        key = {"key": int.from_bytes(digest[:8], "big", signed=True)}
+        with self.storage.engine.connect() as connection:  # a dead worker's session ends: unlocked
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), key)
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+
+    def report(self, suggestion: Suggestion, step: int, value: float) -> None:
+        steps = self.reported[suggestion.number]
+        if self.prunes and step not in steps:  # Optuna keeps the first value of a step
+            steps.add(step)
+            try:
+                suggestion.handle.report(value, step)
+            except self.optuna.exceptions.UpdateFinishedTrialError:
+                pass  # failed as dead by another worker: tell() says so
+
+    def should_prune(self, suggestion: Suggestion) -> bool:
+        return self.prunes and suggestion.handle.should_prune()
+
+    def tell(self, suggestion: Suggestion, record: TrialRecord) -> None:
+        del self.reported[suggestion.number]
+        beat = self.beats.pop(suggestion.number, None)
+        if beat is not None:
+            beat.stop()
+        try:
+            if record.reason:
+                suggestion.handle.set_user_attr("reason", record.reason)
+            if record.state == "complete":
+                self.study.tell(suggestion.handle, record.values)
+            else:
+                state = self.states.PRUNED if record.state == "pruned" else self.states.FAIL
+                self.study.tell(suggestion.handle, state=state)
+        except self.optuna.exceptions.UpdateFinishedTrialError:
+            log.warning(
+                "trial %d ended %s, but another worker had failed it as dead (no heartbeat "
+                "for grace_period seconds) and queued it again; the study keeps it failed",
+                suggestion.number,
+                record.state,
+            )
+
+
+def _suggest(trial: Any, name: str, distribution: Any) -> Any:
+    if isinstance(distribution, Categorical):
+        return trial.suggest_categorical(name, list(distribution.choices))
+    suggest = trial.suggest_float if isinstance(distribution, Float) else trial.suggest_int
+    return suggest(
+        name, distribution.low, distribution.high, step=distribution.step, log=distribution.log
+    )
