@@ -53,7 +53,10 @@ OPTIONS: dict[str, Option] = {
         0, "GPUs Ray reserves for each trial; 0.5 puts two on a GPU", kind=float
     ),
     "max_failures": Option(
-        0, "times Ray retries a failed trial (from its last checkpoint)", kind=int
+        0,
+        "times Ray retries a failed trial or one on a lost node; > 0 also hands every "
+        "evaluation's checkpoint to Ray, and a retry resumes from the last one",
+        kind=int,
     ),
     "address": Option(
         None,

@@ -39,8 +39,12 @@ def ray_cluster(options: Mapping[str, Any], parallel: int) -> Iterator[None]:
         try:  # with an address, ray.init only ever connects
             ray.init(address=address, **quiet)
         except ConnectionError as err:
+            # Ray 2.60's `ray start` turns token authentication on where ~/.ray/auth_token
+            # exists; a driver joining by address sends a token only with RAY_AUTH_MODE=token.
+            if not os.environ.get("RAY_AUTH_MODE"):
+                hint = f"if the cluster uses token authentication, set RAY_AUTH_MODE=token; {hint}"
             raise UserInputError(
-                f"driver.address {address}: no Ray cluster there ({err}); {hint}"
+                f"driver.address {address}: could not join a Ray cluster there ({err}); {hint}"
             ) from None
     else:  # its workers import what this process can, as spawned worker processes do
         paths = os.pathsep.join(p for p in sys.path if p)

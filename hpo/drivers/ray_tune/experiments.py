@@ -47,7 +47,8 @@ class Experiments:
             objective,
             space,
             str(study.dir.resolve()),
-            checkpoints=self.options["scheduler"] == "pbt",
+            # what PBT exploits, and what a retried trial resumes from on whichever node
+            checkpoints=self.options["scheduler"] == "pbt" or self.options["max_failures"] > 0,
         )
 
     def run(self) -> str:

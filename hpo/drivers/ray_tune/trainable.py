@@ -6,10 +6,13 @@ objective returns (hpo_state: complete). A trial Ray ends before that was stoppe
 scheduler or the timeout: it ends pruned. An exception is Ray's trial error: retried
 max_failures times, then failed.
 
-Checkpoints: with pbt each evaluation hands the runner's checkpoints/last.pt to Ray; a trial Ray
-restarts from a checkpoint (PBT's exploit, a retry, a restored study) resumes from it through
-reporter.resume_checkpoint, and an exploit is logged to trials/<n>/exploits.jsonl. A trial
-restarted without one resumes from its own last.pt if it has one.
+Checkpoints: with pbt, or max_failures > 0, each evaluation hands the runner's
+checkpoints/last.pt to Ray, which keeps it in the study's storage (runs/<study>/ray/); a trial
+Ray restarts from a checkpoint (PBT's exploit, a retry after an error or a lost node, a
+restored study) resumes from it through reporter.resume_checkpoint, and an exploit is logged to
+trials/<n>/exploits.jsonl. A trial restarted without one resumes from its own last.pt if it has
+one. Each start of a trial in a Ray worker adds a line to trials/<n>/ray_attempts.jsonl (and to
+its output.log): the Ray node id and IP, the pid, and the checkpoint it resumed from.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numbers
 import os
 import shutil
 import tempfile
+import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,9 +33,9 @@ from typing import Any
 
 from hpo.drivers.base import ObjectiveFunction, TrialPruned, TrialRecord
 from hpo.drivers.ray_tune.domains import trial_params
-from hpo.parallel import redirect_output
 from hpo.space import SearchSpace
 from hpo.study import INTERRUPTED, trial_dir
+from hpo.trial_processes import redirect_output
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,7 @@ class TrialSetup:
     objective: ObjectiveFunction
     space: SearchSpace
     study_dir: str  # absolute: Ray workers do not run in the driver's directory
-    checkpoints: bool  # hand the runner's last.pt to Ray at each evaluation (pbt)
+    checkpoints: bool  # hand the runner's last.pt to Ray at each evaluation (pbt, retries)
 
 
 class _RayReporter:
@@ -110,16 +114,18 @@ def train_trial(config: dict[str, Any], setup: TrialSetup) -> None:
         return
     checkpoint = tune.get_checkpoint()
     with contextlib.ExitStack() as stack:
+        saved = None  # the Ray checkpoint's trial and step
         if checkpoint is not None:
             folder = Path(stack.enter_context(checkpoint.as_directory()))
             reporter.resume_checkpoint = str(folder / "last.pt")
-            donor = json.loads((folder / "hpo.json").read_text())
-            if donor["trial"] != number:  # PBT's exploit: the donor's weights, this trial's params
-                _log_exploit(directory / "exploits.jsonl", donor, params)
+            saved = json.loads((folder / "hpo.json").read_text())
+            if saved["trial"] != number:  # PBT's exploit: the donor's weights, this trial's params
+                _log_exploit(directory / "exploits.jsonl", saved, params)
         elif (
             directory / "checkpoints" / "last.pt"
         ).is_file():  # a retry, a paused or restored trial
             reporter.resume_checkpoint = str(directory / "checkpoints" / "last.pt")
+        _log_attempt(directory, number, reporter.resume_checkpoint, saved)
         try:
             value = setup.objective(dict(params), reporter)
         except TrialPruned:
@@ -142,6 +148,28 @@ def train_trial(config: dict[str, Any], setup: TrialSetup) -> None:
         hpo_state="complete",
         hpo_values=json.dumps(values),
     )
+
+
+def _log_attempt(
+    directory: Path, number: int, resume_checkpoint: str | None, saved: dict[str, Any] | None
+) -> None:
+    """One line in ray_attempts.jsonl, and in output.log, each time Ray starts the trial."""
+    import ray
+
+    node_id = ray.get_runtime_context().get_node_id()
+    line = {
+        "node_id": node_id,
+        "node_ip": ray.util.get_node_ip_address(),
+        "pid": os.getpid(),
+        "started": time.time(),
+        "resume_checkpoint": resume_checkpoint,
+        "resumed_at_step": None if saved is None else saved["step"],
+    }
+    with open(directory / "ray_attempts.jsonl", "a") as log:
+        log.write(json.dumps(line) + "\n")
+    where = f"trial {number} on Ray node {node_id} ({line['node_ip']}, pid {line['pid']})"
+    since = "" if resume_checkpoint is None else f", resuming from {resume_checkpoint}"
+    print(f"hpo: {where}{since}", flush=True)
 
 
 def _log_exploit(path: Path, donor: dict[str, Any], params: dict[str, Any]) -> None:
