@@ -33,8 +33,7 @@ SMALL = [
 
 
 @pytest.fixture(autouse=True)
-def in_project(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("HPO_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "hpo-cache"))
+def in_project(monkeypatch):
     monkeypatch.chdir(ROOT)
 
 

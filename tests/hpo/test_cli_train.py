@@ -32,8 +32,7 @@ TINY = [
 
 
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("HPO_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "hpo-cache"))
+def in_project(monkeypatch):
     monkeypatch.chdir(ROOT)  # experiments name ../shared/data relative to the project root
 
 

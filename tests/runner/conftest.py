@@ -8,12 +8,6 @@ from runner.config import config_from_dict
 SHARED_DATA = Path(__file__).parents[3] / "shared" / "data"
 
 
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path_factory, monkeypatch):
-    """Each test session tokenizes into its own cache, never the user's ~/.cache/hpo."""
-    monkeypatch.setenv("HPO_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "hpo-cache"))
-
-
 @pytest.fixture
 def tiny_corpus(tmp_path: Path) -> Path:
     """About 60 kB of varied English-like text in paragraphs: enough for train and val blocks."""
