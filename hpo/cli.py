@@ -1,5 +1,9 @@
 """The `hpo` command. The only module that wires the runner, drivers and trackers together.
 
+Here: main, the parser, and the commands that do the wiring, train and search. The other
+commands add themselves to the parser from their own modules: worker (hpo.worker), best,
+status and export (hpo.study_commands), prepare and evaluate (hpo.pipeline_commands).
+
 Heavy libraries (torch, optuna, ray, mlflow) are imported inside the commands so that
 `hpo --help` answers at once.
 """
@@ -135,52 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_worker_command(commands)
 
-    best = commands.add_parser("best", help="print a study's best trial")
-    best.add_argument("study", help="study name (under --runs) or folder")
-    best.add_argument("--runs", default="runs")
-    best.set_defaults(command=cmd_best)
+    from hpo.pipeline_commands import add_pipeline_commands
+    from hpo.study_commands import add_study_commands
 
-    status = commands.add_parser("status", help="count a study's trials by state")
-    status.add_argument("study", help="study name (under --runs) or folder")
-    status.add_argument("--runs", default="runs")
-    status.set_defaults(command=cmd_status)
-
-    export = commands.add_parser("export", help="export a study's best model (ONNX)")
-    export.add_argument("study", help="study name (under --runs) or folder")
-    export.add_argument("--runs", default="runs")
-    export.add_argument("--onnx", action="store_true", help="write ONNX, checked against PyTorch")
-    export.add_argument("--out", help="where to write it (default: runs/STUDY/best/model.onnx)")
-    export.add_argument("--atol", type=float, default=1e-4, help="tolerance of the output check")
-    export.add_argument(
-        "--no-track", action="store_true", help="do not log it to the study's MLflow run"
-    )
-    export.set_defaults(command=cmd_export)
-
-    prepare = commands.add_parser("prepare", help="clean, split and tokenize an experiment's data")
-    prepare.add_argument(
-        "--config", default=DEFAULT_EXPERIMENT, help="experiment YAML (default: %(default)s)"
-    )
-    prepare.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE")
-    prepare.add_argument("--stats", help="also write the data statistics to this JSON file")
-    prepare.set_defaults(command=cmd_prepare)
-
-    evaluate = commands.add_parser("evaluate", help="score a checkpoint on its held-out split")
-    evaluate.add_argument(
-        "checkpoint", help="a checkpoint written by hpo (e.g. .../checkpoints/best.pt)"
-    )
-    evaluate.add_argument(
-        "-o",
-        "--override",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="data settings to change, e.g. -o data.cache_dir=data/prepared",
-    )
-    evaluate.add_argument("--metrics", help="write the metrics to this JSON file (for dvc metrics)")
-    evaluate.add_argument(
-        "--curves", help="write the trial's learning curves (train.csv, val.csv) to this folder"
-    )
-    evaluate.set_defaults(command=cmd_evaluate)
+    add_study_commands(commands)
+    add_pipeline_commands(commands, DEFAULT_EXPERIMENT)
     return parser
 
 
@@ -315,105 +278,6 @@ def publish_study(tracker, study_dir) -> None:
             print(f"registered model {version.name} version {version.version}")
     except Exception as err:  # the study is done and on disk; publishing is best effort
         print(f"hpo: warning: study artifacts not logged to MLflow ({err})", file=sys.stderr)
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from hpo.export_onnx import export_study_onnx
-    from runner.errors import UserInputError
-
-    if not args.onnx:
-        raise UserInputError("hpo export: say which format, e.g. --onnx")
-    report = export_study_onnx(_study_dir(args), args.out, atol=args.atol, log=not args.no_track)
-    print(f"onnx        {report['path']}")
-    print(f"max |diff|  {report['max_abs_diff']:.3g} against PyTorch (atol {args.atol:g})")
-    if report.get("logged_to"):
-        print(f"logged to   {report['logged_to']}")
-    return 0
-
-
-def _study_dir(args: argparse.Namespace):
-    from pathlib import Path
-
-    given = Path(args.study)
-    return given if (given / "study.yaml").exists() else Path(args.runs) / args.study
-
-
-def cmd_best(args: argparse.Namespace) -> int:
-    from hpo.study import read_study
-    from runner.errors import UserInputError
-
-    status = read_study(_study_dir(args))
-    if status.best is None:
-        raise UserInputError(f"study {status.study}: no complete trial yet")
-    best = status.best
-    print(f"study {status.study}: best trial {best.number} ({best.state}) value {best.value:.6g}")
-    for key, value in best.params.items():
-        print(f"  {key} = {value}")
-    best_dir = _study_dir(args) / "best"
-    if (best_dir / "config.yaml").exists():
-        print(f"retrain: hpo train --config {best_dir / 'config.yaml'}")
-    return 0
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    from hpo.study import read_study
-
-    status = read_study(_study_dir(args))
-    print(f"study {status.study} ({status.driver})")
-    for state, count in status.counts.items():
-        print(f"  {state:<9} {count}")
-    if status.best is not None:
-        print(f"  best      trial {status.best.number}: {status.best.value:.6g}")
-    return 0
-
-
-def cmd_prepare(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
-    from runner.config import load_config
-    from runner.data import prepare_data
-
-    data = prepare_data(load_config(args.config, args.override))
-    for key, value in data.stats.items():
-        print(f"{key:<28} {value}")
-    if args.stats:
-        Path(args.stats).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.stats).write_text(json.dumps(data.stats, indent=2) + "\n")
-    return 0
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
-    from runner.evaluate import evaluate_checkpoint
-
-    metrics = evaluate_checkpoint(args.checkpoint, args.override)
-    for key, value in metrics.items():
-        print(f"{key:<16} {value:.4f}")
-    if args.metrics:
-        Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.metrics).write_text(json.dumps(metrics, indent=2) + "\n")
-    if args.curves:
-        write_curves(Path(args.checkpoint).parent.parent / "metrics.jsonl", Path(args.curves))
-    return 0
-
-
-def write_curves(metrics_jsonl, folder) -> None:
-    """train.csv and val.csv from a trial's metrics.jsonl, the learning curves for `dvc plots`."""
-    from runner.metrics_log import read_metrics
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for kind, name, columns in (
-        ("train", "train.csv", ("loss", "lr", "grad_norm")),
-        ("eval", "val.csv", None),
-    ):
-        records = read_metrics(metrics_jsonl, kind)
-        keys = columns or [k for k in (records[0] if records else {}) if k not in ("type", "step")]
-        rows = [",".join(["step", *keys])]
-        rows += [",".join(str(r.get(k, "")) for k in ("step", *keys)) for r in records]
-        (folder / name).write_text("\n".join(rows) + "\n")
 
 
 def print_result(result) -> None:

@@ -1,0 +1,85 @@
+"""`hpo best`, `hpo status` and `hpo export`: commands that read a study's folder.
+
+A study is named as under --runs (default runs/) or given as its folder:
+
+    hpo best lr_wd               # the best trial of runs/lr_wd/, and how to retrain it
+    hpo status runs/lr_wd        # its trials by state
+    hpo export lr_wd --onnx      # its best model as ONNX, checked against PyTorch
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_study_commands(commands: argparse._SubParsersAction) -> None:
+    """Add best, status and export to the `hpo` command's subparsers."""
+    best = commands.add_parser("best", help="print a study's best trial")
+    best.add_argument("study", help="study name (under --runs) or folder")
+    best.add_argument("--runs", default="runs")
+    best.set_defaults(command=cmd_best)
+
+    status = commands.add_parser("status", help="count a study's trials by state")
+    status.add_argument("study", help="study name (under --runs) or folder")
+    status.add_argument("--runs", default="runs")
+    status.set_defaults(command=cmd_status)
+
+    export = commands.add_parser("export", help="export a study's best model (ONNX)")
+    export.add_argument("study", help="study name (under --runs) or folder")
+    export.add_argument("--runs", default="runs")
+    export.add_argument("--onnx", action="store_true", help="write ONNX, checked against PyTorch")
+    export.add_argument("--out", help="where to write it (default: runs/STUDY/best/model.onnx)")
+    export.add_argument("--atol", type=float, default=1e-4, help="tolerance of the output check")
+    export.add_argument(
+        "--no-track", action="store_true", help="do not log it to the study's MLflow run"
+    )
+    export.set_defaults(command=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from hpo.export_onnx import export_study_onnx
+    from runner.errors import UserInputError
+
+    if not args.onnx:
+        raise UserInputError("hpo export: say which format, e.g. --onnx")
+    report = export_study_onnx(_study_dir(args), args.out, atol=args.atol, log=not args.no_track)
+    print(f"onnx        {report['path']}")
+    print(f"max |diff|  {report['max_abs_diff']:.3g} against PyTorch (atol {args.atol:g})")
+    if report.get("logged_to"):
+        print(f"logged to   {report['logged_to']}")
+    return 0
+
+
+def _study_dir(args: argparse.Namespace) -> Path:
+    given = Path(args.study)
+    return given if (given / "study.yaml").exists() else Path(args.runs) / args.study
+
+
+def cmd_best(args: argparse.Namespace) -> int:
+    from hpo.study import read_study
+    from runner.errors import UserInputError
+
+    status = read_study(_study_dir(args))
+    if status.best is None:
+        raise UserInputError(f"study {status.study}: no complete trial yet")
+    best = status.best
+    print(f"study {status.study}: best trial {best.number} ({best.state}) value {best.value:.6g}")
+    for key, value in best.params.items():
+        print(f"  {key} = {value}")
+    best_dir = _study_dir(args) / "best"
+    if (best_dir / "config.yaml").exists():
+        print(f"retrain: hpo train --config {best_dir / 'config.yaml'}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from hpo.study import read_study
+
+    status = read_study(_study_dir(args))
+    print(f"study {status.study} ({status.driver})")
+    for state, count in status.counts.items():
+        print(f"  {state:<9} {count}")
+    if status.best is not None:
+        print(f"  best      trial {status.best.number}: {status.best.value:.6g}")
+    return 0
