@@ -48,7 +48,6 @@ from hpo.trial_processes import (
     Outcome,
     WorkerPool,
     check_picklable,
-    redirect_output,  # noqa: F401 (hpo.drivers.ray_driver imports it from here until it moves)
     run_objective,
 )
 
