@@ -2,7 +2,8 @@
 
 The common contract (optimum, layout, seeds, conditions, NaN, enqueue, --resume) is in
 test_drivers_contract.py, parametrized over every driver, ray included; kill -9 and resume is in
-test_drivers_resume.py. One local Ray cluster serves this whole module; the driver joins it.
+test_drivers_resume.py; a real two-node cluster, and a node lost midway, in test_ray_cluster.py.
+One local Ray cluster serves this whole module; the driver joins it.
 """
 
 from __future__ import annotations
