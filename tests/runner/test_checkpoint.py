@@ -21,6 +21,7 @@ WRITER = """
 import sys, torch
 from runner.checkpoint import save_checkpoint
 path = sys.argv[1]
+print("imported", flush=True)
 step = 1
 while True:
     save_checkpoint(path, {"step": step, "weights": torch.full((4_000_000,), float(step))})
@@ -64,8 +65,12 @@ def test_a_writer_killed_mid_save_never_leaves_a_corrupt_checkpoint(tmp_path):
     rng = random.Random(0)
     seen_steps = set()
     for _ in range(4):
-        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], env=env)
-        time.sleep(1.5 + rng.random())  # past interpreter start-up, somewhere inside a save
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path)], env=env, stdout=subprocess.PIPE, text=True
+        )
+        # past the imports (seconds on a busy machine), then somewhere inside one of its saves
+        assert writer.stdout.readline() == "imported\n"
+        time.sleep(0.2 + rng.random())
         writer.send_signal(signal.SIGKILL)
         writer.wait()
         state = load_checkpoint(path)  # must never raise
