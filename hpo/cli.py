@@ -102,7 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--storage",
         help="optuna storage: a database URL (default: a journal file in the study folder)",
     )
-    search.add_argument("--address", help="ray: join a running cluster (auto or ray://HOST:PORT)")
+    search.add_argument(
+        "--address",
+        help="ray: join a running cluster (auto, HOST:PORT, or ray://HOST:PORT with ray[client])",
+    )
     search.add_argument(
         "--enqueue", help="YAML list of params to run first (known-good configurations)"
     )
