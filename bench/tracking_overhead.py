@@ -112,7 +112,8 @@ class _Turns:
 
     def tick(self) -> None:
         self.conn.send(("tick", time.process_time()))
-        self.conn.recv()  # ("go",): our next turn
+        if self.conn.recv()[0] == "exit":  # the coordinator stops early: no turn will come
+            os._exit(1)
 
 
 class _TurnData:
