@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hpo.drivers import get_driver
 from hpo.drivers.base import StudySpec
 from hpo.space import space_from_dict
+from hpo.study import load_trials
 from runner.errors import UserInputError
 
 ray = pytest.importorskip("ray")
@@ -203,28 +205,67 @@ class NodeKiller(threading.Thread):
 def test_trials_spread_over_two_nodes_and_a_lost_node_s_trial_resumes_from_its_checkpoint(
     tmp_path, two_node_cluster
 ):
-    raw = {
-        "objective": "val_loss",
-        "budget": {"trials": 3},
-        "driver": {"seed": 0, "ray": {"address": two_node_cluster.address, "max_failures": 2}},
-        "params": PARAMS,
-    }
-    space = space_from_dict(raw, source="cluster.yaml", driver="ray")
-    study = StudySpec.for_space(space, runs=tmp_path / "runs", parallel=2, quiet=True)
-    killer = NodeKiller(two_node_cluster, study.dir)
+    # `hpo search` in a process of its own, as a user runs it: Ray keeps per-process state
+    # (its token-authentication mode, fixed by the first Ray session: another test's local
+    # ray.init) that would decide whether this process can join a cluster without tokens.
+    space_file = tmp_path / "cluster.yaml"
+    space_file.write_text(
+        yaml.safe_dump(
+            {
+                "objective": "val_loss",
+                "budget": {"trials": 3},
+                "driver": {"seed": 0, "ray": {"max_failures": 2}},
+                "params": PARAMS,
+            }
+        )
+    )
+    study_dir = tmp_path / "runs" / "cluster"
+    killer = NodeKiller(two_node_cluster, study_dir)
     killer.start()
     try:
-        result = get_driver("ray").run(space, study, checkpointed_trial)
+        search = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("hpo")),
+                "search",
+                "--space",
+                str(space_file),
+                "--driver",
+                "ray",
+                "--address",
+                two_node_cluster.address,
+                "--objective",
+                "test_ray_cluster:checkpointed_trial",
+                "--parallel",
+                "2",
+                "--runs",
+                str(tmp_path / "runs"),
+                "--no-track",
+                "--quiet",
+            ],
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+                # as the nodes run; this test process may carry the "token" an earlier
+                # test's local ray.init put in os.environ
+                "RAY_AUTH_MODE": "disabled",
+            },
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         killer.stop.set()
         killer.join()
 
+    assert search.returncode == 0, search.stderr[-3000:]
     assert killer.victim is not None, "no trial ran on the second node long enough to kill it"
-    assert [(t.state, t.steps) for t in result.trials] == [("complete", STEPS)] * 3
-    trials = {t.number: study.dir / "trials" / str(t.number) for t in result.trials}
+    records = load_trials(study_dir)
+    assert [(t.state, t.steps) for t in records] == [("complete", STEPS)] * 3
+    trials = {t.number: study_dir / "trials" / str(t.number) for t in records}
     first_nodes = {attempts(path)[0]["node_id"] for path in trials.values()}
     assert first_nodes == {two_node_cluster.head_id, two_node_cluster.worker_id}
-    storage = (study.dir / "ray").resolve()
+    storage = (study_dir / "ray").resolve()
     for number in trials:  # every evaluation's checkpoint went to the study's Ray storage
         saved = sorted(storage.glob(f"*/trial_{number}/checkpoint_*"))
         assert saved and all((c / "last.pt").is_file() for c in saved), number
