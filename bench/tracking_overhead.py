@@ -10,7 +10,7 @@ study trains the same model on the same batches, with the experiment's logging_s
     sqlite  MLflow's embedded store, sqlite:///<tmp>/mlflow.db: hpo search's default
     server  a real `mlflow server` on 127.0.0.1 (free port, sqlite backend, 1 worker) that this
             script starts; its CPU time is counted with the server contender's
-    control (optional) a second `off`: what the method reads when nothing differs, its noise
+    control a second `off`: what the method reads when nothing differs, its noise
 
 How it is timed. Each contender is a process of its own, and they take turns one optimizer
 step at a time (off 1, sqlite 1, server 1, off 2, ...), so a burst of load from other processes
@@ -40,9 +40,12 @@ After an untimed warm-up round (imports, the new sqlite schema, the server's fir
 place going to each contender in turn). Goal
 (issue 4): tracking on / off <= 1.02.
 
-    .venv/bin/python bench/tracking_overhead.py                       # ~10 min on 2 cores
-    .venv/bin/python bench/tracking_overhead.py --logging-steps 1     # a report every step
-    .venv/bin/python bench/tracking_overhead.py --contenders off,sqlite,server,control
+    OMP_NUM_THREADS=1 .venv/bin/python bench/tracking_overhead.py      # ~12 min on 2 cores
+    OMP_NUM_THREADS=1 .venv/bin/python bench/tracking_overhead.py --logging-steps 1   # every step
+    .venv/bin/python bench/tracking_overhead.py --contenders off,sqlite,control  # torch's threads
+
+On a machine that others share, one torch thread per contender (OMP_NUM_THREADS=1) keeps the
+figures readable: with two, a step stalls whenever another process takes one of the cores.
 """
 
 from __future__ import annotations
@@ -371,7 +374,7 @@ def main() -> None:
     parser.add_argument("--space", default="experiments/spaces/lr_wd.yaml")
     parser.add_argument("--driver", default="optuna", help="hpo search's default: optuna")
     parser.add_argument(
-        "--contenders", default="off,sqlite,server", help=f"from {','.join(CONTENDERS)}"
+        "--contenders", default=",".join(CONTENDERS), help=f"from {','.join(CONTENDERS)}"
     )
     parser.add_argument(
         "--rounds", type=int, default=6, help="timed rounds, each in the next order of contenders"
