@@ -10,6 +10,7 @@ import pytest
 
 from hpo.drivers.base import TrialPruned
 from hpo.drivers.optuna_driver import PRUNERS, SAMPLERS
+from hpo.drivers.optuna_driver.pruners import pruner_name
 from hpo.drivers.optuna_driver.samplers import make_sampler
 
 STEPS = 10
@@ -65,6 +66,21 @@ def test_every_pruner_runs_a_study(make_space, run_search, pruner):
     result = run_search(space, learning_curve)
     assert result.count("complete") + result.count("pruned") == 6
     assert result.count("failed") == 0
+
+
+def test_auto_pruner_prunes_nothing_under_gp_and_an_explicit_one_warns(
+    make_space, run_search, caplog
+):
+    # GPSampler fits only complete trials: pruned ones would be proposed again
+    assert pruner_name(make_space("optuna", CURVE, sampler="tpe")) == "median"
+    assert pruner_name(make_space("optuna", CURVE, sampler="gp")) == "none"
+    explicit = make_space(
+        "optuna", CURVE, trials=2, sampler="gp", pruner="median", n_startup_trials=5
+    )
+    assert pruner_name(explicit) == "median"
+    result = run_search(explicit, learning_curve)
+    assert result.count("complete") == 2
+    assert any("sampler gp with pruner median" in r.getMessage() for r in caplog.records)
 
 
 def bowl(params, reporter):

@@ -65,7 +65,9 @@ __all__ = [
 OPTIONS: dict[str, Option] = {
     "seed": SEED,
     "sampler": Option("auto", "auto: tpe for one objective, nsga2 for several", choices=SAMPLERS),
-    "pruner": Option("auto", "auto: median for one objective, none for several", choices=PRUNERS),
+    "pruner": Option(
+        "auto", "auto: median for one objective, none for several or under gp", choices=PRUNERS
+    ),
     "n_startup_trials": Option(
         10, "tpe, gp, cmaes: random trials before the model", kind=int, low=0
     ),
