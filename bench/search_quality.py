@@ -10,6 +10,9 @@ another through the public API (load_space, RunnerObjective, get_driver(...).run
                 + median pruner (after 3 finished trials), fed every evaluation
     bo          bayesian-optimization, expected improvement (4 random init points)
     tpe         (optional) optuna TPE without pruning
+    tpe-percentile, tpe-sha  (optional) TPE with the percentile pruner (25th percentile, after
+                the space file's startup trials) or successive halving (reduction factor 3)
+    gp-pruned   (optional) optuna's Gaussian-process sampler with the median pruner
     ray         (optional) Ray Tune with the space file's ray options
 
 Every trial evaluates every --eval-steps steps (the same for all contenders, so they optimize
@@ -59,6 +62,11 @@ CONTENDERS: dict[str, tuple[str, dict[str, Any]]] = {
     "tpe": ("optuna", {"sampler": "tpe", "pruner": "none"}),
     "bo": ("bo", {}),
     "tpe-pruned": ("optuna", {"sampler": "tpe", "pruner": "median"}),
+    # the same TPE with pruners that keep fewer trials going
+    "tpe-percentile": ("optuna", {"sampler": "tpe", "pruner": "percentile", "percentile": 25.0}),
+    "tpe-sha": ("optuna", {"sampler": "tpe", "pruner": "successive_halving"}),
+    # a Gaussian-process sampler with the same pruner: optuna's advice for few continuous params
+    "gp-pruned": ("optuna", {"sampler": "gp", "pruner": "median"}),
     "ray": ("ray", {}),
 }
 
