@@ -15,18 +15,13 @@ def pruner_name(space: SearchSpace) -> str:
     Optuna's GPSampler fits only COMPLETE trials, so a pruned trial teaches it nothing and it
     proposes the same params again: measured in bench/search_quality.py (gp-pruned), one study
     ran the same pruned configuration 22 times in a row. auto therefore prunes nothing under gp,
-    and gp_ignores_pruned_trials() lets the driver warn when a space asks for both.
+    and the driver warns when a space asks for both.
     """
     name = space.driver_options["pruner"]
     if name != "auto":
         return name
     one_objective = len(space.objectives) == 1
     return "median" if one_objective and space.driver_options["sampler"] != "gp" else "none"
-
-
-def gp_ignores_pruned_trials(space: SearchSpace) -> bool:
-    """True when the space names the gp sampler together with a pruner (see pruner_name)."""
-    return space.driver_options["sampler"] == "gp" and pruner_name(space) != "none"
 
 
 def make_pruner(space: SearchSpace) -> Any:

@@ -10,11 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from hpo.drivers.base import StudySpec, Suggestion, TrialRecord
-from hpo.drivers.optuna_driver.pruners import (
-    gp_ignores_pruned_trials,
-    make_pruner,
-    pruner_name,
-)
+from hpo.drivers.optuna_driver.pruners import make_pruner, pruner_name
 from hpo.drivers.optuna_driver.samplers import make_sampler
 from hpo.drivers.optuna_driver.storage import (
     RECIPE,
@@ -49,7 +45,7 @@ class OptunaSuggester:
         self.optuna, self.space = optuna, space
         self.states = optuna.trial.TrialState
         self.prunes = len(space.objectives) == 1 and pruner_name(space) != "none"
-        if gp_ignores_pruned_trials(space):
+        if self.prunes and space.driver_options["sampler"] == "gp":  # see pruner_name
             log.warning(
                 "sampler gp with pruner %s: GPSampler learns only from complete trials and "
                 "may propose a pruned trial's params again; pruner: none is usually better",
