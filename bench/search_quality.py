@@ -15,6 +15,8 @@ another through the public API (load_space, RunnerObjective, get_driver(...).run
     tpe-hyperband  (optional) TPE with hyperband (max resource: --max-steps, reduction 3)
     gp-pruned   (optional) optuna's Gaussian-process sampler with the median pruner
     ray         (optional) Ray Tune with the space file's ray options
+    tpe-median-warm, tpe-percentile-warm  (optional) tpe-pruned and tpe-percentile that prune
+                nothing before a fifth of the trial's steps (the pruners' n_warmup_steps)
 
 Every trial evaluates every --eval-steps steps (the same for all contenders, so they optimize
 the same objective: a trial's best val_loss over its evaluations); samples are off and an
@@ -34,6 +36,7 @@ with at most a third of random search's total steps.
     .venv/bin/python bench/search_quality.py --trials 4 --checkpoints 2,4 --max-steps 10  # smoke
     .venv/bin/python bench/search_quality.py --tables-from a.json,b.json   # merge --json files
     .venv/bin/python bench/search_quality.py --seeds 3 --runs R --json q.json --resume
+    .venv/bin/python bench/search_quality.py --first-seed 3 --seeds 5   # seeds 3 and 4 only
 
 --json is rewritten after every study, so a run cut short keeps its finished studies; --resume
 runs only the studies missing from it (a study that was cut short starts again from scratch).
@@ -71,6 +74,13 @@ CONTENDERS: dict[str, tuple[str, dict[str, Any]]] = {
     # a Gaussian-process sampler with the same pruner: optuna's advice for few continuous params
     "gp-pruned": ("optuna", {"sampler": "gp", "pruner": "median"}),
     "ray": ("ray", {}),
+    # the same two pruners, pruning nothing before a fifth of the trial's steps
+    # ("n_warmup_steps" below is that fraction; run_study turns it into steps)
+    "tpe-median-warm": ("optuna", {"sampler": "tpe", "pruner": "median", "n_warmup_steps": 0.2}),
+    "tpe-percentile-warm": (
+        "optuna",
+        {"sampler": "tpe", "pruner": "percentile", "percentile": 25.0, "n_warmup_steps": 0.2},
+    ),
 }
 
 
@@ -83,6 +93,8 @@ def run_study(contender: str, seed: int, args: argparse.Namespace, runs: Path) -
     from runner.config import check_key
 
     driver, options = CONTENDERS[contender]
+    if isinstance(options.get("n_warmup_steps"), float):  # a fraction of the trial's steps
+        options = {**options, "n_warmup_steps": round(options["n_warmup_steps"] * args.max_steps)}
     space = load_space(SPACE, driver=driver, config_key_check=check_key)
     space = space.with_budget(trials=args.trials, timeout=None, max_steps=args.max_steps)
     space = space.with_seed(seed)
@@ -158,10 +170,11 @@ def median_or_none(values: list[float | None]) -> float | None:
 
 def print_tables(studies: list[dict[str, Any]], checkpoints: list[int], trials: int) -> None:
     contenders = list(dict.fromkeys(s["contender"] for s in studies))
+    width = max([12] + [len(c) + 2 for c in contenders])  # the first column fits every name
     seeds = sorted({s["seed"] for s in studies})
     by = {(s["contender"], s["seed"]): s for s in studies}
     print(f"\nbest val_loss after k finished trials, median over seeds {seeds}")
-    header = f"{'contender':<12}" + "".join(f"{f'k={k}':>10}" for k in checkpoints)
+    header = f"{'contender':<{width}}" + "".join(f"{f'k={k}':>10}" for k in checkpoints)
     header += f"{'vs random':>11}{'pruned':>8}{'failed':>8}{'steps':>8}{'wall s':>8}"
     print(header)
     print("-" * len(header))
@@ -178,10 +191,12 @@ def print_tables(studies: list[dict[str, Any]], checkpoints: list[int], trials: 
         failed = statistics.median(sum(t["state"] == "failed" for t in r["trials"]) for r in runs)
         steps = statistics.median(r["total_steps"] for r in runs)
         wall = statistics.median(r["wall_seconds"] for r in runs)
-        print(f"{contender:<12}{cells}{versus:>11}{pruned:>8g}{failed:>8g}{steps:>8g}{wall:>8.0f}")
+        print(
+            f"{contender:<{width}}{cells}{versus:>11}{pruned:>8g}{failed:>8g}{steps:>8g}{wall:>8.0f}"
+        )
 
     print(f"\nbest val_loss after {trials} trials, per seed")
-    header = f"{'contender':<12}" + "".join(f"{f'seed {s}':>10}" for s in seeds)
+    header = f"{'contender':<{width}}" + "".join(f"{f'seed {s}':>10}" for s in seeds)
     print(header + f"{'median':>10}")
     print("-" * (len(header) + 10))
     for contender in contenders:
@@ -192,18 +207,18 @@ def print_tables(studies: list[dict[str, Any]], checkpoints: list[int], trials: 
         cells = "".join(f"{b:>10.4f}" if b is not None else f"{'-':>10}" for b in bests)
         ran = [b for b, s in zip(bests, seeds, strict=True) if (contender, s) in by]
         median = median_or_none(ran)
-        print(f"{contender:<12}{cells}" + (f"{median:>10.4f}" if median is not None else ""))
+        print(f"{contender:<{width}}{cells}" + (f"{median:>10.4f}" if median is not None else ""))
 
     if "random" not in contenders:
         return
     print(f"\ntraining steps to reach random search's best after {trials} trials (same seed)")
-    header = f"{'contender':<12}" + "".join(f"{f'seed {s}':>10}" for s in seeds)
+    header = f"{'contender':<{width}}" + "".join(f"{f'seed {s}':>10}" for s in seeds)
     header += f"{'median':>10}{'x random':>10}"
     print(header)
     print("-" * len(header))
     random_total = {s: by["random", s]["total_steps"] for s in seeds if ("random", s) in by}
     print(
-        f"{'random: all':<12}"
+        f"{'random: all':<{width}}"
         + "".join(f"{random_total[s]:>10}" for s in seeds)
         + f"{statistics.median(random_total.values()):>10g}{1:>10.2f}"
     )
@@ -225,7 +240,7 @@ def print_tables(studies: list[dict[str, Any]], checkpoints: list[int], trials: 
         ratios_of[contender] = median_or_none(ratios)
         ratio = ratios_of[contender]
         print(
-            f"{contender:<12}{cells}"
+            f"{contender:<{width}}{cells}"
             + (f"{median:>10g}" if median is not None else f"{'never':>10}")
             + (f"{ratio:>10.2f}" if ratio is not None else f"{'-':>10}")
         )
@@ -244,6 +259,9 @@ def main() -> None:
         "--drivers", default="random,tpe-pruned,bo", help=f"contenders, from {','.join(CONTENDERS)}"
     )
     parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 of every contender")
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="start at this seed (split seeds over processes)"
+    )
     parser.add_argument("--trials", type=int, default=32, help="finished trials per study")
     parser.add_argument("--checkpoints", default="8,16,32", help="k of 'best after k trials'")
     parser.add_argument("--max-steps", type=int, default=30, help="training steps per trial")
@@ -281,14 +299,15 @@ def main() -> None:
         print(
             f"{EXPERIMENT} x {SPACE}: {args.trials} trials of {args.max_steps} steps, eval "
             f"every {args.eval_steps} steps ({args.eval_batches} batches), seeds "
-            f"0..{args.seeds - 1}, contenders {', '.join(contenders)}",
+            f"{args.first_seed}..{args.seeds - 1}, contenders {', '.join(contenders)}",
             file=sys.stderr,
         )
         studies = []
         if args.resume and Path(args.json).is_file():
             studies = json.loads(Path(args.json).read_text())
         done = {(s["contender"], s["seed"]) for s in studies}
-        for seed in range(args.seeds):  # seed outermost: a run cut short has whole seeds
+        # seed outermost: a run cut short has whole seeds
+        for seed in range(args.first_seed, args.seeds):
             for contender in contenders:
                 if (contender, seed) in done:
                     continue
