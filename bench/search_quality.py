@@ -75,11 +75,11 @@ CONTENDERS: dict[str, tuple[str, dict[str, Any]]] = {
     "gp-pruned": ("optuna", {"sampler": "gp", "pruner": "median"}),
     "ray": ("ray", {}),
     # the same two pruners, pruning nothing before a fifth of the trial's steps
-    # ("n_warmup_steps" below is that fraction; run_study turns it into steps)
-    "tpe-median-warm": ("optuna", {"sampler": "tpe", "pruner": "median", "n_warmup_steps": 0.2}),
+    # (warmup_fraction: not a driver option; run_study turns it into n_warmup_steps)
+    "tpe-median-warm": ("optuna", {"sampler": "tpe", "pruner": "median", "warmup_fraction": 0.2}),
     "tpe-percentile-warm": (
         "optuna",
-        {"sampler": "tpe", "pruner": "percentile", "percentile": 25.0, "n_warmup_steps": 0.2},
+        {"sampler": "tpe", "pruner": "percentile", "percentile": 25.0, "warmup_fraction": 0.2},
     ),
 }
 
@@ -92,9 +92,9 @@ def run_study(contender: str, seed: int, args: argparse.Namespace, runs: Path) -
     from hpo.space import load_space
     from runner.config import check_key
 
-    driver, options = CONTENDERS[contender]
-    if isinstance(options.get("n_warmup_steps"), float):  # a fraction of the trial's steps
-        options = {**options, "n_warmup_steps": round(options["n_warmup_steps"] * args.max_steps)}
+    driver, options = CONTENDERS[contender][0], dict(CONTENDERS[contender][1])
+    if "warmup_fraction" in options:  # the pruner's warm-up scales with the trial's length
+        options["n_warmup_steps"] = round(options.pop("warmup_fraction") * args.max_steps)
     space = load_space(SPACE, driver=driver, config_key_check=check_key)
     space = space.with_budget(trials=args.trials, timeout=None, max_steps=args.max_steps)
     space = space.with_seed(seed)
@@ -258,7 +258,9 @@ def main() -> None:
     parser.add_argument(
         "--drivers", default="random,tpe-pruned,bo", help=f"contenders, from {','.join(CONTENDERS)}"
     )
-    parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 of every contender")
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="seeds --first-seed..N-1 of every contender"
+    )
     parser.add_argument(
         "--first-seed", type=int, default=0, help="start at this seed (split seeds over processes)"
     )
@@ -282,6 +284,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     checkpoints = [int(k) for k in args.checkpoints.split(",")]
+    if not 0 <= args.first_seed < args.seeds:
+        parser.error(f"--first-seed {args.first_seed} runs no seed below --seeds {args.seeds}")
     if args.resume and not (args.json and args.runs):
         parser.error("--resume needs --json and --runs (where the earlier run kept its studies)")
 
