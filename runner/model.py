@@ -44,6 +44,7 @@ def build_model(
                 eos_token_id=None,
                 pad_token_id=pad_id,
                 use_cache=False,
+                tie_word_embeddings=m.tie_word_embeddings,
             )
         )
     else:

@@ -8,6 +8,25 @@ from runner.config import config_from_dict
 SHARED_DATA = Path(__file__).parents[3] / "shared" / "data"
 
 
+class StopAt:
+    """A Reporter that asks the trial to stop at the first evaluation at or after `step`."""
+
+    def __init__(self, step: int) -> None:
+        self.step, self.reports = step, []
+
+    def report(self, step, metrics):
+        self.reports.append((step, dict(metrics)))
+
+    def should_stop(self):
+        return bool(self.reports) and self.reports[-1][0] >= self.step
+
+
+@pytest.fixture
+def stop_at():
+    """StopAt(step): a Reporter that stops the trial at its first evaluation at or after step."""
+    return StopAt
+
+
 @pytest.fixture
 def tiny_corpus(tmp_path: Path) -> Path:
     """About 60 kB of varied English-like text in paragraphs: enough for train and val blocks."""

@@ -62,19 +62,6 @@ with open(os.path.join(report, f"written-{os.environ['RANK']}.json"), "w") as ha
 """
 
 
-class StopAt:
-    """A Reporter that asks the trial to stop at the first evaluation at or after `step`."""
-
-    def __init__(self, step: int) -> None:
-        self.step, self.reports = step, []
-
-    def report(self, step, metrics):
-        self.reports.append((step, dict(metrics)))
-
-    def should_stop(self):
-        return self.reports[-1][0] >= self.step
-
-
 def small(tiny_lm_config, output_dir, *overrides):
     return tiny_lm_config(
         f"output_dir={output_dir}",
@@ -126,12 +113,12 @@ def test_two_gloo_ranks_train_like_one_process_with_the_global_batch(tiny_lm_con
 
 
 @pytest.mark.slow  # two torchrun launches
-def test_search_trial_on_two_ranks_reports_is_pruned_and_resumes(tiny_lm_config, tmp_path):
+def test_search_trial_on_two_ranks_reports_is_pruned_and_resumes(tiny_lm_config, stop_at, tmp_path):
     whole = run_trial(
         small(tiny_lm_config, tmp_path / "whole", "train.per_device_train_batch_size=16")
     )
     config = small(tiny_lm_config, tmp_path / "trial", "train.nproc=2")
-    reporter = StopAt(10)
+    reporter = stop_at(10)
 
     stopped = run_distributed_trial(config, reporter)
     assert stopped.status == "pruned" and stopped.steps == 10, stopped.reason
@@ -139,7 +126,7 @@ def test_search_trial_on_two_ranks_reports_is_pruned_and_resumes(tiny_lm_config,
     assert steps == list(range(1, 11)), "rank 0 relays every train report, and only rank 0"
     assert [step for step, metrics in reporter.reports if "val_loss" in metrics] == [10]
 
-    resumed = run_distributed_trial(config, StopAt(10**9), resume=True)
+    resumed = run_distributed_trial(config, stop_at(10**9), resume=True)
     assert resumed.status == "completed" and resumed.steps == 20, resumed.reason
     losses = [r["loss"] for r in train_records(tmp_path / "trial")]
     assert losses == pytest.approx(
@@ -170,7 +157,7 @@ sys.exit(3)
     ],
 )
 def test_a_failed_launch_fails_the_trial_with_the_reason(
-    tiny_lm_config, tmp_path, monkeypatch, behaviour, reason
+    tiny_lm_config, stop_at, tmp_path, monkeypatch, behaviour, reason
 ):
     script = tmp_path / "fake_rank_0.py"
     script.write_text(FAKE_RANK_0)
@@ -180,7 +167,7 @@ def test_a_failed_launch_fails_the_trial_with_the_reason(
         lambda nproc, module, args=(): [sys.executable, str(script), behaviour],
     )
     config = tiny_lm_config("train.nproc=2", "train.device=cpu")
-    result = run_distributed_trial(config, StopAt(10))
+    result = run_distributed_trial(config, stop_at(10))
     assert result.status == "failed"
     assert result.reason.startswith(reason)
 

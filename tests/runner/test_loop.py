@@ -11,29 +11,16 @@ from runner.metrics_log import read_metrics
 from runner.reporting import NullReporter
 
 
-class StopAt:
-    """A Reporter that asks the trial to stop at the first evaluation at or after `step`."""
-
-    def __init__(self, step: int) -> None:
-        self.step, self.last = step, 0
-
-    def report(self, step, metrics):
-        self.last = step
-
-    def should_stop(self):
-        return self.last >= self.step
-
-
 def losses(output_dir) -> list[tuple[int, float]]:
     return [(r["step"], r["loss"]) for r in read_metrics(output_dir / "metrics.jsonl", "train")]
 
 
-def test_resume_continues_from_last_step_and_ends_bit_identical(tiny_lm_config, tmp_path):
+def test_resume_continues_from_last_step_and_ends_bit_identical(tiny_lm_config, stop_at, tmp_path):
     # dropout on, so RNG state must travel with the checkpoint too
     whole = tiny_lm_config(f"output_dir={tmp_path / 'whole'}", "model.dropout=0.1")
     full = run_trial(whole)
     split = tiny_lm_config(f"output_dir={tmp_path / 'split'}", "model.dropout=0.1")
-    stopped = run_trial(split, StopAt(10))
+    stopped = run_trial(split, stop_at(10))
     assert stopped.status == "pruned" and stopped.steps == 10
     resumed = run_trial(split, resume=True)
     assert resumed.status == "completed" and resumed.steps == full.steps == 30

@@ -70,6 +70,28 @@ def test_gradient_checkpointing_gives_the_same_training_as_without(tiny_lm_confi
     )
 
 
+def test_untied_output_layer_trains_its_own_weights_and_resumes_exactly(
+    tiny_lm_config, stop_at, tmp_path
+):
+    def config(name, *extra):
+        return tiny_lm_config(f"output_dir={tmp_path / name}", *extra)
+
+    tied = run_trial(config("tied", "train.max_steps=10", "eval.eval_steps=10"))
+    weights = load_checkpoint(tied.last_checkpoint)["model"]
+    assert torch.equal(weights["lm_head.weight"], weights["transformer.wte.weight"])
+
+    untied = "model.tie_word_embeddings=false"
+    whole = run_trial(config("whole", untied))
+    weights = load_checkpoint(whole.last_checkpoint)["model"]
+    assert not torch.equal(weights["lm_head.weight"], weights["transformer.wte.weight"])
+    # stopped at step 10 and resumed: the separate output layer comes back from the checkpoint
+    stopped = run_trial(config("split", untied), stop_at(10))
+    assert stopped.status == "pruned" and stopped.steps == 10
+    resumed = run_trial(config("split", untied), resume=True)
+    again = load_checkpoint(resumed.last_checkpoint)["model"]
+    assert all(torch.equal(weights[k], again[k]) for k in weights)
+
+
 def test_bf16_autocast_trains_on_cpu(tiny_lm_config, tmp_path):
     result = run_trial(tiny_lm_config("train.precision=bf16"))
     assert result.status == "completed"
