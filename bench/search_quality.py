@@ -219,7 +219,7 @@ def print_tables(studies: list[dict[str, Any]], checkpoints: list[int], trials: 
     random_total = {s: by["random", s]["total_steps"] for s in seeds if ("random", s) in by}
     print(
         f"{'random: all':<{width}}"
-        + "".join(f"{random_total[s]:>10}" for s in seeds)
+        + "".join(f"{random_total.get(s, '-'):>10}" for s in seeds)
         + f"{statistics.median(random_total.values()):>10g}{1:>10.2f}"
     )
     ratios_of: dict[str, float | None] = {}
