@@ -19,8 +19,9 @@ def test_lm_tiny_beats_the_unigram_baseline_by_a_wide_margin(tmp_path, monkeypat
     assert result.status == "completed"
     data = read_metrics(tmp_path / "metrics.jsonl", "data")[0]
     unigram = data["unigram_val_loss"]
-    # the README quotes both figures; 1 nat below unigram is a 2.7x lower perplexity
-    assert result.best_value < unigram - 1.0, (result.best_value, unigram)
+    # the README quotes both figures (3.80 against 5.93); 1.5 nats below unigram is a 4.5x
+    # lower perplexity, which the tied-embedding model (4.45) did not reach
+    assert result.best_value < unigram - 1.5, (result.best_value, unigram)
     print(
         json.dumps(
             {
