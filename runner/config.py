@@ -72,7 +72,8 @@ class ModelConfig:
     n_embd: int = _f(128, "hidden size")
     dropout: float = _f(0.0, "dropout on embeddings, attention and residuals")
     tie_word_embeddings: bool = _f(
-        True, "lm: the output layer shares the input embedding's weights (GPT-2's default)"
+        True,
+        "lm built from config: the output layer shares the input embedding's weights (GPT-2's)",
     )
     gradient_checkpointing: bool = _f(
         False, "recompute activations in backward to save memory on large models"
