@@ -1,17 +1,16 @@
 """Atomic checkpoints that hold everything an exact resume needs.
 
-A checkpoint is one file written by torch.save to a temporary name in the same folder
-and moved into place with os.replace, so a crash mid-write leaves the previous file
-intact. It contains only tensors, numbers, strings, lists and dicts, so it loads with
-torch.load(weights_only=True): model, optimizer, grad scaler, schedule position, RNG
-states (python, numpy, torch, cuda), step, data position, config and tokenizer.
+A checkpoint is one file written by torch.save to a temporary name in the same folder,
+fsync'd and moved into place with os.replace (runner.files.atomic_write), so a crash or a
+full disk mid-write leaves the previous file intact. It contains only tensors, numbers,
+strings, lists and dicts, so it loads with torch.load(weights_only=True): model, optimizer,
+grad scaler, schedule position, RNG states (python, numpy, torch, cuda), step, data position,
+the train-metric window (runner.state), config and tokenizer.
 """
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,28 +18,24 @@ import numpy as np
 import torch
 
 from runner.errors import CheckpointError
+from runner.files import atomic_write, sweep_temporaries
 
 FORMAT = "hpo-runner-checkpoint"
 VERSION = 1
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Write `state` (plus format marker) to `path` atomically."""
+    """Write `state` (plus format marker) to `path` atomically and durably.
+
+    Raises runner.files.StorageError naming `path` when it cannot be written (disk full:
+    "no space left on device while writing PATH"); the previous file at `path` is then intact.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save({"format": FORMAT, "version": VERSION, **state}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(
+        path, lambda handle: torch.save({"format": FORMAT, "version": VERSION, **state}, handle)
+    )
     # a writer killed mid-save (kill -9) leaves its temporary file behind: sweep those
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        stale.unlink(missing_ok=True)
+    sweep_temporaries(path)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -24,6 +24,8 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from runner.errors import ConfigError
+from runner.files import atomic_write_text
+from runner.yaml_io import load_yaml_file, load_yaml_text
 
 
 def _f(default: Any, doc: str) -> Any:
@@ -186,16 +188,15 @@ class TrialConfig:
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrialConfig:
-    """Read an experiment YAML file, apply `key=value` overrides and validate everything."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: experiment file not found")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}:" if mark else ""
-        raise ConfigError(f"{path}:{where} invalid YAML: {getattr(err, 'problem', err)}") from None
+    """Read an experiment YAML file, apply `key=value` overrides and validate everything.
+
+    The file is read strictly (runner.yaml_io: size, UTF-8, aliases, duplicate keys). An empty
+    file is refused, never read as "all defaults": a config.yaml cut to 0 bytes by a crash would
+    otherwise train silently with the built-in defaults.
+    """
+    raw = load_yaml_file(path, "experiment file")
+    if raw is None:
+        raise ConfigError(f"{path}: empty file; not an experiment config")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
     return config_from_dict(raw, overrides, source=str(path))
@@ -220,7 +221,8 @@ def apply_overrides(raw: dict[str, Any], overrides, source: str) -> dict[str, An
                 f"override '{item}': expected key=value, e.g. train.learning_rate=3e-4"
             )
         key, text = item.split("=", 1)
-        set_dotted(merged, key.strip(), yaml.safe_load(text) if text.strip() else None, "override")
+        value = load_yaml_text(text, f"-o {key.strip()}") if text.strip() else None
+        set_dotted(merged, key.strip(), value, "override")
     return merged
 
 
@@ -280,8 +282,8 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def save_config(config: TrialConfig, path: str | Path) -> None:
-    """Write the resolved config as YAML that load_config reads back unchanged."""
-    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    """Write the resolved config as YAML that load_config reads back unchanged (atomically)."""
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
 def describe_config() -> str:

@@ -87,28 +87,39 @@ class World:
             self.ddp.require_backward_grad_sync = now
 
     def step_totals(
-        self, loss_sum: torch.Tensor, grad_norm: torch.Tensor, tokens: int, interrupted: bool
-    ) -> tuple[float, float, int, bool]:
-        """(loss, grad norm, tokens, Ctrl-C seen) of one step, with one host sync.
+        self, loss_sum: torch.Tensor, grad_norm: torch.Tensor, tokens: int
+    ) -> tuple[float, float, int]:
+        """(loss, grad norm, tokens) of one step, with one host sync.
 
-        Under DDP: the mean loss over ranks, every rank's tokens, Ctrl-C seen by any rank; the
-        grad norm is this rank's, the same on all since DDP averaged the gradients.
+        Under DDP: the mean loss over ranks and every rank's tokens; the grad norm is this
+        rank's, the same on all since DDP averaged the gradients.
         """
         if self.size == 1:
             loss, norm = torch.stack([loss_sum, grad_norm.float()]).tolist()
-            return loss, norm, tokens, interrupted
+            return loss, norm, tokens
         packed = torch.stack(
             [
                 loss_sum.detach().double(),
                 torch.tensor(float(tokens), dtype=torch.float64, device=loss_sum.device),
-                torch.tensor(float(interrupted), dtype=torch.float64, device=loss_sum.device),
             ]
         )
         dist.all_reduce(packed)  # a NaN on any rank makes the sum NaN: every rank skips the step
-        loss, total_tokens, flags, norm = torch.cat(
+        loss, total_tokens, norm = torch.cat(
             [packed, grad_norm.detach().double().reshape(1)]
         ).tolist()
-        return loss / self.size, norm, int(total_tokens), flags > 0
+        return loss / self.size, norm, int(total_tokens)
+
+    def any_rank(self, *flags: bool) -> tuple[bool, ...]:
+        """Each flag, true when it is true on any rank (a collective: every rank calls it).
+
+        The end of every step asks it whether to stop (a signal on any rank, a failed write on
+        rank 0), so that all ranks stop at the same step.
+        """
+        if self.size == 1:
+            return tuple(bool(flag) for flag in flags)
+        packed = torch.tensor([float(flag) for flag in flags], dtype=torch.float64)
+        dist.all_reduce(packed)  # a CPU tensor: gloo, also when the gradients go over nccl
+        return tuple(bool(total > 0) for total in packed.tolist())
 
     def from_main(self, value: T) -> T:
         """Rank 0's `value` on every rank (a collective: every rank calls it)."""
@@ -232,7 +243,12 @@ def _device_of_rank(config: TrialConfig, local_rank: int, size: int) -> torch.de
 class DiscardedLog:
     """The metrics log of ranks other than 0: rank 0 writes metrics.jsonl for all."""
 
+    kinds: frozenset[str] = frozenset()
+
     def write(self, kind: str, step: int, **fields: Any) -> None:
+        pass
+
+    def sync(self) -> None:
         pass
 
     def close(self) -> None:

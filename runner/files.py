@@ -42,7 +42,12 @@ def describe_os_error(err: OSError, path: str | Path, action: str = "writing") -
     if isinstance(err, StorageError):
         return err.message
     code = err.errno
-    if code is None and err.args and isinstance(err.args[0], str) and "unexpected pos" in err.args[0]:
+    if (
+        code is None
+        and err.args
+        and isinstance(err.args[0], str)
+        and "unexpected pos" in err.args[0]
+    ):
         # torch's zip writer reports a short write as "unexpected pos": the disk is full
         code = errno.ENOSPC
     what = os.strerror(code).lower() if code else (str(err) or type(err).__name__)
@@ -55,6 +60,14 @@ def storage_error(err: BaseException, path: str | Path, action: str = "writing")
         return err
     if isinstance(err, OSError):
         return StorageError(describe_os_error(err, path, action), err.errno)
+    # torch's zip writer turns the OSError of its write callback (disk full, quota, EIO) into a
+    # RuntimeError "unexpected pos"; the OSError is still there as the exception's context
+    cause, seen = err.__cause__ or err.__context__, set()
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, OSError):
+            return StorageError(describe_os_error(cause, path, action), cause.errno)
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
     if "unexpected pos" in str(err) or "No space left" in str(err):
         return StorageError(f"no space left on device while {action} {path}", errno.ENOSPC)
     return StorageError(f"{type(err).__name__}: {err} while {action} {path}")

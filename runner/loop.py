@@ -8,11 +8,14 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 
@@ -22,6 +25,7 @@ from runner.data import prepare_data
 from runner.distributed import DiscardedLog, join_world
 from runner.errors import CheckpointError
 from runner.evaluate import evaluate
+from runner.files import StorageError, storage_error
 from runner.loss import forward_loss
 from runner.metrics_log import MetricsLog
 from runner.model import build_model, check_pretrained_dir
@@ -30,13 +34,14 @@ from runner.optim import build_optimizer
 from runner.precision import enable_fast_matmul, resolve_precision
 from runner.reporting import NullReporter, Reporter
 from runner.result import TrialResult
-from runner.samples import write_samples
+from runner.samples import restart_samples, write_samples
 from runner.schedule import lr_at
 from runner.seeding import seed_everything
 from runner.state import TrialState
 from runner.throughput import flops_per_token, peak_flops, peak_memory_mb
 
 log_to_console = logging.getLogger("runner")
+T = TypeVar("T")
 
 
 def run_trial(
@@ -45,7 +50,11 @@ def run_trial(
     """Train one model as `config` says, reporting to `reporter`; returns how it went.
 
     With resume=True it continues from output_dir/checkpoints/last.pt and ends exactly as an
-    uninterrupted run would. User errors raise runner.errors.UserInputError before training.
+    uninterrupted run would: the same weights and the same metrics.jsonl (see
+    runner.metrics_log for the wall-clock fields that differ). User errors raise
+    runner.errors.UserInputError before training. A file that cannot be written (disk full,
+    ...) ends the trial "failed" with a one-line reason naming the file, and writes nothing
+    after it, so the last checkpoint and the records up to its step stay consistent.
     Under torchrun every process calls it and they train as one (see runner.distributed):
     ranks other than 0 may pass config=None to take rank 0's; only rank 0 reports and writes.
     """
@@ -84,17 +93,20 @@ def run_trial(
         monitor.load_state_dict(saved["monitor"])
         state.load_state_dict(saved["trial"])
         restore_rng_state(world.own_rng_state(saved))
+    resumed_from = state.step if saved is not None else None
     forward_model = torch.compile(model) if t.torch_compile else model
     train_model = world.wrap(forward_model)  # DDP under torchrun: gradients averaged in backward
     params = [p for p in model.parameters() if p.requires_grad]
-    # only rank 0 writes files: metrics.jsonl, config.yaml, checkpoints, samples, result.json
+    # only rank 0 writes files: metrics.jsonl, config.yaml, checkpoints, samples, result.json;
+    # a resumed run first cuts metrics.jsonl and samples.jsonl back to its checkpoint's step
+    writes = _Writes()
+    log = DiscardedLog()
     if world.is_main:
-        log = MetricsLog(out / "metrics.jsonl", resume_step=state.step if saved else None)
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(config, out / "config.yaml")
-    else:
-        log = DiscardedLog()
-    log.write("data", state.step, **data.stats)
+        log = writes.run(MetricsLog, out / "metrics.jsonl", resumed_from) or log
+        writes.run(restart_samples, out / "samples.jsonl", resumed_from)
+        writes.run(save_config, config, out / "config.yaml")
+    if "data" not in log.kinds:  # once per trial: a resumed run keeps the first run's record
+        writes.run(log.write, "data", state.step, **data.stats)
     log_to_console.info("data: %s", _describe_stats(data.stats))
     log_to_console.info(
         "model: %.2fM parameters on %s, precision %s",
@@ -109,11 +121,20 @@ def run_trial(
     flops_token = flops_per_token(model, n_layer, n_embd, seq_len)
     peak = peak_flops(device)
 
+    def bank_window_time() -> None:
+        nonlocal window_start
+        now = time.perf_counter()
+        state.window_seconds += now - window_start
+        window_start = now
+
     def checkpoint(path: Path) -> None:
         rank_rng = world.gather_rng_states()  # every rank calls it; {} in a world of one
+        bank_window_time()
         if not world.is_main:
             return
-        save_checkpoint(
+        writes.run(log.sync)  # the records up to this step are on disk before the checkpoint is
+        writes.run(
+            save_checkpoint,
             path,
             {
                 "model": model.state_dict(),
@@ -137,26 +158,32 @@ def run_trial(
             if world.is_main
             else None
         )
-        log.write("eval", state.step, **metrics)
+        writes.run(log.write, "eval", state.step, **metrics)
         improved = state.record_eval(
             state.step, metrics, ev.metric_for_best_model, ev.early_stopping_threshold
         )
+        # samples before the checkpoints: a run killed after last.pt has every record of its step
+        if config.task == "lm" and ev.sample_tokens > 0 and world.is_main:
+            writes.run(
+                write_samples, out / "samples.jsonl", state.step, model, data.tokenizer, ev, config
+            )
         if improved:
             checkpoint(best_path)
         checkpoint(last_path)
-        if config.task == "lm" and ev.sample_tokens > 0 and world.is_main:
-            write_samples(out / "samples.jsonl", state.step, model, data.tokenizer, ev, config)
         reporter.report(state.step, metrics)
         return metrics
 
-    # Ctrl-C finishes the current step, writes the last checkpoint and ends "interrupted".
+    # Ctrl-C or SIGTERM finishes the current step, writes the last checkpoint and ends
+    # "interrupted"; a failed write ends the trial "failed" at the end of its step. All ranks
+    # agree on both at the end of every step, so they stop together.
     interrupted = _InterruptFlag()
+    (write_failed,) = world.any_rank(writes.error is not None)  # config.yaml, metrics.jsonl, ...
 
     # -- the loop -------------------------------------------------------------------------
     status, reason = "completed", None
-    window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()
+    window_start = time.perf_counter()  # the train-metric window's clock since its last banking
     with interrupted:
-        while state.step < t.max_steps:
+        while state.step < t.max_steps and not write_failed:
             lr = lr_at(state.step, t)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -183,10 +210,8 @@ def run_trial(
             scaler.unscale_(optimizer)
             grad_norm = torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm or math.inf)
             # one host sync for the numbers the guard and the log need; under DDP the loss is
-            # the mean over ranks, tokens are all ranks' and Ctrl-C is anyone's
-            loss_value, grad_norm, tokens, interrupted.raised = world.step_totals(
-                loss_sum, grad_norm, tokens, interrupted.raised
-            )
+            # the mean over ranks and tokens are all ranks'
+            loss_value, grad_norm, tokens = world.step_totals(loss_sum, grad_norm, tokens)
             events = monitor.observe(loss_value, grad_norm)
             if math.isfinite(loss_value) and (math.isfinite(grad_norm) or scaler.is_enabled()):
                 scaler.step(optimizer)  # GradScaler skips the step itself on fp16 overflow
@@ -197,11 +222,11 @@ def run_trial(
             state.step += 1
             layer_steps = config.monitor.layer_grad_norm_steps
             if layer_steps and state.step % layer_steps == 0:
-                log.write("layer_grad_norms", state.step, **_layer_grad_norms(model))
+                writes.run(log.write, "layer_grad_norms", state.step, **_layer_grad_norms(model))
             optimizer.zero_grad(set_to_none=True)
             step_time = time.perf_counter() - step_start
             for event in events:
-                log.write("event", state.step, **event)
+                writes.run(log.write, "event", state.step, **event)
             if state.nonfinite_streak >= t.max_nonfinite_steps:
                 status = "failed"
                 reason = (
@@ -211,13 +236,13 @@ def run_trial(
                 break
 
             if math.isfinite(loss_value):
-                window_loss += loss_value * tokens
-            window_tokens += tokens
+                state.window_loss += loss_value * tokens
+            state.window_tokens += tokens
             if state.step % t.logging_steps == 0 or state.step == t.max_steps:
-                elapsed = time.perf_counter() - window_start
-                tokens_per_sec = window_tokens / max(elapsed, 1e-9)
+                bank_window_time()
+                tokens_per_sec = state.window_tokens / max(state.window_seconds, 1e-9)
                 train = {
-                    "loss": window_loss / max(window_tokens, 1),
+                    "loss": state.window_loss / max(state.window_tokens, 1),
                     "lr": lr,
                     "grad_norm": grad_norm,
                     "tokens_per_sec": tokens_per_sec,
@@ -226,9 +251,10 @@ def run_trial(
                 }
                 if peak:
                     train["mfu"] = tokens_per_sec * flops_token / (peak * world.size)
-                log.write("train", state.step, **train)
+                writes.run(log.write, "train", state.step, **train)
                 reporter.report(state.step, train)
-                window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()
+                state.reset_window()
+                window_start = time.perf_counter()
 
             at_eval = state.step % ev.eval_steps == 0 or state.step == t.max_steps
             if at_eval:
@@ -247,16 +273,28 @@ def run_trial(
                     break
             elif t.save_steps and state.step % t.save_steps == 0:
                 checkpoint(last_path)
+            interrupted.raised, write_failed = world.any_rank(
+                interrupted.raised, writes.error is not None
+            )
+            if write_failed:
+                break
             if interrupted.raised:
                 checkpoint(last_path)
                 status, reason = (
                     "interrupted",
-                    f"interrupted at step {state.step}; resume with --resume",
+                    f"interrupted ({interrupted.name}) at step {state.step}; resume with --resume",
                 )
                 break
 
     log.close()
     world.leave()
+    if write_failed or writes.error is not None:  # also a failure at the last step's writes
+        status = "failed"
+        reason = (
+            f"{writes.error} at step {state.step}"
+            if writes.error is not None
+            else "rank 0 could not write the trial's files"
+        )
     result = TrialResult(
         status=status,
         objective=ev.metric_for_best_model,
@@ -271,9 +309,14 @@ def run_trial(
         last_checkpoint=str(last_path) if last_path.exists() else None,
         events=dict(monitor.counts),
         wall_seconds=time.perf_counter() - started,
+        resumed_from_step=resumed_from,
     )
     if world.is_main:
-        result.save(out / "result.json")
+        try:
+            result.save(out / "result.json")
+        except StorageError as err:  # the caller still learns why from the result it gets
+            also = f"{result.reason}; " if result.status == "failed" and result.reason else ""
+            result = dataclasses.replace(result, status="failed", reason=f"{also}{err}")
     return result
 
 
@@ -299,25 +342,53 @@ def _layer_grad_norms(model: torch.nn.Module) -> dict[str, float]:
     return {k: math.sqrt(v) for k, v in squares.items()}
 
 
+class _Writes:
+    """Rank 0's file writes during a trial: the first that fails stops every later one.
+
+    After a failed write nothing more is written (no checkpoint after a lost metrics record),
+    so last.pt and the records up to its step stay consistent and `--resume` continues from it.
+    """
+
+    def __init__(self) -> None:
+        self.error: StorageError | None = None
+
+    def run(self, write: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        """write(*args, **kwargs) unless an earlier write failed; None when this one fails."""
+        if self.error is not None:
+            return None
+        try:
+            return write(*args, **kwargs)
+        except OSError as err:  # StorageError, or a plain OSError such as mkdir's
+            self.error = storage_error(err, err.filename or "the trial's folder")
+            return None
+
+
 class _InterruptFlag:
-    """Turns the first SIGINT into a flag checked between steps; a second one interrupts at once."""
+    """Turns the first SIGINT or SIGTERM into a flag checked between steps; a second signal
+    interrupts at once (KeyboardInterrupt)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.raised = False
-        self._previous = None
+        self.name = "Ctrl-C"  # the signal that raised the flag, for the trial's reason
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _InterruptFlag:
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread (e.g. inside a Ray actor): leave signals alone
-            self._previous = None
+        for signum in self.SIGNALS:
+            try:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread (e.g. inside a Ray actor): leave it alone
+                pass
         return self
 
     def _handle(self, signum, frame) -> None:
         if self.raised:
             raise KeyboardInterrupt
         self.raised = True
+        self.name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()

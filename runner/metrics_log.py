@@ -1,51 +1,59 @@
-"""metrics.jsonl: one JSON object per logged step, evaluation or event, appended as they happen."""
+"""metrics.jsonl: one JSON object per logged step, evaluation or event, appended as they happen.
+
+Resume: truncate by rewriting, not append-and-filter. A resumed run first replaces the file by its
+records up to the checkpoint's step (written to a temporary file, fsync'd, renamed over the old
+one: runner.jsonl.restart), then appends. So the file a resumed run ends with equals an
+uninterrupted run's record for record, with one `data` record, and readers need no rules about
+repeated steps; a kill -9 at any moment, the rewrite included, leaves the old file or the new one,
+never an empty or half one. Records a killed run wrote after its last checkpoint are dropped:
+the resumed run writes them again, the same.
+
+Which fields are exact across a resume (equal to an uninterrupted run's): every record's type
+and step; train loss, lr, grad_norm (the loss window is checkpointed with the trial's state);
+eval metrics; events and layer_grad_norms; the data record (written once, by the run that started
+the trial). Wall-clock and process figures are not: tokens_per_sec, step_time, mfu and
+peak_memory_mb (WALL_CLOCK_FIELDS), and the data record's from_cache.
+"""
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 from typing import Any
 
+from runner.jsonl import Appender, read_records, restart
+
+# the fields of a train record that measure time or the process, not the training
+WALL_CLOCK_FIELDS = frozenset({"tokens_per_sec", "step_time", "mfu", "peak_memory_mb"})
+
 
 class MetricsLog:
-    """Append-only JSON lines; on resume, records after the checkpoint's step are dropped first."""
+    """Append-only JSON lines; on resume, records after the checkpoint's step are dropped first.
+
+    Writes raise runner.files.StorageError (disk full, ...) and leave the file whole.
+    """
 
     def __init__(self, path: Path, resume_step: int | None = None) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if resume_step is None:
-            path.write_text("")
-        elif path.exists():
-            # a run killed after its last checkpoint logged steps that the resumed run will redo
-            kept = [line for line in path.read_text().splitlines() if _step(line) <= resume_step]
-            path.write_text("".join(line + "\n" for line in kept))
-        self._handle = path.open("a")
+        restart(path, resume_step)
+        self._appender = Appender(path)
+        # what the file already holds, e.g. whether the run that started the trial logged `data`
+        self.kinds = {record["type"] for record in read_records(path)}
 
     def write(self, kind: str, step: int, **fields: Any) -> None:
-        record = {"type": kind, "step": step, **{k: _finite_or_str(v) for k, v in fields.items()}}
-        self._handle.write(json.dumps(record) + "\n")
-        self._handle.flush()
+        self._appender.append({"type": kind, "step": step, **fields})
+        self.kinds.add(kind)
+
+    def sync(self) -> None:
+        """fsync the records written so far (before a checkpoint that covers their steps)."""
+        self._appender.sync()
 
     def close(self) -> None:
-        self._handle.close()
+        self._appender.close()
 
 
 def read_metrics(path: str | Path, kind: str | None = None) -> list[dict[str, Any]]:
-    """The records of a metrics.jsonl, optionally only those of one type (train, eval, event)."""
-    records = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-    return [r for r in records if kind is None or r["type"] == kind]
+    """The records of a metrics.jsonl, optionally only those of one type (train, eval, event).
 
-
-def _step(line: str) -> int:
-    try:
-        return int(json.loads(line)["step"])
-    except (ValueError, KeyError, TypeError):
-        return 1 << 62
-
-
-def _finite_or_str(value: Any) -> Any:
-    # JSON has no NaN: write non-finite numbers as strings so the file stays standard
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
+    A last line without a newline (a writer killed mid-record) is not a record and is skipped.
+    """
+    return [r for r in read_records(path) if kind is None or r["type"] == kind]

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from runner.files import atomic_write_text
+
 Status = Literal["completed", "pruned", "failed", "interrupted"]
 
 
@@ -15,7 +17,10 @@ class TrialResult:
     """The outcome of run_trial.
 
     status: completed (ran its budget or stopped early on no improvement), pruned (a
-    Reporter asked it to stop), failed (reason says why), interrupted (Ctrl-C; resumable).
+    Reporter asked it to stop), failed (reason says why: non-finite steps, or a file that could
+    not be written, e.g. "no space left on device while writing OUT/checkpoints/last.pt"),
+    interrupted (Ctrl-C or SIGTERM; resumable).
+    resumed_from_step: the checkpoint step this run resumed from (None: it started fresh).
     """
 
     status: Status
@@ -31,12 +36,14 @@ class TrialResult:
     last_checkpoint: str | None = None
     events: dict[str, int] = field(default_factory=dict)
     wall_seconds: float = 0.0
+    resumed_from_step: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, allow_nan=False)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json() + "\n")
+        """Write result.json atomically; runner.files.StorageError when it cannot be written."""
+        atomic_write_text(path, self.to_json() + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> TrialResult:

@@ -1,8 +1,11 @@
-"""Generation samples written to samples.jsonl at each evaluation of an lm trial."""
+"""Generation samples written to samples.jsonl at each evaluation of an lm trial.
+
+The file follows runner.jsonl's rules: one whole record per append (fsync'd), and a resumed
+run first cuts it back to its checkpoint's step (restart_samples), like metrics.jsonl.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -10,6 +13,7 @@ from torch import nn
 
 from runner.config import EvalConfig, TrialConfig
 from runner.generate import generate
+from runner.jsonl import append_record, restart
 
 
 def write_samples(
@@ -36,5 +40,9 @@ def write_samples(
         "greedy": tokenizer.decode(greedy),
         "sampled": tokenizer.decode(sampled),
     }
-    with path.open("a") as handle:
-        handle.write(json.dumps(record) + "\n")
+    append_record(path, record)
+
+
+def restart_samples(path: Path, resume_step: int | None) -> None:
+    """Empty samples.jsonl for a fresh run, or keep its samples up to `resume_step` (atomically)."""
+    restart(path, resume_step)

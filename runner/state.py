@@ -1,4 +1,5 @@
-"""The trial's own progress: step, data position, best metric and early-stopping patience."""
+"""The trial's own progress: step, data position, best metric, early-stopping patience, and the
+unlogged train-metric window."""
 
 from __future__ import annotations
 
@@ -19,6 +20,15 @@ class TrialState:
     last_eval: dict[str, float] = field(default_factory=dict)
     evals_without_improvement: int = 0
     nonfinite_streak: int = 0
+    # the train-metric window since the last logged train record, so that a resumed run logs
+    # the very loss an uninterrupted one would at its next logging step
+    window_loss: float = 0.0  # sum over the window's finite steps of loss * tokens
+    window_tokens: int = 0
+    window_seconds: float = 0.0  # wall-clock time of the window up to its last checkpoint
+
+    def reset_window(self) -> None:
+        """Start a new train-metric window (after a train record is logged)."""
+        self.window_loss, self.window_tokens, self.window_seconds = 0.0, 0, 0.0
 
     def record_eval(
         self, step: int, metrics: dict[str, float], metric: str, threshold: float

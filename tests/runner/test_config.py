@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -51,8 +52,44 @@ def test_yaml_scientific_notation_without_dot_is_a_float(tmp_path):
 
 
 def test_yaml_syntax_error_names_the_line(tmp_path):
-    with pytest.raises(ConfigError, match=r"line 2"):
+    with pytest.raises(ConfigError, match=r"exp\.yaml:2: invalid YAML"):
         load_config(write(tmp_path, "seed: 1\ntrain: max_steps: 3\n"))
+
+
+@pytest.mark.parametrize("content", ["", "\n\n", "# only a comment\n"])
+def test_an_empty_experiment_file_is_refused_not_read_as_the_defaults(tmp_path, content):
+    # a config.yaml cut to 0 bytes by a crash used to train silently with the built-in defaults
+    path = write(tmp_path, content)
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert str(refused.value) == f"{path}: empty file; not an experiment config"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("seed: 1\nseed: 2\n", "exp.yaml:2: duplicate key 'seed' (first at line 1)"),
+        ("- a\n- b\n", "expected a mapping of config keys"),
+        ("train: {max_steps: 3\n", "exp.yaml:2: invalid YAML"),
+    ],
+)
+def test_a_damaged_experiment_file_is_refused_with_its_name(tmp_path, content, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(write(tmp_path, content))
+
+
+def test_an_experiment_file_that_is_not_utf8_is_refused(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_bytes(b"name: caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"exp\.yaml: not UTF-8 text \(byte 9\)"):
+        load_config(path)
+
+
+def test_a_yaml_error_in_an_override_is_a_config_error_naming_the_option():
+    with pytest.raises(ConfigError, match=r"^-o seed:1: invalid YAML"):
+        config_from_dict({}, ["seed=[1, 2"])
+    with pytest.raises(ConfigError, match=r"^-o data\.path:1: duplicate key 'a'"):
+        config_from_dict({}, ["data.path={a: 1, a: 2}"])
 
 
 def test_dotted_overrides_are_parsed_as_yaml_and_checked():
