@@ -12,7 +12,9 @@ Which fields are exact across a resume (equal to an uninterrupted run's): every 
 and step; train loss, lr, grad_norm (the loss window is checkpointed with the trial's state);
 eval metrics; events and layer_grad_norms; the data record (written once, by the run that started
 the trial). Wall-clock and process figures are not: tokens_per_sec, step_time, mfu and
-peak_memory_mb (WALL_CLOCK_FIELDS), and the data record's from_cache.
+peak_memory_mb, and the data record's prepare_seconds and from_cache (NOT_REPRODUCIBLE;
+`reproducible(record)` drops them, to compare two runs' files). tokens_per_sec still means
+tokens over training time: the window's seconds are checkpointed too, the downtime is not.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ from typing import Any
 
 from runner.jsonl import Appender, read_records, restart
 
-# the fields of a train record that measure time or the process, not the training
-WALL_CLOCK_FIELDS = frozenset({"tokens_per_sec", "step_time", "mfu", "peak_memory_mb"})
+# fields that measure the clock or the process, not the training: they differ between two runs
+# of one config, and between an uninterrupted run and a resumed one
+NOT_REPRODUCIBLE = frozenset(
+    {"tokens_per_sec", "step_time", "mfu", "peak_memory_mb", "prepare_seconds", "from_cache"}
+)
 
 
 class MetricsLog:
@@ -57,3 +62,8 @@ def read_metrics(path: str | Path, kind: str | None = None) -> list[dict[str, An
     A last line without a newline (a writer killed mid-record) is not a record and is skipped.
     """
     return [r for r in read_records(path) if kind is None or r["type"] == kind]
+
+
+def reproducible(record: dict[str, Any]) -> dict[str, Any]:
+    """`record` without its NOT_REPRODUCIBLE fields: what a resumed run must log identically."""
+    return {k: v for k, v in record.items() if k not in NOT_REPRODUCIBLE}
