@@ -23,6 +23,15 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def _new_file_mode() -> int:
+    umask = os.umask(0o022)  # the only way to read the umask is to set it: once, at import
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_NEW_FILE_MODE = _new_file_mode()
+
+
 class StorageError(OSError):
     """Writing or reading a file failed for a reason outside the program (disk full, ...).
 
@@ -85,6 +94,7 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
     except OSError as err:
         raise storage_error(err, path) from err
     try:
+        os.fchmod(fd, _NEW_FILE_MODE)  # mkstemp makes 0600; keep what open() would have made
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
