@@ -177,3 +177,31 @@ def test_a_resume_killed_while_it_cuts_the_log_back_leaves_the_old_or_the_new_fi
         assert data in (original.encode(), cut_back), f"{len(data)} bytes: neither old nor new"
         outcomes.append(data == cut_back)
     assert any(outcomes), "no rewrite ever completed: the test proved nothing"
+
+
+def test_a_write_that_fails_before_the_first_step_fails_the_trial_untrained(
+    tiny_lm_config, tmp_path
+):
+    out = tmp_path / "trial"
+    (out / "samples.jsonl").mkdir(parents=True)  # a real OSError when the run resets the file
+    result = run_trial(tiny_lm_config())
+    assert result.status == "failed" and result.steps == 0
+    assert result.reason == f"is a directory while writing {out / 'samples.jsonl'} at step 0"
+    assert not (out / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_the_first_signal_raises_the_flag_and_the_second_stops_at_once(signum):
+    from runner.loop import _InterruptFlag
+
+    before = signal.getsignal(signum)
+    with _InterruptFlag() as flag:
+        os.kill(os.getpid(), signum)
+        deadline = time.time() + 60
+        while not flag.raised and time.time() < deadline:
+            time.sleep(0.01)  # the handler runs in the main thread between bytecodes
+        assert flag.raised and flag.name == ("SIGTERM" if signum == signal.SIGTERM else "Ctrl-C")
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signum)
+            time.sleep(60)
+    assert signal.getsignal(signum) is before, "the previous handler is back"
