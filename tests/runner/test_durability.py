@@ -17,6 +17,7 @@ from runner.checkpoint import load_checkpoint
 from runner.files import StorageError
 from runner.jsonl import Appender, read_records
 from runner.metrics_log import MetricsLog, read_metrics, reproducible
+from runner.reporting import NullReporter
 
 PAGE = 4096
 
@@ -205,3 +206,23 @@ def test_the_first_signal_raises_the_flag_and_the_second_stops_at_once(signum):
             os.kill(os.getpid(), signum)
             time.sleep(60)
     assert signal.getsignal(signum) is before, "the previous handler is back"
+
+
+@pytest.mark.slow  # a torchrun launch: 3 Python processes that import torch
+def test_a_full_disk_under_two_ranks_stops_both_and_fails_the_trial(
+    tiny_lm_config, small_disk, tmp_path
+):
+    # rank 0 alone writes: the other rank must learn of the failed write and stop with it, not
+    # wait for rank 0 in the next step's collective forever
+    from hpo.launch import run_distributed_trial
+
+    overrides = ("model.n_embd=64", "train.save_steps=10", "eval.eval_steps=1000")
+    one = run_trial(tiny_lm_config(f"output_dir={tmp_path / 'one'}", *overrides))
+    size = Path(one.last_checkpoint).stat().st_size
+    disk = small_disk(-(-size // PAGE) * PAGE + size // 2)
+    config = tiny_lm_config(f"output_dir={disk / 'trial'}", "train.nproc=2", *overrides)
+    result = run_distributed_trial(config, NullReporter())
+    last = disk / "trial" / "checkpoints" / "last.pt"
+    assert result.status == "failed", result.reason
+    assert result.reason == f"no space left on device while writing {last} at step 20"
+    assert load_checkpoint(last)["trial"]["step"] == 10
