@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,7 @@ def _new_file_mode() -> int:
 
 
 _NEW_FILE_MODE = _new_file_mode()
+_SHORT_WRITE = re.compile(r"unexpected pos|\d+ requested and \d+ written")
 
 
 class StorageError(OSError):
@@ -55,9 +57,10 @@ def describe_os_error(err: OSError, path: str | Path, action: str = "writing") -
         code is None
         and err.args
         and isinstance(err.args[0], str)
-        and "unexpected pos" in err.args[0]
+        and _SHORT_WRITE.search(err.args[0])
     ):
-        # torch's zip writer reports a short write as "unexpected pos": the disk is full
+        # a short write to a regular file means the disk is full: torch's zip writer says
+        # "unexpected pos", numpy's tofile/np.save "N requested and M written"
         code = errno.ENOSPC
     what = os.strerror(code).lower() if code else (str(err) or type(err).__name__)
     return f"{what} while {action} {path}"
@@ -77,7 +80,7 @@ def storage_error(err: BaseException, path: str | Path, action: str = "writing")
             return StorageError(describe_os_error(cause, path, action), cause.errno)
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
-    if "unexpected pos" in str(err) or "No space left" in str(err):
+    if _SHORT_WRITE.search(str(err)) or "No space left" in str(err):
         return StorageError(f"no space left on device while {action} {path}", errno.ENOSPC)
     return StorageError(f"{type(err).__name__}: {err} while {action} {path}")
 

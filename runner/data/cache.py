@@ -4,12 +4,15 @@ Parallel trials of a search prepare the same data at the same time. Each writes 
 into a private temporary folder and renames it into place; the rename is atomic, so a reader
 sees a whole entry or none, and when two writers race the first rename wins and the loser
 uses the winner's entry. Entries are memory-mapped read-only, so trials share the pages.
+The cache only saves time: when an entry cannot be written (disk full, read-only folder), the
+trial goes on with the arrays in memory and a warning that says why.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -20,6 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from runner.errors import DataError
+from runner.files import describe_os_error
+
+log_to_console = logging.getLogger("runner")
 
 # Bump when the preparation code changes what it writes, so old entries are not reused.
 CACHE_FORMAT_VERSION = 1
@@ -71,20 +77,29 @@ def load_entry(root: Path, key: str) -> CacheEntry | None:
 def store_entry(
     root: Path, key: str, arrays: Mapping[str, np.ndarray], texts: Mapping[str, str]
 ) -> CacheEntry:
-    """Write an entry atomically and return it as stored (another process's, if it won)."""
-    staging = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=root))
+    """Write an entry atomically and return it as stored (another process's, if it won).
+
+    When it cannot be written, the entry in memory (not cached), with a warning naming why.
+    """
+    staging = None
     try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=root))
         for name, array in arrays.items():
             np.save(staging / f"{name}.npy", array)
         for name, text in texts.items():
             (staging / f"{name}.json").write_text(text)
         os.rename(staging, root / key)
-    except OSError:
+    except OSError as err:
         # Renaming onto a non-empty folder fails: another trial stored this entry first.
         if not (root / key).is_dir():
-            raise
+            log_to_console.warning(
+                "data cache not written (%s); using the prepared data from memory",
+                describe_os_error(err, err.filename or root / key),
+            )
+            return CacheEntry(root / key, dict(arrays), dict(texts))
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     entry = load_entry(root, key)
     assert entry is not None  # just written or written by the winner of the race
     return entry

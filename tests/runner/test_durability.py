@@ -226,3 +226,16 @@ def test_a_full_disk_under_two_ranks_stops_both_and_fails_the_trial(
     assert result.status == "failed", result.reason
     assert result.reason == f"no space left on device while writing {last} at step 20"
     assert load_checkpoint(last)["trial"]["step"] == 10
+
+
+def test_a_data_cache_on_a_full_disk_is_skipped_with_a_warning(
+    tiny_lm_config, small_disk, tmp_path, caplog
+):
+    cache = small_disk(16 * PAGE)  # the tokenized corpus (~130 kB) does not fit
+    config = tiny_lm_config("train.max_steps=2", "eval.eval_steps=2", f"data.cache_dir={cache}")
+    with caplog.at_level("WARNING", logger="runner"):
+        result = run_trial(config)
+    assert result.status == "completed", result.reason
+    warned = [r.getMessage() for r in caplog.records if "data cache not written" in r.getMessage()]
+    assert len(warned) == 1 and "no space left on device while writing" in warned[0], warned
+    assert list(cache.iterdir()) == [], "no half entry is left in the cache"
