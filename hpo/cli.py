@@ -32,11 +32,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(message)s",
     )
 
+    from runner.files import StorageError
+
     try:
         return args.command(args)
     except UserInputError as err:
         print(f"hpo: error: {err}", file=sys.stderr)
         return 2
+    except StorageError as err:  # disk full, read-only, ...: what and where, in one line
+        print(f"hpo: error: {err}", file=sys.stderr)
+        return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,9 +258,12 @@ def cmd_search(args: argparse.Namespace) -> int:
 
         tracker = MlflowTracker(args.tracking_uri, system_metrics=not args.no_system_metrics)
         tracker.connect()  # an unreachable server stops here, before the study folder exists
-    result = get_driver(args.driver).run(space, study, objective, tracker)
-    if tracker is not None and result.stop_reason != "interrupted":
-        publish_study(tracker, result.dir)
+    from hpo.study_lock import hold_study
+
+    with hold_study(study, args.driver):  # a second hpo search of this study is refused
+        result = get_driver(args.driver).run(space, study, objective, tracker)
+        if tracker is not None and result.stop_reason != "interrupted":
+            publish_study(tracker, result.dir)
     if result.count("complete") == 0 and result.count("pruned") == 0:
         reason = result.first_failure or "no trial ran"
         print(f"hpo: every trial failed; the first: {reason}", file=sys.stderr)

@@ -50,6 +50,7 @@ from hpo.trial_processes import (
     check_picklable,
     run_objective,
 )
+from runner.files import StorageError
 
 ASK_LATER = "ask later"  # what Suggester.ask() returns when it may start no trial yet
 WAIT_SECONDS = 1.0
@@ -86,6 +87,14 @@ def run_study(
         trackers.end_study(
             finish_study(study, space, driver, time.monotonic() - started, "interrupted")
         )
+        raise
+    except StorageError:  # a study file could not be written (disk full): the summary may be
+        try:
+            trackers.end_study(
+                finish_study(study, space, driver, time.monotonic() - started, "storage")
+            )
+        except StorageError:
+            pass  # the first error says which file; the CLI prints it as one line
         raise
     result = finish_study(study, space, driver, time.monotonic() - started, stop_reason)
     trackers.end_study(result)

@@ -9,11 +9,14 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
 from hpo.drivers.base import StudySpec
 from hpo.space import SearchSpace
 from runner.errors import UserInputError
+
+if TYPE_CHECKING:
+    from hpo.study_lock import FileLock
 
 RECIPE = "hpo"  # the study's user attribute that holds hpo.worker.study_recipe()
 
@@ -85,20 +88,24 @@ def without_password(url: str) -> str:
         return url
 
 
-def lock_folder(study: StudySpec) -> IO[str]:
-    """Hold runs/<study>/.lock while this process runs: its trials folder is its own."""
-    import fcntl
+def lock_folder(study: StudySpec) -> FileLock:
+    """Hold runs/<study>/.lock while this process runs: its trials folder is its own.
 
-    handle = (study.dir / ".lock").open("w")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
+    `hpo worker` and `hpo search` on a database both take it, so a worker cannot share a
+    search's folder; the study itself is held by `hpo search` alone (hpo.study_lock).
+    """
+    from hpo.study_lock import FileLock, Holder
+
+    path = study.dir / ".lock"
+    lock = FileLock.acquire(path, Holder.me())
+    if lock is None:
+        holder = FileLock.holder_of(path)
+        who = f" ({holder.describe()})" if holder else ""
         raise UserInputError(
-            f"{study.dir}: another hpo process on this machine runs study {study.name} in this "
-            "folder; give each worker its own folder (--runs DIR), or one --parallel K"
-        ) from None
-    return handle
+            f"{study.dir}: another hpo process on this machine{who} runs study {study.name} "
+            "in this folder; give each worker its own folder (--runs DIR), or one --parallel K"
+        )
+    return lock
 
 
 class Heartbeat:
