@@ -50,7 +50,7 @@ from hpo.trial_processes import (
     check_picklable,
     run_objective,
 )
-from runner.files import StorageError
+from runner.files import StorageError, atomic_write_text
 
 ASK_LATER = "ask later"  # what Suggester.ask() returns when it may start no trial yet
 WAIT_SECONDS = 1.0
@@ -247,7 +247,7 @@ class _TrialLoop:
         del self.running[run.number]
         record = run.finish(outcome, self.space.objectives)
         if outcome[3]:
-            (run.dir / "traceback.txt").write_text(outcome[3])
+            atomic_write_text(run.dir / "traceback.txt", outcome[3])
         # trial.json first: storage that says finished always has a trial.json that agrees.
         write_trial(self.study.dir, record)
         self.suggester.tell(run.suggestion, record)
