@@ -48,7 +48,7 @@ from runner.files import (
     fsync_dir,
     storage_error,
 )
-from runner.yaml_io import load_yaml_file
+from runner.yaml_io import excerpt, load_yaml_file
 
 INTERRUPTED = "interrupted: the search stopped while this trial ran"
 
@@ -152,15 +152,21 @@ _TRIAL_FIELDS = {  # what a trial.json must hold, and of which type
 
 def load_trial(path: Path) -> TrialRecord:
     """One trials/<n>/trial.json; StudyFileError naming it when it is empty or damaged."""
-    data = read_json_file(path)
     drop = f"; fix it, or remove {path.parent} to drop the trial"
+    try:
+        data = read_json_file(path)
+    except StudyFileError as err:
+        raise StudyFileError(f"{err}{drop}") from None
     for key, kind in _TRIAL_FIELDS.items():
         if key in ("number", "params", "state") and key not in data:
             raise StudyFileError(f"{path}: damaged: no '{key}'{drop}")
         if key in data and (not isinstance(data[key], kind) or isinstance(data[key], bool)):
-            raise StudyFileError(f"{path}: damaged: '{key}' is {data[key]!r}{drop}")
+            raise StudyFileError(f"{path}: damaged: '{key}' is {excerpt(data[key])}{drop}")
     if data["state"] not in KNOWN_STATES:
-        raise StudyFileError(f"{path}: damaged: unknown state {data['state']!r}{drop}")
+        raise StudyFileError(f"{path}: damaged: unknown state {excerpt(data['state'])}{drop}")
+    values = data.get("values") or []
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        raise StudyFileError(f"{path}: damaged: 'values' is {excerpt(values)}{drop}")
     return TrialRecord.from_dict(data)
 
 
@@ -186,17 +192,19 @@ def load_settings(study_dir: Path) -> dict[str, Any]:
         raise StudyFileError(f"{path}: damaged: no study name (study)")
     if not isinstance(space, dict) or not isinstance(space.get("params"), dict):
         raise StudyFileError(f"{path}: damaged: no search space (space.params)")
-    objectives(settings, path)
+    settings_objectives(settings, path)
     return settings
 
 
-def objectives(settings: dict[str, Any], path: Path) -> list[Objective]:
+def settings_objectives(settings: dict[str, Any], path: Path) -> list[Objective]:
     """The objectives study.yaml names (space.objective: one, or a list)."""
     raw = settings["space"].get("objective")
     try:
         return [Objective(**o) for o in (raw if isinstance(raw, list) else [raw])]
     except (TypeError, ValueError) as err:
-        raise StudyFileError(f"{path}: damaged: space.objective is {raw!r} ({err})") from None
+        raise StudyFileError(
+            f"{path}: damaged: space.objective is {excerpt(raw)} ({err})"
+        ) from None
 
 
 def read_summary(study_dir: Path) -> dict[str, Any] | None:
@@ -206,7 +214,7 @@ def read_summary(study_dir: Path) -> dict[str, Any] | None:
         return None
     summary = read_json_file(path)
     if not isinstance(summary.get("wall_seconds", 0.0), int | float):
-        raise StudyFileError(f"{path}: damaged: wall_seconds is {summary['wall_seconds']!r}")
+        raise StudyFileError(f"{path}: damaged: wall_seconds is {excerpt(summary['wall_seconds'])}")
     return summary
 
 
@@ -488,7 +496,7 @@ def read_study(study_dir: str | Path) -> StudyStatus:
     counts = {
         s: sum(1 for r in records if r.state == s) for s in ("running", *FINISHED_STATES, "failed")
     }
-    best = best_trial(records, objectives(settings, settings_path))
+    best = best_trial(records, settings_objectives(settings, settings_path))
     return StudyStatus(
         settings["study"], settings.get("driver"), counts, best, read_summary(study_dir)
     )

@@ -168,6 +168,26 @@ def _same_file(path: Path, fd: int) -> bool:
     return (at_path.st_dev, at_path.st_ino) == (held.st_dev, held.st_ino)
 
 
+def running_holder(study_dir: Path) -> Holder | None:
+    """Who runs the study now, read without locking (`hpo status` must not disturb a start).
+
+    The holder's file says; a process of this host that is gone left it (kill -9): None then.
+    """
+    try:
+        holder = Holder.from_json((study_dir / LOCK_NAME).read_text())
+    except (OSError, UnicodeDecodeError):
+        return None
+    if holder is None or holder.host != socket.gethostname():
+        return holder  # another machine's process: we cannot tell whether it still runs
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # it exists, as another user
+    return holder
+
+
 @contextmanager
 def hold_study(study: StudySpec, driver: str) -> Iterator[Holder]:
     """Hold `study` for this process (folder, and database when it lives in one); see the doc.

@@ -252,6 +252,7 @@ DAMAGE = {
     "not an object": "[1, 2]",
     "wrong type": '{"number": "one", "params": {}, "state": "complete"}',
     "unknown state": '{"number": 1, "params": {}, "state": "exploded"}',
+    "values not numbers": '{"number": 1, "params": {}, "state": "complete", "values": ["a"]}',
     "not utf-8": "\udcff",
 }
 

@@ -198,6 +198,25 @@ def test_the_holder_of_the_folder_is_named_in_the_refusal(tmp_path):
     assert f"process {me.pid} on host {me.host} since " in str(refusal.value)
 
 
+def test_status_names_the_process_that_runs_the_study(tmp_path, capsys):
+    from hpo.cli import main
+
+    study = StudySpec(name="s", dir=tmp_path / "runs" / "s")
+    with hold_study(study, "random") as me:
+        (study.dir / "study.yaml").write_text(
+            "study: s\ndriver: random\nspace:\n  params: {}\n"
+            "  objective: {metric: loss, direction: minimize}\n"
+        )
+        assert main(["status", str(study.dir)]) == 0
+        assert f"run by    process {me.pid} on host {me.host}" in capsys.readouterr().out
+    assert main(["status", str(study.dir)]) == 0
+    assert "run by" not in capsys.readouterr().out
+    # a lock file left by a process of this host that is gone (kill -9) is not a holder
+    (study.dir / LOCK_NAME).write_text(Holder(999_999_999, me.host, 0.0).to_json())
+    assert main(["status", str(study.dir)]) == 0
+    assert "run by" not in capsys.readouterr().out
+
+
 def test_a_sqlite_study_is_held_from_another_folder_too(tmp_path):
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     here = StudySpec(name="s", dir=tmp_path / "a" / "s", storage=url)

@@ -1,7 +1,8 @@
 """Where an Optuna study lives: a journal file, memory, or a database that workers share.
 
 On a database a running trial records a heartbeat (Heartbeat), so that a worker that asks can
-fail the trials of workers that died; each process holds a lock on its own trials folder.
+fail the trials of workers that died; each process holds a lock on its own trials folder
+(lock_folder). The study as a whole is held by its `hpo search` (hpo.study_lock).
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ def open_storage(study: StudySpec, space: SearchSpace) -> Any:
         from optuna.storages.journal import JournalFileBackend
 
         journal = study.dir / "optuna.journal"
-        if study.resume:  # a run killed while writing left its lock: Optuna would wait 30 s
+        # A run killed while writing left Optuna's journal lock: Optuna would wait 30 s. Safe
+        # to remove because `hpo search` holds the study (hpo.study_lock): no other driver
+        # writes this journal.
+        if study.resume:
             journal.with_name(journal.name + ".lock").unlink(missing_ok=True)
         return JournalStorage(JournalFileBackend(str(journal)))
     if study.storage == "memory":
