@@ -145,6 +145,59 @@ def test_a_search_that_fills_the_disk_stops_with_one_line_and_keeps_the_old_best
     assert not list(study.glob("best.*")), "no half-built best/ left"
 
 
+def test_a_search_whose_disk_fills_during_a_trial_stops_with_one_line_and_resumes(small_disk):
+    space = small_disk.parent / "space.yaml"
+    space.write_text(SPACE)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HPO_TEST_FILLER": str(small_disk / "filler"),
+        "HPO_TEST_LEAVE": "0",
+    }
+    args = [sys.executable, "-m", "hpo.cli", "search", "--space", str(space), "--study", "s"]
+    args += ["--runs", str(small_disk), "--objective", OBJECTIVE, "--no-track", "--quiet"]
+    full = subprocess.run(
+        [*args, "--trials", "4"],
+        cwd=ROOT,
+        env={**env, "HPO_TEST_FILL_AT": "1"},
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
+    study = small_disk / "s"
+    assert full.returncode == 1 and full.stderr.strip().splitlines() == [
+        f"hpo: error: no space left on device while writing {study / 'trials/1/trial.json'}"
+    ], full.stderr
+    (small_disk / "filler").unlink()
+    resumed = subprocess.run(
+        [*args, "--trials", "4", "--resume"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
+    assert resumed.returncode == 0, resumed.stderr  # the journal and every file still read
+    states = [r.state for r in load_trials(study)]
+    assert states.count("complete") == 4 and states[1] == "failed", states
+
+
+def test_a_journal_append_on_a_full_disk_leaves_the_journal_readable(small_disk):
+    from hpo.drivers.optuna_driver.storage import journal_backend
+
+    path = small_disk / "optuna.journal"
+    journal = journal_backend(path)
+    journal.append_logs([{"op_code": 0, "worker_id": "w", "n": 0}])
+    size = path.stat().st_size
+    fill(small_disk / "filler", 0)
+    with pytest.raises(StorageError, match=f"^no space left on device while writing {path}$"):
+        journal.append_logs([{"op_code": 0, "worker_id": "w", "big": "x" * 20_000}])
+    assert path.stat().st_size == size, "the half-written line is cut back"
+    (small_disk / "filler").unlink()
+    journal.append_logs([{"op_code": 0, "worker_id": "w", "n": 1}])
+    assert [log.get("n") for log in journal_backend(path).read_logs(0)] == [0, 1]
+
+
 # ----------------------------------------------------------------------------- best/ and kill -9
 
 PROMOTER = """
