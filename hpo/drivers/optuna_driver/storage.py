@@ -84,7 +84,10 @@ def journal_backend(path: Path) -> Any:
         def append_logs(self, logs: list[dict[str, Any]]) -> None:
             lines = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)
             data = memoryview(lines.encode("utf-8"))
-            self._hpo_lock.acquire()
+            try:
+                self._hpo_lock.acquire()  # a symlink beside the journal
+            except OSError as err:
+                raise storage_error(err, f"{self._hpo_path}.lock") from err
             try:
                 fd = os.open(self._hpo_path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
             except OSError as err:
