@@ -44,7 +44,7 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,7 +157,10 @@ class FileLock:
         self._fd = -1
 
     def __del__(self) -> None:  # a lock dropped without release() (its owner was collected)
-        self.release()
+        try:
+            self.release()
+        except Exception:  # noqa: BLE001 (interpreter shutdown: the kernel unlocks anyway)
+            pass
 
 
 def _same_file(path: Path, fd: int) -> bool:
@@ -311,8 +314,15 @@ def _sqlite_lock(study: StudySpec, database: str | None, me: Holder, where: str)
         lock.release()
 
 
-def _connect(study: StudySpec, where: str) -> Any:
-    """A connection of its own (autocommit: never idle in a transaction for the whole run)."""
+@contextmanager
+def _session_lock(
+    study: StudySpec, where: str, take: Callable[[Any], str | None]
+) -> Iterator[None]:
+    """Hold a lock of a database session of our own for the run; take(connection) takes it.
+
+    take returns None when it has the lock, else who holds it. The connection is in autocommit
+    (never idle in a transaction for hours) and closing it ends the session and the lock.
+    """
     import sqlalchemy
     import sqlalchemy.exc
     from sqlalchemy.pool import NullPool
@@ -321,33 +331,51 @@ def _connect(study: StudySpec, where: str) -> Any:
         engine = sqlalchemy.create_engine(
             study.storage, poolclass=NullPool, isolation_level="AUTOCOMMIT"
         )
-        return engine, engine.connect()
     except (ValueError, ImportError, sqlalchemy.exc.SQLAlchemyError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserInputError(f"optuna storage {where}: {first}") from None
+        raise UserInputError(f"optuna storage {where}: {_first_line(err)}") from None
+    try:
+        connection = engine.connect()
+        try:
+            who = take(connection)
+        except BaseException:
+            connection.close()
+            raise
+    except sqlalchemy.exc.SQLAlchemyError as err:
+        engine.dispose()
+        raise UserInputError(f"optuna storage {where}: {_first_line(err)}") from None
+    try:
+        if who is not None:
+            raise _busy(study, where, who)
+        yield
+    finally:
+        connection.close()
+        engine.dispose()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 APPLICATION_NAME = "hpo pid={pid} since={since} host={host}"  # PostgreSQL keeps 63 bytes
 
 
-@contextmanager
-def _postgres_lock(study: StudySpec, me: Holder, where: str) -> Iterator[None]:
+def _postgres_lock(study: StudySpec, me: Holder, where: str) -> Any:
+    """pg_try_advisory_lock on the study's key; the holder's details in application_name."""
     from sqlalchemy import text
 
     key = _lock_key(study.name)
-    engine, connection = _connect(study, where)
-    try:
+
+    def take(connection: Any) -> str | None:
         name = APPLICATION_NAME.format(pid=me.pid, since=int(me.since), host=me.host)[:63]
         connection.execute(
             text("SELECT set_config('application_name', :name, false)"), {"name": name}
         )
-        taken = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})
-        if not taken.scalar():
-            raise _busy(study, where, _postgres_holder(connection, key))
-        yield
-    finally:
-        connection.close()  # ends the session: the server releases the lock
-        engine.dispose()
+        if connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar():
+            return None
+        return _postgres_holder(connection, key)
+
+    return _session_lock(study, where, take)
 
 
 def _postgres_holder(connection: Any, key: int) -> str:
@@ -375,17 +403,16 @@ def _postgres_holder(connection: Any, key: int) -> str:
     return f"the PostgreSQL session of backend {row[2]} from {row[1] or 'a local socket'}"
 
 
-@contextmanager
-def _mysql_lock(study: StudySpec, where: str) -> Iterator[None]:
+def _mysql_lock(study: StudySpec, where: str) -> Any:
+    """GET_LOCK (untested here: no MySQL driver is installed); the holder is a connection id."""
     from sqlalchemy import text
 
     name = {"name": f"hpo driver {study.name}"[:64]}
-    engine, connection = _connect(study, where)
-    try:
-        if connection.execute(text("SELECT GET_LOCK(:name, 0)"), name).scalar() != 1:
-            holder = connection.execute(text("SELECT IS_USED_LOCK(:name)"), name).scalar()
-            raise _busy(study, where, f"the MySQL connection {holder}")
-        yield
-    finally:
-        connection.close()  # ends the session: the server releases the lock
-        engine.dispose()
+
+    def take(connection: Any) -> str | None:
+        if connection.execute(text("SELECT GET_LOCK(:name, 0)"), name).scalar() == 1:
+            return None
+        holder = connection.execute(text("SELECT IS_USED_LOCK(:name)"), name).scalar()
+        return f"the MySQL connection {holder}"
+
+    return _session_lock(study, where, take)

@@ -266,3 +266,21 @@ def test_a_postgresql_lock_ends_with_its_session(tmp_path, postgres_url):
         except StudyBusyError:
             assert time.monotonic() < deadline, "the killed process's lock was never released"
             time.sleep(0.2)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://postgres@127.0.0.1:1/nowhere", "nosuchdb://x", "sqlite:///no/such/dir/x.db"],
+)
+def test_a_database_that_cannot_be_reached_is_one_line_and_leaves_nothing(tmp_path, capsys, url):
+    from hpo.cli import main
+
+    space = tmp_path / "held.yaml"
+    space.write_text(SPACE)
+    code = main(
+        ["search", "--space", str(space), "--runs", str(tmp_path / "runs"), "--storage", url]
+        + ["--objective", "tests.hpo.search_objectives:quadratic", "--no-track", "--quiet"]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("hpo: error: "), err
+    assert not (tmp_path / "runs").exists()
