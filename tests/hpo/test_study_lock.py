@@ -94,18 +94,21 @@ def storage_url(kind: str, tmp_path: Path, request) -> str | None:
 
 
 @pytest.mark.parametrize(
-    "kind", ["journal", "sqlite", pytest.param("postgresql", marks=pytest.mark.service)]
+    "kind",
+    ["journal", "sqlite", "random", pytest.param("postgresql", marks=pytest.mark.service)],
 )
 def test_a_second_search_is_refused_at_once_and_a_killed_ones_lock_is_taken_over(
     kind, tmp_path, request
 ):
-    storage = storage_url(kind, tmp_path, request)
+    storage = None if kind == "random" else storage_url(kind, tmp_path, request)
+    driver = ["--driver", "random" if kind == "random" else "optuna"]
     study = tmp_path / "runs" / "held"
-    first = hpo(tmp_path, *search_args(tmp_path, "runs", storage, "--trials", "2"))
+    first = hpo(tmp_path, *search_args(tmp_path, "runs", storage, "--trials", "2", *driver))
     try:
         wait_for(lambda: (study / "trials" / "0" / "started").exists(), "trial 0", first)
         # the same folder, as a second `dvc repro` or `--resume` would
-        line = refused(hpo(tmp_path, *search_args(tmp_path, "runs", storage, "--resume")))
+        again = search_args(tmp_path, "runs", storage, "--resume", *driver)
+        line = refused(hpo(tmp_path, *again))
         assert f"{study}: study held is being run by process {first.pid} on host " in line
         assert line.endswith("wait for it or stop it")
         if storage:  # the same study on the database, from another folder
@@ -119,7 +122,8 @@ def test_a_second_search_is_refused_at_once_and_a_killed_ones_lock_is_taken_over
     first.wait()
     assert (study / LOCK_NAME).exists()  # left by kill -9: the next search takes it over
 
-    second = hpo(tmp_path, *search_args(tmp_path, "runs", storage, "--trials", "2", "--resume"))
+    resume = search_args(tmp_path, "runs", storage, "--trials", "2", "--resume", *driver)
+    second = hpo(tmp_path, *resume)
     wait_for(lambda: (study / "trials" / "1" / "started").exists(), "the resumed trial", second)
     (tmp_path / "release").touch()
     out, err = second.communicate(timeout=DEADLINE)
