@@ -252,15 +252,17 @@ def cmd_search(args: argparse.Namespace) -> int:
         enqueue=load_enqueue(args.enqueue, space) if args.enqueue else (),
         devices=tuple(devices),
     )
-    tracker = None
-    if not args.no_track:
-        from hpo.tracking import MlflowTracker
-
-        tracker = MlflowTracker(args.tracking_uri, system_metrics=not args.no_system_metrics)
-        tracker.connect()  # an unreachable server stops here, before the study folder exists
     from hpo.study_lock import hold_study
 
-    with hold_study(study, args.driver):  # a second hpo search of this study is refused
+    # One driver per study: a second hpo search of it is refused here, at once (before MLflow).
+    # A study that does not start (e.g. an unreachable server) leaves no folder behind.
+    with hold_study(study, args.driver):
+        tracker = None
+        if not args.no_track:
+            from hpo.tracking import MlflowTracker
+
+            tracker = MlflowTracker(args.tracking_uri, system_metrics=not args.no_system_metrics)
+            tracker.connect()  # an unreachable server stops here, before any trial
         result = get_driver(args.driver).run(space, study, objective, tracker)
         if tracker is not None and result.stop_reason != "interrupted":
             publish_study(tracker, result.dir)
