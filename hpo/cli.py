@@ -32,11 +32,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(message)s",
     )
 
+    from runner.files import StorageError
+
     try:
         return args.command(args)
     except UserInputError as err:
         print(f"hpo: error: {err}", file=sys.stderr)
         return 2
+    except StorageError as err:  # disk full, read-only, ...: what and where, in one line
+        print(f"hpo: error: {err}", file=sys.stderr)
+        return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,15 +252,20 @@ def cmd_search(args: argparse.Namespace) -> int:
         enqueue=load_enqueue(args.enqueue, space) if args.enqueue else (),
         devices=tuple(devices),
     )
-    tracker = None
-    if not args.no_track:
-        from hpo.tracking import MlflowTracker
+    from hpo.study_lock import hold_study
 
-        tracker = MlflowTracker(args.tracking_uri, system_metrics=not args.no_system_metrics)
-        tracker.connect()  # an unreachable server stops here, before the study folder exists
-    result = get_driver(args.driver).run(space, study, objective, tracker)
-    if tracker is not None and result.stop_reason != "interrupted":
-        publish_study(tracker, result.dir)
+    # One driver per study: a second hpo search of it is refused here, at once (before MLflow).
+    # A study that does not start (e.g. an unreachable server) leaves no folder behind.
+    with hold_study(study, args.driver):
+        tracker = None
+        if not args.no_track:
+            from hpo.tracking import MlflowTracker
+
+            tracker = MlflowTracker(args.tracking_uri, system_metrics=not args.no_system_metrics)
+            tracker.connect()  # an unreachable server stops here, before any trial
+        result = get_driver(args.driver).run(space, study, objective, tracker)
+        if tracker is not None and result.stop_reason != "interrupted":
+            publish_study(tracker, result.dir)
     if result.count("complete") == 0 and result.count("pruned") == 0:
         reason = result.first_failure or "no trial ran"
         print(f"hpo: every trial failed; the first: {reason}", file=sys.stderr)

@@ -50,6 +50,7 @@ from hpo.trial_processes import (
     check_picklable,
     run_objective,
 )
+from runner.files import StorageError, atomic_write_text
 
 ASK_LATER = "ask later"  # what Suggester.ask() returns when it may start no trial yet
 WAIT_SECONDS = 1.0
@@ -86,6 +87,14 @@ def run_study(
         trackers.end_study(
             finish_study(study, space, driver, time.monotonic() - started, "interrupted")
         )
+        raise
+    except StorageError:  # a study file could not be written (disk full): the summary may be
+        try:
+            trackers.end_study(
+                finish_study(study, space, driver, time.monotonic() - started, "storage")
+            )
+        except StorageError:
+            pass  # the first error says which file; the CLI prints it as one line
         raise
     result = finish_study(study, space, driver, time.monotonic() - started, stop_reason)
     trackers.end_study(result)
@@ -238,7 +247,7 @@ class _TrialLoop:
         del self.running[run.number]
         record = run.finish(outcome, self.space.objectives)
         if outcome[3]:
-            (run.dir / "traceback.txt").write_text(outcome[3])
+            atomic_write_text(run.dir / "traceback.txt", outcome[3])
         # trial.json first: storage that says finished always has a trial.json that agrees.
         write_trial(self.study.dir, record)
         self.suggester.tell(run.suggestion, record)

@@ -8,18 +8,29 @@
         best_params.yaml    the best params, nested by their dotted keys (DVC reads it)
         summary.json        best value and params, counts by state, total steps, wall time
 
-Every file is written atomically (temporary file, then rename): a kill -9 leaves the previous
-version or the new one, never half of one. trials/<n>/trial.json is the record of the study:
-summaries and `hpo status` are computed from those files.
+Every file is written atomically and durably through runner.files (temporary file, fsync,
+rename): a kill -9 or a power cut leaves the previous version or the new one, never half of
+one. best/ is built beside the old one (best.tmp-PID/) and swapped in by one rename (see
+promote_best), so a disk that fills up, or a kill -9, leaves the old best/ or the new one.
+A write that fails (disk full, read-only) raises runner.files.StorageError: one line naming
+the file. trials/<n>/trial.json is the record of the study: summaries and `hpo status` are
+computed from those files. A study file that is empty or damaged (study.yaml, a trial.json,
+summary.json) is refused with StudyFileError, "PATH: what is wrong", never a traceback.
+
+Only one process writes a study folder at a time: `hpo search` holds hpo.study_lock,
+`hpo worker` its folder lock.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import shutil
 import sys
 import time
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +38,17 @@ from typing import Any
 
 import yaml
 
-from hpo.drivers.base import FINISHED_STATES, StudySpec, TrialRecord
+from hpo.drivers.base import FINISHED_STATES, StudySpec, TrialRecord, TrialState
 from hpo.space import Objective, SearchSpace
-from runner.errors import UserInputError
+from runner.errors import ConfigError, UserInputError
+from runner.files import (
+    StorageError,
+    atomic_write_json,
+    atomic_write_text,
+    fsync_dir,
+    storage_error,
+)
+from runner.yaml_io import excerpt, load_yaml_file
 
 INTERRUPTED = "interrupted: the search stopped while this trial ran"
 
@@ -46,7 +65,7 @@ class StudyResult:
     best: TrialRecord | None
     pareto_front: tuple[int, ...]  # trial numbers; several objectives only
     wall_seconds: float
-    stop_reason: str  # budget | timeout | exhausted | failures | interrupted
+    stop_reason: str  # budget | timeout | exhausted | failures | interrupted | storage
 
     def count(self, state: str) -> int:
         return sum(1 for t in self.trials if t.state == state)
@@ -77,15 +96,13 @@ class StudyResult:
         }
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file so that readers (and a kill -9) see the old content or the new, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+# The names the drivers and trackers import from here (bo_driver, mlflow_tracker): the writers
+# of runner.files, atomic and fsync'd.
+write_json = atomic_write_json
 
 
-def write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+class StudyFileError(UserInputError):
+    """A study file is empty or damaged: "PATH: what is wrong" (and what to do about it)."""
 
 
 def trial_dir(study_dir: Path, number: int) -> Path:
@@ -93,17 +110,112 @@ def trial_dir(study_dir: Path, number: int) -> Path:
 
 
 def write_trial(study_dir: Path, record: TrialRecord) -> None:
-    path = trial_dir(study_dir, record.number)
-    path.mkdir(parents=True, exist_ok=True)
-    write_json(path / "trial.json", record.to_dict())
+    write_json(trial_dir(study_dir, record.number) / "trial.json", record.to_dict())
+
+
+def read_json_file(path: Path) -> dict[str, Any]:
+    """A study's JSON file as a dict; StudyFileError naming it when it is empty or damaged."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as err:
+        raise StudyFileError(f"{path}: cannot read ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise StudyFileError(f"{path}: damaged: not UTF-8 text (byte {err.start})") from None
+    if not text.strip():
+        raise StudyFileError(f"{path}: empty (a write cut short by a crash or a full disk)")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise StudyFileError(
+            f"{path}: damaged: not valid JSON ({err.msg} at line {err.lineno})"
+        ) from None
+    if not isinstance(data, dict):
+        raise StudyFileError(
+            f"{path}: damaged: a JSON object expected, found {type(data).__name__}"
+        )
+    return data
+
+
+# "interrupted": a state the Ctrl-C work may add; a trial.json that says it is not damaged
+KNOWN_STATES = {*typing.get_args(TrialState), "interrupted"}
+_TRIAL_FIELDS = {  # what a trial.json must hold, and of which type
+    "number": int,
+    "params": dict,
+    "state": str,
+    "values": (list, type(None)),
+    "reason": (str, type(None)),
+    "duration": (int, float),
+    "steps": int,
+    "started": (int, float),
+}
+
+
+def load_trial(path: Path) -> TrialRecord:
+    """One trials/<n>/trial.json; StudyFileError naming it when it is empty or damaged."""
+    drop = f"; fix it, or remove {path.parent} to drop the trial"
+    try:
+        data = read_json_file(path)
+    except StudyFileError as err:
+        raise StudyFileError(f"{err}{drop}") from None
+    for key, kind in _TRIAL_FIELDS.items():
+        if key in ("number", "params", "state") and key not in data:
+            raise StudyFileError(f"{path}: damaged: no '{key}'{drop}")
+        if key in data and (not isinstance(data[key], kind) or isinstance(data[key], bool)):
+            raise StudyFileError(f"{path}: damaged: '{key}' is {excerpt(data[key])}{drop}")
+    if data["state"] not in KNOWN_STATES:
+        raise StudyFileError(f"{path}: damaged: unknown state {excerpt(data['state'])}{drop}")
+    values = data.get("values") or []
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        raise StudyFileError(f"{path}: damaged: 'values' is {excerpt(values)}{drop}")
+    return TrialRecord.from_dict(data)
 
 
 def load_trials(study_dir: Path) -> list[TrialRecord]:
     """Every trial.json of the study, by number (trials without one are skipped)."""
-    records = []
-    for path in (study_dir / "trials").glob("*/trial.json"):
-        records.append(TrialRecord.from_dict(json.loads(path.read_text())))
+    records = [load_trial(path) for path in (study_dir / "trials").glob("*/trial.json")]
     return sorted(records, key=lambda r: r.number)
+
+
+def load_settings(study_dir: Path) -> dict[str, Any]:
+    """study.yaml, checked enough to be used: StudyFileError "PATH: what is wrong" otherwise."""
+    path = study_dir / "study.yaml"
+    try:
+        settings = load_yaml_file(path, "study file")
+    except ConfigError as err:
+        raise StudyFileError(str(err)) from None
+    if settings is None:
+        raise StudyFileError(f"{path}: empty (a write cut short by a crash or a full disk)")
+    if not isinstance(settings, dict):
+        raise StudyFileError(f"{path}: damaged: a mapping expected")
+    space = settings.get("space")
+    if not isinstance(settings.get("study"), str):
+        raise StudyFileError(f"{path}: damaged: no study name (study)")
+    if not isinstance(space, dict) or not isinstance(space.get("params"), dict):
+        raise StudyFileError(f"{path}: damaged: no search space (space.params)")
+    settings_objectives(settings, path)
+    return settings
+
+
+def settings_objectives(settings: dict[str, Any], path: Path) -> list[Objective]:
+    """The objectives study.yaml names (space.objective: one, or a list)."""
+    raw = settings["space"].get("objective")
+    try:
+        return [Objective(**o) for o in (raw if isinstance(raw, list) else [raw])]
+    except (TypeError, ValueError) as err:
+        raise StudyFileError(
+            f"{path}: damaged: space.objective is {excerpt(raw)} ({err})"
+        ) from None
+
+
+def read_summary(study_dir: Path) -> dict[str, Any] | None:
+    """summary.json (None before a run of the study has ended); StudyFileError when damaged."""
+    path = study_dir / "summary.json"
+    if not path.is_file():
+        return None
+    summary = read_json_file(path)
+    if not isinstance(summary.get("wall_seconds", 0.0), int | float):
+        raise StudyFileError(f"{path}: damaged: wall_seconds is {excerpt(summary['wall_seconds'])}")
+    return summary
 
 
 def previous_trials(study: StudySpec, space: SearchSpace) -> list[TrialRecord]:
@@ -116,7 +228,9 @@ def previous_trials(study: StudySpec, space: SearchSpace) -> list[TrialRecord]:
             f"study '{study.name}' already exists in {study.dir}; pass --resume to continue it "
             "or --study NAME to start another"
         )
-    before = yaml.safe_load(settings.read_text()).get("space", {})
+    before = load_settings(study.dir)["space"]
+    read_summary(study.dir)  # damaged: refused now, not after the trials have run
+    recover_best(study.dir)
     now = space.to_dict()
     for key in ("params", "objective"):
         if before.get(key) != now[key]:
@@ -187,11 +301,17 @@ def pareto_front(records: Sequence[TrialRecord], objectives: Sequence[Objective]
 def finish_study(
     study: StudySpec, space: SearchSpace, driver: str, wall_seconds: float, stop_reason: str
 ) -> StudyResult:
-    """Write best_params.yaml, summary.json and best/ from the trials on disk."""
+    """Write best_params.yaml, best/, summary.json and history.csv from the trials on disk.
+
+    Each is attempted even when an earlier one failed (a full disk may still take summary.json
+    when it cannot take a checkpoint); then the first StorageError is raised.
+    """
     records = load_trials(study.dir)
-    summary_path = study.dir / "summary.json"
-    if summary_path.exists() and records:  # a resumed study: add the wall time of earlier runs
-        wall_seconds += json.loads(summary_path.read_text()).get("wall_seconds", 0.0)
+    if records:  # a resumed study: add the wall time of earlier runs
+        try:
+            wall_seconds += (read_summary(study.dir) or {}).get("wall_seconds", 0.0)
+        except StudyFileError as err:  # checked at --resume: damaged since; it is rewritten
+            _say(f"hpo: warning: {err}; the wall time of earlier runs is lost")
     best = best_trial(records, space.objectives)
     result = StudyResult(
         study=study.name,
@@ -204,12 +324,22 @@ def finish_study(
         wall_seconds=wall_seconds,
         stop_reason=stop_reason,
     )
+    failures: list[StorageError] = []
+
+    def attempt(write: Any, *args: Any) -> None:
+        try:
+            write(*args)
+        except StorageError as err:
+            failures.append(err)
+
     if best is not None:
-        nested = _nest(best.params)
-        atomic_write_text(study.dir / "best_params.yaml", yaml.safe_dump(nested, sort_keys=False))
-        promote_best(study.dir, best.number)
-    write_json(summary_path, result.summary())
-    write_history(study.dir, records, space.objectives[0])
+        nested = yaml.safe_dump(_nest(best.params), sort_keys=False)
+        attempt(atomic_write_text, study.dir / "best_params.yaml", nested)
+        attempt(promote_best, study.dir, best.number)
+    attempt(write_json, study.dir / "summary.json", result.summary())
+    attempt(write_history, study.dir, records, space.objectives[0])
+    if failures:
+        raise failures[0]
     return result
 
 
@@ -228,23 +358,120 @@ def write_history(study_dir: Path, records: Sequence[TrialRecord], objective: Ob
     atomic_write_text(study_dir / "history.csv", "\n".join(lines) + "\n")
 
 
+BEST_FILES = ("config.yaml", "result.json", "metrics.jsonl", "trial.json")
+
+
 def promote_best(study_dir: Path, best_trial_number: int) -> Path:
-    """Copy the winner's best checkpoint(s), config.yaml, result.json and trial.json into best/."""
+    """Copy the winner's best checkpoint(s), config.yaml, result.json and trial.json into best/.
+
+    The new best/ is built and fsync'd beside the old one (best.tmp-PID/), then the two are
+    exchanged in one atomic rename (renameat2 RENAME_EXCHANGE; where the filesystem has none:
+    old to best.old-PID/, new into place, and recover_best puts the old one back if a kill
+    came between the two). The old best/ is removed last: a full disk, an I/O error or a kill
+    -9 at any moment leaves a complete best/, the old or the new. Raises StorageError, naming
+    the file in best/ that could not be written.
+    """
     source = trial_dir(study_dir, best_trial_number)
     target = study_dir / "best"
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    wanted = [
-        source / name for name in ("config.yaml", "result.json", "metrics.jsonl", "trial.json")
-    ]
+    recover_best(study_dir)
+    staging = study_dir / f"best.tmp-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    wanted = [source / name for name in BEST_FILES]
     wanted += sorted((source / "checkpoints").glob("best*"))
-    for path in wanted:
-        if path.is_dir():
-            shutil.copytree(path, target / path.name)
-        elif path.is_file():
-            shutil.copy2(path, target / path.name)
+    writing = target
+    try:
+        staging.mkdir()
+        for path in wanted:
+            writing = target / path.name
+            if path.is_dir():
+                _copy_tree_durably(path, staging / path.name)
+            elif path.is_file():
+                _copy_durably(path, staging / path.name)
+        writing = target
+        fsync_dir(staging)
+        _swap_into_place(staging, target)
+    except (OSError, RuntimeError) as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise storage_error(err, writing) from err
     return target
+
+
+def recover_best(study_dir: Path) -> None:
+    """Undo what a promote_best killed midway left: best.tmp-*/ removed, a lost best/ restored.
+
+    Only the process that holds the study runs it (hpo.study_lock), so no promotion is live.
+    """
+    target = study_dir / "best"
+    for old in sorted(study_dir.glob("best.old-*")):
+        if not target.exists():
+            os.rename(old, target)  # killed between its two renames: the old best/ is whole
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+    for staging in study_dir.glob("best.tmp-*"):
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _copy_durably(source: Path, target: Path) -> None:
+    with source.open("rb") as reader, target.open("xb") as writer:
+        shutil.copyfileobj(reader, writer, 1 << 20)
+        writer.flush()
+        os.fsync(writer.fileno())
+    shutil.copystat(source, target)
+
+
+def _copy_tree_durably(source: Path, target: Path) -> None:
+    target.mkdir()
+    for path in sorted(source.iterdir()):
+        if path.is_dir():
+            _copy_tree_durably(path, target / path.name)
+        elif path.is_file():
+            _copy_durably(path, target / path.name)
+    fsync_dir(target)
+
+
+def _swap_into_place(staging: Path, target: Path) -> None:
+    """Put the folder `staging` at `target`; the old `target` goes (removed last)."""
+    if not target.exists():
+        os.rename(staging, target)
+        old = None
+    elif _exchange(staging, target):
+        old = staging  # it now holds the old best/
+    else:
+        old = target.with_name(f"best.old-{os.getpid()}")
+        os.rename(target, old)
+        os.rename(staging, target)  # a kill just before this: recover_best restores `old`
+    fsync_dir(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    renameat2 = getattr(_libc(), "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    renameat2.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    done = renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange)
+    if done == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(second))
+
+
+def _libc() -> Any:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -264,17 +491,14 @@ def read_study(study_dir: str | Path) -> StudyStatus:
     settings_path = study_dir / "study.yaml"
     if not settings_path.is_file():
         raise UserInputError(f"{study_dir}: no study here (study.yaml not found)")
-    settings = yaml.safe_load(settings_path.read_text())
-    raw = settings["space"]["objective"]
-    objectives = [Objective(**o) for o in (raw if isinstance(raw, list) else [raw])]
+    settings = load_settings(study_dir)
     records = load_trials(study_dir)
     counts = {
         s: sum(1 for r in records if r.state == s) for s in ("running", *FINISHED_STATES, "failed")
     }
-    summary_path = study_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    best = best_trial(records, settings_objectives(settings, settings_path))
     return StudyStatus(
-        settings["study"], settings.get("driver"), counts, best_trial(records, objectives), summary
+        settings["study"], settings.get("driver"), counts, best, read_summary(study_dir)
     )
 
 

@@ -75,9 +75,13 @@ def cmd_best(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from hpo.study import read_study
+    from hpo.study_lock import running_holder
 
     status = read_study(_study_dir(args))
     print(f"study {status.study} ({status.driver})")
+    holder = running_holder(_study_dir(args))
+    if holder is not None:
+        print(f"  run by    {holder.describe()}")
     for state, count in status.counts.items():
         print(f"  {state:<9} {count}")
     if status.best is not None:

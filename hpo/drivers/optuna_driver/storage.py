@@ -1,19 +1,27 @@
 """Where an Optuna study lives: a journal file, memory, or a database that workers share.
 
 On a database a running trial records a heartbeat (Heartbeat), so that a worker that asks can
-fail the trials of workers that died; each process holds a lock on its own trials folder.
+fail the trials of workers that died; each process holds a lock on its own trials folder
+(lock_folder). The study as a whole is held by its `hpo search` (hpo.study_lock).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import warnings
-from typing import IO, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from hpo.drivers.base import StudySpec
 from hpo.space import SearchSpace
 from runner.errors import UserInputError
+from runner.files import storage_error
+
+if TYPE_CHECKING:
+    from hpo.study_lock import FileLock
 
 RECIPE = "hpo"  # the study's user attribute that holds hpo.worker.study_recipe()
 
@@ -29,12 +37,14 @@ def open_storage(study: StudySpec, space: SearchSpace) -> Any:
     """The study's storage: its journal file, None for memory, or its database with heartbeats."""
     if study.storage is None:
         from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
 
         journal = study.dir / "optuna.journal"
-        if study.resume:  # a run killed while writing left its lock: Optuna would wait 30 s
+        # A run killed while writing left Optuna's journal lock: Optuna would wait 30 s. Safe
+        # to remove because `hpo search` holds the study (hpo.study_lock): no other driver
+        # writes this journal.
+        if study.resume:
             journal.with_name(journal.name + ".lock").unlink(missing_ok=True)
-        return JournalStorage(JournalFileBackend(str(journal)))
+        return JournalStorage(journal_backend(journal))
     if study.storage == "memory":
         return None
     import optuna
@@ -51,6 +61,52 @@ def open_storage(study: StudySpec, space: SearchSpace) -> Any:
         grace_period=options["grace_period"],
         heartbeat_stale_trial_callback=retry,
     )
+
+
+def journal_backend(path: Path) -> Any:
+    """Optuna's journal file backend, whose appends a full disk cannot leave half-written.
+
+    Optuna appends a line per change; a write that fails midway (no space left) leaves part of
+    a line, and the next append would follow it on the same line: a journal that no run can
+    read again. Here the file is cut back to its size before the failed append, and the error
+    is a StorageError naming the journal (one line from the CLI).
+    """
+    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+
+    class CarefulJournal(JournalFileBackend):
+        def __init__(self, file: str) -> None:
+            self._hpo_lock, self._hpo_path = JournalFileSymlinkLock(file), file
+            try:
+                super().__init__(file, lock_obj=self._hpo_lock)
+            except OSError as err:
+                raise storage_error(err, file) from err
+
+        def append_logs(self, logs: list[dict[str, Any]]) -> None:
+            lines = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)
+            data = memoryview(lines.encode("utf-8"))
+            try:
+                self._hpo_lock.acquire()  # a symlink beside the journal
+            except OSError as err:
+                raise storage_error(err, f"{self._hpo_path}.lock") from err
+            try:
+                fd = os.open(self._hpo_path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            except OSError as err:
+                self._hpo_lock.release()
+                raise storage_error(err, self._hpo_path) from err
+            try:
+                size = os.fstat(fd).st_size
+                try:
+                    while data:  # unbuffered: a short write is seen, not left in a buffer
+                        data = data[os.write(fd, data) :]
+                    os.fsync(fd)
+                except OSError as err:
+                    os.ftruncate(fd, size)
+                    raise storage_error(err, self._hpo_path) from err
+            finally:
+                os.close(fd)
+                self._hpo_lock.release()
+
+    return CarefulJournal(str(path))
 
 
 def open_database(url: str, **heartbeat: Any) -> Any:
@@ -85,20 +141,24 @@ def without_password(url: str) -> str:
         return url
 
 
-def lock_folder(study: StudySpec) -> IO[str]:
-    """Hold runs/<study>/.lock while this process runs: its trials folder is its own."""
-    import fcntl
+def lock_folder(study: StudySpec) -> FileLock:
+    """Hold runs/<study>/.lock while this process runs: its trials folder is its own.
 
-    handle = (study.dir / ".lock").open("w")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
+    `hpo worker` and `hpo search` on a database both take it, so a worker cannot share a
+    search's folder; the study itself is held by `hpo search` alone (hpo.study_lock).
+    """
+    from hpo.study_lock import FileLock, Holder
+
+    path = study.dir / ".lock"
+    lock = FileLock.acquire(path, Holder.me())
+    if lock is None:
+        holder = FileLock.holder_of(path)
+        who = f" ({holder.describe()})" if holder else ""
         raise UserInputError(
-            f"{study.dir}: another hpo process on this machine runs study {study.name} in this "
-            "folder; give each worker its own folder (--runs DIR), or one --parallel K"
-        ) from None
-    return handle
+            f"{study.dir}: another hpo process on this machine{who} runs study {study.name} "
+            "in this folder; give each worker its own folder (--runs DIR), or one --parallel K"
+        )
+    return lock
 
 
 class Heartbeat:
