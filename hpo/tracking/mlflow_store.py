@@ -3,11 +3,14 @@ MLflow requests, and the names and values MLflow accepts."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import posixpath
 import re
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
+from pathlib import Path
 from typing import Any
 
 from hpo.tracking.buffer import Op, Row
@@ -36,7 +39,8 @@ PERMANENT_ERRORS = frozenset(
 def open_client(tracking_uri: str | None) -> tuple[Any, str]:
     """(MlflowClient, its URI) for tracking_uri, else $MLFLOW_TRACKING_URI or sqlite:///mlflow.db.
 
-    A server that does not answer is a UserInputError, raised before any trial starts.
+    A server that does not answer is a UserInputError, raised before any trial starts. A SQLite
+    store is created (its tables, MLflow's migrations) under store_creation_lock.
     """
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -56,7 +60,48 @@ def open_client(tracking_uri: str | None) -> tuple[Any, str]:
                 f"MLflow tracking server {uri} does not answer ({err}); start it, or pass "
                 "another --tracking-uri (unset MLFLOW_TRACKING_URI for sqlite:///mlflow.db)"
             ) from None
-    return MlflowClient(uri), uri
+    with store_creation_lock(uri):
+        client = MlflowClient(uri)  # creates the tracking store: tables, migrations
+        if sqlite_path(uri) is not None:
+            client.search_registered_models(max_results=1)  # and the model registry's
+    return client, uri
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a sqlite:/// URI (relative to the current folder, or absolute)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///") :].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+@contextlib.contextmanager
+def store_creation_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on FILE.lock beside a SQLite store's FILE while it is created.
+
+    MLflow creates a new SQLite store's tables and runs its migrations when a client first
+    opens it; two processes doing so at once (two `hpo search` in a new folder) both run the
+    migrations and one fails ("table ... already exists"). The second waits here, then finds the
+    store made. The lock file stays (deleting it would let a third process lock a new inode).
+    Other stores are not locked: a server migrates its own, and a database server's are made
+    with `mlflow db upgrade` once.
+    """
+    path = sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    lock = path.with_name(path.name + ".lock")
+    try:
+        handle = lock.open("a")
+    except OSError as err:
+        from runner.files import describe_os_error
+
+        raise UserInputError(
+            f"MLflow store {uri}: {describe_os_error(err, lock, 'opening')}"
+        ) from None
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the handle closes
+        yield
 
 
 def experiment_id(client: Any, name: str) -> str:
