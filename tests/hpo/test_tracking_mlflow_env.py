@@ -124,3 +124,33 @@ def test_a_tracked_search_starts_no_mlflow_telemetry(tmp_path):
     assert not probe["session_in_env"]
     assert probe["retries"] == "0"  # one attempt per request: hpo's buffer retries
     assert "KeyError" not in result.stderr
+
+
+@pytest.mark.parametrize("peer", ["refuses", "never answers"])
+def test_one_mlflow_request_is_one_bounded_attempt(peer, monkeypatch):
+    """MLflow's own client would retry 7 times with up to 120 s between tries (minutes); under
+    hpo's settings a request to a closed port fails at once, to a silent peer after the timeout."""
+    import socket
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from hpo.tracking import mlflow_env
+
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")  # the user's value is kept
+    mlflow_env.configure()
+    with socket.socket() as listener:  # a real TCP peer: it never accepts, or is closed
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        if peer == "never answers":
+            listener.listen(16)  # the kernel completes the handshake; no byte ever comes back
+        else:
+            listener.close()
+        client = MlflowClient(f"http://127.0.0.1:{port}")
+        began = time.monotonic()
+        with pytest.raises(MlflowException):
+            client.get_experiment("0")
+        took = time.monotonic() - began
+    assert took < 2 + 3, f"{took:.1f} s"
