@@ -45,11 +45,23 @@ def add_tracking_timeout_option(parser: argparse.ArgumentParser) -> None:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     from hpo.study_commands import _study_dir as study_folder  # one rule for STUDY
-    from hpo.tracking import MlflowTracker
+    from hpo.tracking import MlflowTracker  # first: it sets MLflow's environment
 
     study_dir = study_folder(args)
     tracker = MlflowTracker(close_timeout=args.tracking_timeout, system_metrics=False)
-    if tracker.sync(study_dir):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        delivered = tracker.sync(study_dir)
+    except MlflowException as err:  # it answered the health check, then stopped: nothing lost
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        print(
+            f"hpo: {tracker.tracking_uri} stopped answering ({reason}); run hpo sync "
+            "again when it answers",
+            file=sys.stderr,
+        )
+        return 1
+    if delivered:
         print(f"study {study_dir}: every record is in {tracker.tracking_uri}")
         return 0
     what = f"{tracker.pending_records} records" if tracker.pending_records else "its plots"

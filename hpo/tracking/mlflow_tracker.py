@@ -328,6 +328,12 @@ class MlflowTracker:
         if not link:
             raise UserInputError(f"{self._study_dir}: no MLflow run of this study ({LINK_FILE})")
         self.tracking_uri = self.tracking_uri or link.get("tracking_uri")
+        database = mlflow_store.sqlite_path(self.tracking_uri or "")
+        if database is not None and not database.is_file():  # do not make an empty store
+            raise UserInputError(
+                f"{self._study_dir}: its MLflow store {self.tracking_uri} is not here ("
+                f"{database.resolve()}); run hpo sync in the folder the study ran in"
+            )
         self._lock_study(exclusive=True)
         try:
             self.connect()
