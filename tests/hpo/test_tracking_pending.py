@@ -125,10 +125,29 @@ def test_sync_refuses_a_study_that_another_process_tracks(tmp_path, capsys):
     )
     PendingJournal(study).append(entry("0", range(2)))
     before = (study / PENDING_FILE).read_bytes()
+    (tmp_path / "m.db").touch()
     with (study / "mlflow.lock").open("a") as running:  # as a running study's tracker holds it
         fcntl.flock(running, fcntl.LOCK_SH)
         assert main(["sync", str(study)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "the study is running" in err[0]
     assert (study / PENDING_FILE).read_bytes() == before
-    assert not (tmp_path / "m.db").exists()  # it stopped before opening the store
+    assert (tmp_path / "m.db").stat().st_size == 0  # it stopped before opening the store
+
+
+def test_sync_in_another_folder_than_a_relative_sqlite_store_makes_no_empty_store(
+    tmp_path, monkeypatch, capsys
+):
+    study = tmp_path / "runs" / "s"
+    study.mkdir(parents=True)
+    (study / "study.yaml").write_text("study: s\n")
+    (study / "mlflow.json").write_text(
+        json.dumps({"tracking_uri": "sqlite:///mlflow.db", "parent_run_id": "x"})
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["sync", str(study)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "run hpo sync in the folder the study ran in" in err[0]
+    assert list(elsewhere.iterdir()) == [] and not (study / "mlflow.lock").exists()
