@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import posixpath
 import re
@@ -15,6 +16,8 @@ from typing import Any
 
 from hpo.tracking.buffer import Op, Row
 from runner.errors import UserInputError
+
+log = logging.getLogger(__name__)
 
 MAX_PARAMS_TAGS_PER_REQUEST = 100  # MLflow's log_batch limits: 100 params + tags, 1000 metrics
 MAX_PARAM_VALUE, MAX_TAG_VALUE, MAX_KEY = 6000, 8000, 250  # characters
@@ -162,16 +165,26 @@ class MlflowSender:
 
     Operations: create (args name, tags, start_time), params (params), tags (tags), text
     (text, artifact_file) and end (status, end_time).
+
+    A create that failed may still have been carried out: a server that hung (not one that
+    refused the connection) can process the request after the client gave up on it, even
+    after the retry's search found no run and created one. So a run whose creation was
+    retried is checked again when it ends, and other live runs of the same trial (made by
+    such late requests) are deleted.
     """
 
     def __init__(self, client: Any, experiment_id: str, parent_run_id: str) -> None:
         self.client, self.experiment_id, self.parent_run_id = client, experiment_id, parent_run_id
+        self._retried_creates: set[str] = set()
 
     def send_op(self, op: Op, run_ids: MutableMapping[str, str]) -> None:
         args = op.args
         if op.kind == "create":
             # An earlier attempt may have created the run and lost the answer: look first.
-            run_id = self._created_before(op) if op.attempts else None
+            run_id = None
+            if op.attempts:
+                self._retried_creates.add(op.run)
+                run_id = self._created_before(op)
             if run_id is None:
                 run_id = self.client.create_run(
                     self.experiment_id,
@@ -188,6 +201,8 @@ class MlflowSender:
             self.client.log_text(run_ids[op.run], args["text"], args["artifact_file"])
         elif op.kind == "end":
             self.client.set_terminated(run_ids[op.run], args["status"], args["end_time"])
+            if op.run in self._retried_creates:
+                self._delete_duplicates(op.run, run_ids[op.run])
         else:
             raise ValueError(f"unknown tracking operation {op.kind!r}")
 
@@ -215,12 +230,31 @@ class MlflowSender:
         return getattr(error, "error_code", None) in PERMANENT_ERRORS
 
     def _created_before(self, op: Op) -> str | None:
-        runs = self.client.search_runs(
-            [self.experiment_id],
-            f"tags.mlflow.parentRunId = '{self.parent_run_id}' and tags.`hpo.trial` = '{op.run}'",
-            max_results=1,
-        )
+        runs = self._runs_of_trial(op.run)
         return runs[0].info.run_id if runs else None
+
+    def _runs_of_trial(self, run: str) -> list[Any]:
+        """The live child runs tagged with this trial, oldest first."""
+        return list(
+            self.client.search_runs(
+                [self.experiment_id],
+                f"tags.mlflow.parentRunId = '{self.parent_run_id}' and tags.`hpo.trial` = '{run}'",
+                max_results=100,
+                order_by=["attributes.start_time ASC"],
+            )
+        )
+
+    def _delete_duplicates(self, run: str, kept_run_id: str) -> None:
+        for duplicate in self._runs_of_trial(run):
+            if duplicate.info.run_id != kept_run_id:
+                self.client.delete_run(duplicate.info.run_id)
+                log.warning(
+                    "tracking: deleted run %s, a second run of trial %s that a request the "
+                    "client had given up on created late",
+                    duplicate.info.run_id,
+                    run,
+                )
+        self._retried_creates.discard(run)
 
 
 def clean_key(key: str) -> str:

@@ -125,6 +125,33 @@ def test_what_the_end_of_a_study_could_not_send_is_sent_when_it_resumes(
     assert_each_step_once(server, "spill", [0, 1], range(100))
 
 
+def test_a_run_a_hung_server_creates_late_is_not_kept_twice(
+    server, make_space, tmp_path, monkeypatch
+):
+    """The server hangs while a trial's run is created: the client gives up on the create (and
+    on the search its retry starts with), the server handles them all once it goes on, so a
+    second run of the trial may appear; the trial still has one live run, each step once."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    space = make_space("random", trials=1)
+    tracker, study = start(server, space, tmp_path, "hang")
+    assert tracker.flush(30)
+    server.pause()
+    try:
+        tracker.start_trial(0, {"lr": 0.01, "y": 0.1})
+        log_steps(tracker, 0, range(50))
+        deadline = time.monotonic() + 60
+        while tracker.buffer.stats.failures < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert tracker.buffer.stats.failures >= 3
+    finally:
+        server.resume()
+    assert tracker.flush(60)
+    end(tracker, study, 0, 49)
+    assert tracker.flush(60)
+    tracker.end_study(finish_study(study, space, "random", 1.0, "budget"))
+    assert_each_step_once(server, "hang", [0], range(50))  # live runs: trial 0's one
+
+
 # ---------------------------------------------------------------------- `hpo search` end to end
 
 ROOT = Path(__file__).parents[2]
@@ -328,3 +355,38 @@ def test_a_search_whose_server_is_down_at_the_end_exits_in_time_and_sync_sends_t
 
     artifacts = {a.path for a in MlflowClient(server.uri).list_artifacts(parent.info.run_id)}
     assert {"summary.json", "plots"} <= artifacts  # published by sync
+
+
+@pytest.mark.slow
+def test_requests_a_hung_server_handles_late_leave_no_duplicate(server, tmp_path):
+    """The server hangs (SIGSTOP) mid-study for several attempts' bounds: the client gives up
+    on requests the server still holds, retries them, and the server later handles both. A
+    trial's run must still be one run, each of its steps once."""
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    for name in ("hold-1", "hold-2"):
+        (gates / name).touch()
+    study_dir = tmp_path / "runs" / "hung"
+    process = search(server, tmp_path, gates, "hung", 3)
+    try:
+        wait_for(gate(gates, "at-1"), "trial 1", process)
+        server.pause()
+        hung = time.monotonic()
+        (gates / "hold-1").unlink()  # trial 1 ends, trial 2 starts and logs: nothing answers
+        wait_for(gate(gates, "at-2"), "trial 2", process)
+        time.sleep(max(0.0, 3 * ATTEMPT_S + 1 - (time.monotonic() - hung)))
+    finally:
+        server.resume()
+    (gates / "hold-2").unlink()
+    out, err = process.communicate(timeout=WAIT_S)
+    assert process.returncode == 0, err[-3000:]
+    assert "did not reach" not in err
+    parent, _ = assert_delivered_once(server, study_dir, {n: "FINISHED" for n in range(3)})
+    assert parent.info.status == "FINISHED"
+    _, children = study_runs(server, study_dir)
+    from mlflow.tracking import MlflowClient
+
+    live = MlflowClient(server.uri).search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert sorted(int(r.data.tags["hpo.trial"]) for r in live) == [0, 1, 2]  # one run each
