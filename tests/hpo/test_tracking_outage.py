@@ -390,3 +390,29 @@ def test_requests_a_hung_server_handles_late_leave_no_duplicate(server, tmp_path
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
     )
     assert sorted(int(r.data.tags["hpo.trial"]) for r in live) == [0, 1, 2]  # one run each
+
+
+@pytest.mark.slow
+def test_what_a_search_kept_is_sent_by_its_resume(server, tmp_path):
+    """The server is down at the end of a search; `hpo search --resume` once it is back sends
+    what the first kept (trial 2's run included), while its own trial runs, each step once."""
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    (gates / "hold-1").touch()
+    study_dir = tmp_path / "runs" / "again"
+    first = search(server, tmp_path, gates, "again", 3, "--tracking-timeout", "3")
+    wait_for(gate(gates, "at-1"), "trial 1", first)
+    wait_for(lambda: arrived(server, study_dir, {0: "FINISHED", 1: "RUNNING"}), "trial 0")
+    server.stop()
+    (gates / "hold-1").unlink()
+    _, err = first.communicate(timeout=WAIT_S)
+    assert first.returncode == 0 and (study_dir / PENDING_FILE).exists(), err[-3000:]
+
+    server.start()
+    resumed = search(server, tmp_path, gates, "again", 4, "--resume")
+    out, err = resumed.communicate(timeout=WAIT_S)
+    assert resumed.returncode == 0, err[-3000:]
+    assert "did not reach" not in err
+    assert not (study_dir / PENDING_FILE).exists()
+    parent, _ = assert_delivered_once(server, study_dir, {n: "FINISHED" for n in range(4)})
+    assert parent.info.status == "FINISHED"
