@@ -129,12 +129,14 @@ def experiment_id(client: Any, name: str) -> str:
 
 
 def live_run(client: Any, run_id: str) -> Any | None:
-    """The run, unless it does not exist or was deleted."""
+    """The run, unless it does not exist or was deleted (a store that fails raises)."""
     from mlflow.exceptions import MlflowException
 
     try:
         run = client.get_run(run_id)
-    except MlflowException:
+    except MlflowException as err:  # not "no such run": a resumed study must not start anew
+        if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
         return None
     return run if run.info.lifecycle_stage == "active" else None
 
