@@ -1,4 +1,10 @@
-"""The tracking server goes away mid-study: training goes on, every metric arrives once, later."""
+"""The tracking server goes away mid-study: training goes on, every metric arrives once, later.
+
+Against a real `mlflow server` (tests/hpo/mlflow_server.py), killed and restarted on the same
+port and backend, or hung with SIGSTOP: first a tracker driven directly, then whole `hpo search`
+processes whose plain-function objective (search_objectives.gated_steps) waits at files the
+test removes, so the server fails between given trials and never at a time guessed by a sleep.
+"""
 
 from __future__ import annotations
 
