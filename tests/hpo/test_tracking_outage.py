@@ -131,6 +131,7 @@ def test_what_the_end_of_a_study_could_not_send_is_sent_when_it_resumes(
     assert_each_step_once(server, "spill", [0, 1], range(100))
 
 
+@pytest.mark.slow
 def test_a_run_a_hung_server_creates_late_is_not_kept_twice(
     server, make_space, tmp_path, monkeypatch
 ):
