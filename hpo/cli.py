@@ -2,7 +2,8 @@
 
 Here: main, the parser, and the commands that do the wiring, train and search. The other
 commands add themselves to the parser from their own modules: worker (hpo.worker), best,
-status and export (hpo.study_commands), prepare and evaluate (hpo.pipeline_commands).
+status and export (hpo.study_commands), sync (hpo.sync_command), prepare and evaluate
+(hpo.pipeline_commands).
 
 Heavy libraries (torch, optuna, ray, mlflow) are imported inside the commands so that
 `hpo --help` answers at once.
@@ -141,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--no-system-metrics", action="store_true", help="no CPU/GPU/memory metrics in MLflow"
     )
+    from hpo.sync_command import add_sync_command, add_tracking_timeout_option
+
+    add_tracking_timeout_option(search)
     search.set_defaults(command=cmd_search)
 
     from hpo.worker import add_worker_command
@@ -151,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     from hpo.study_commands import add_study_commands
 
     add_study_commands(commands)
+    add_sync_command(commands)
     add_pipeline_commands(commands, DEFAULT_EXPERIMENT)
     return parser
 
@@ -261,11 +266,15 @@ def cmd_search(args: argparse.Namespace) -> int:
         if not args.no_track:
             from hpo.tracking import MlflowTracker
 
-            tracker = MlflowTracker(args.tracking_uri, system_metrics=not args.no_system_metrics)
+            tracker = MlflowTracker(
+                args.tracking_uri,
+                system_metrics=not args.no_system_metrics,
+                close_timeout=args.tracking_timeout,
+            )
             tracker.connect()  # an unreachable server stops here, before any trial
         result = get_driver(args.driver).run(space, study, objective, tracker)
         if tracker is not None and result.stop_reason != "interrupted":
-            publish_study(tracker, result.dir)
+            tracker.publish(result.dir)  # or, when MLflow missed records, `hpo sync` publishes
     if result.count("complete") == 0 and result.count("pruned") == 0:
         reason = result.first_failure or "no trial ran"
         print(f"hpo: every trial failed; the first: {reason}", file=sys.stderr)
@@ -277,20 +286,6 @@ def cmd_search(args: argparse.Namespace) -> int:
             print(f"  {key} = {value}")
     print(f"study folder: {study.dir}")
     return 0
-
-
-def publish_study(tracker, study_dir) -> None:
-    """Plots and the best model (registered) on the study's MLflow run; a warning if that fails."""
-    from hpo.tracking.artifacts import log_study_artifacts
-    from hpo.tracking.model_registry import log_best_model
-
-    try:
-        log_study_artifacts(tracker.client, tracker.parent_run_id, study_dir)
-        if (study_dir / "best" / "best.pt").is_file():  # plain-function objectives have none
-            version = log_best_model(tracker.client, tracker.parent_run_id, study_dir)
-            print(f"registered model {version.name} version {version.version}")
-    except Exception as err:  # the study is done and on disk; publishing is best effort
-        print(f"hpo: warning: study artifacts not logged to MLflow ({err})", file=sys.stderr)
 
 
 def print_result(result) -> None:

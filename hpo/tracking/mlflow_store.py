@@ -3,15 +3,21 @@ MLflow requests, and the names and values MLflow accepts."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import logging
 import os
 import posixpath
 import re
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
+from pathlib import Path
 from typing import Any
 
 from hpo.tracking.buffer import Op, Row
 from runner.errors import UserInputError
+
+log = logging.getLogger(__name__)
 
 MAX_PARAMS_TAGS_PER_REQUEST = 100  # MLflow's log_batch limits: 100 params + tags, 1000 metrics
 MAX_PARAM_VALUE, MAX_TAG_VALUE, MAX_KEY = 6000, 8000, 250  # characters
@@ -36,7 +42,8 @@ PERMANENT_ERRORS = frozenset(
 def open_client(tracking_uri: str | None) -> tuple[Any, str]:
     """(MlflowClient, its URI) for tracking_uri, else $MLFLOW_TRACKING_URI or sqlite:///mlflow.db.
 
-    A server that does not answer is a UserInputError, raised before any trial starts.
+    A server that does not answer is a UserInputError, raised before any trial starts. A SQLite
+    store is created (its tables, MLflow's migrations) under store_creation_lock.
     """
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -56,7 +63,48 @@ def open_client(tracking_uri: str | None) -> tuple[Any, str]:
                 f"MLflow tracking server {uri} does not answer ({err}); start it, or pass "
                 "another --tracking-uri (unset MLFLOW_TRACKING_URI for sqlite:///mlflow.db)"
             ) from None
-    return MlflowClient(uri), uri
+    with store_creation_lock(uri):
+        client = MlflowClient(uri)  # creates the tracking store: tables, migrations
+        if sqlite_path(uri) is not None:
+            client.search_registered_models(max_results=1)  # and the model registry's
+    return client, uri
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a sqlite:/// URI (relative to the current folder, or absolute)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///") :].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+@contextlib.contextmanager
+def store_creation_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on FILE.lock beside a SQLite store's FILE while it is created.
+
+    MLflow creates a new SQLite store's tables and runs its migrations when a client first
+    opens it; two processes doing so at once (two `hpo search` in a new folder) both run the
+    migrations and one fails ("table ... already exists"). The second waits here, then finds the
+    store made. The lock file stays (deleting it would let a third process lock a new inode).
+    Other stores are not locked: a server migrates its own, and a database server's are made
+    with `mlflow db upgrade` once.
+    """
+    path = sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    lock = path.with_name(path.name + ".lock")
+    try:
+        handle = lock.open("a")
+    except OSError as err:
+        from runner.files import describe_os_error
+
+        raise UserInputError(
+            f"MLflow store {uri}: {describe_os_error(err, lock, 'opening')}"
+        ) from None
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the handle closes
+        yield
 
 
 def experiment_id(client: Any, name: str) -> str:
@@ -81,12 +129,14 @@ def experiment_id(client: Any, name: str) -> str:
 
 
 def live_run(client: Any, run_id: str) -> Any | None:
-    """The run, unless it does not exist or was deleted."""
+    """The run, unless it does not exist or was deleted (a store that fails raises)."""
     from mlflow.exceptions import MlflowException
 
     try:
         run = client.get_run(run_id)
-    except MlflowException:
+    except MlflowException as err:  # not "no such run": a resumed study must not start anew
+        if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
         return None
     return run if run.info.lifecycle_stage == "active" else None
 
@@ -117,16 +167,26 @@ class MlflowSender:
 
     Operations: create (args name, tags, start_time), params (params), tags (tags), text
     (text, artifact_file) and end (status, end_time).
+
+    A create that failed may still have been carried out: a server that hung (not one that
+    refused the connection) can process the request after the client gave up on it, even
+    after the retry's search found no run and created one. So a run whose creation was
+    retried is checked again when it ends, and other live runs of the same trial (made by
+    such late requests) are deleted.
     """
 
     def __init__(self, client: Any, experiment_id: str, parent_run_id: str) -> None:
         self.client, self.experiment_id, self.parent_run_id = client, experiment_id, parent_run_id
+        self._retried_creates: set[str] = set()
 
     def send_op(self, op: Op, run_ids: MutableMapping[str, str]) -> None:
         args = op.args
         if op.kind == "create":
             # An earlier attempt may have created the run and lost the answer: look first.
-            run_id = self._created_before(op) if op.attempts else None
+            run_id = None
+            if op.attempts:
+                self._retried_creates.add(op.run)
+                run_id = self._created_before(op)
             if run_id is None:
                 run_id = self.client.create_run(
                     self.experiment_id,
@@ -143,6 +203,8 @@ class MlflowSender:
             self.client.log_text(run_ids[op.run], args["text"], args["artifact_file"])
         elif op.kind == "end":
             self.client.set_terminated(run_ids[op.run], args["status"], args["end_time"])
+            if op.run in self._retried_creates:
+                self._delete_duplicates(op.run, run_ids[op.run])
         else:
             raise ValueError(f"unknown tracking operation {op.kind!r}")
 
@@ -170,12 +232,31 @@ class MlflowSender:
         return getattr(error, "error_code", None) in PERMANENT_ERRORS
 
     def _created_before(self, op: Op) -> str | None:
-        runs = self.client.search_runs(
-            [self.experiment_id],
-            f"tags.mlflow.parentRunId = '{self.parent_run_id}' and tags.`hpo.trial` = '{op.run}'",
-            max_results=1,
-        )
+        runs = self._runs_of_trial(op.run)
         return runs[0].info.run_id if runs else None
+
+    def _runs_of_trial(self, run: str) -> list[Any]:
+        """The live child runs tagged with this trial, oldest first."""
+        return list(
+            self.client.search_runs(
+                [self.experiment_id],
+                f"tags.mlflow.parentRunId = '{self.parent_run_id}' and tags.`hpo.trial` = '{run}'",
+                max_results=100,
+                order_by=["attributes.start_time ASC"],
+            )
+        )
+
+    def _delete_duplicates(self, run: str, kept_run_id: str) -> None:
+        for duplicate in self._runs_of_trial(run):
+            if duplicate.info.run_id != kept_run_id:
+                self.client.delete_run(duplicate.info.run_id)
+                log.warning(
+                    "tracking: deleted run %s, a second run of trial %s that a request the "
+                    "client had given up on created late",
+                    duplicate.info.run_id,
+                    run,
+                )
+        self._retried_creates.discard(run)
 
 
 def clean_key(key: str) -> str:

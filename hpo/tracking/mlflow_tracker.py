@@ -24,12 +24,22 @@ out, and what it missed arrives once, when it is back (hpo.tracking.buffer).
 
 runs/<study>/mlflow.json links the study to its runs. On --resume the parent run is reused and
 the runs a kill -9 left RUNNING are reconciled with the trial.json records (hpo.tracking.
-reconcile). What could not be sent before a study ended is kept in runs/<study>/
-mlflow_pending.json and sent when the study resumes.
+reconcile).
+
+Tracking outages. Training never waits for the store: one attempt of a request is bounded
+(hpo.tracking.mlflow_env) and the buffer's thread retries it, at most RETRY_DELAY_MAX_S apart,
+for the whole study, so what an outage held back arrives as soon as the store is back. The end
+of a study waits at most `close_timeout` (--tracking-timeout, $HPO_TRACKING_TIMEOUT, 60 s);
+what is still unsent then is appended to runs/<study>/mlflow_pending.jsonl (hpo.tracking.
+pending), one line on stderr says how much, and `hpo sync STUDY` or `hpo search --resume`
+sends it later, ending every run the study left RUNNING with the status its trial had. While a
+tracker has a study open it holds a shared lock on runs/<study>/mlflow.lock, so `hpo sync`
+never ends the runs of a study that is still running.
 """
 
 from __future__ import annotations
 
+import fcntl
 import getpass
 import json
 import logging
@@ -42,9 +52,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from hpo.tracking import mlflow_store, provenance, reconcile
+from hpo.tracking import mlflow_env, mlflow_store, pending, provenance, reconcile
 from hpo.tracking.buffer import Op, Row, SendBuffer
 from hpo.tracking.mlflow_store import MlflowSender, as_text, clean_key, flatten, param_values
+from hpo.tracking.pending import PENDING_FILE, PendingJournal
 from runner.errors import UserInputError
 
 if TYPE_CHECKING:
@@ -56,7 +67,13 @@ log = logging.getLogger(__name__)
 
 STUDY = "study"  # the buffer's key of the parent run; a trial's is str(number)
 RUN_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
-LINK_FILE, PENDING_FILE = "mlflow.json", "mlflow_pending.json"
+LINK_FILE, LOCK_FILE = "mlflow.json", "mlflow.lock"
+RETRY_DELAY_MAX_S = 5.0  # an outage's end is noticed this soon (a refused connect costs nothing)
+__all__ = ["PENDING_FILE", "MlflowTracker", "StudyInUse"]
+
+
+class StudyInUse(UserInputError):
+    """Another process tracks this study now (it sends its own records)."""
 
 
 class MlflowTracker:
@@ -69,7 +86,8 @@ class MlflowTracker:
         system_metrics: log CPU, memory, disk, network and GPU readings into each trial's run.
         system_metrics_interval: seconds between readings (MLflow's default, 10).
         flush_interval: at most this many seconds between a metric's report and its sending.
-        close_timeout: how long the end of a study waits for a store that does not answer.
+        close_timeout: how long the end of a study waits for a store that does not answer
+            (None: $HPO_TRACKING_TIMEOUT, else 60 s; hpo.tracking.mlflow_env.tracking_timeout).
         max_buffered_metrics: how many unsent metrics an outage may hold in memory.
     """
 
@@ -81,13 +99,14 @@ class MlflowTracker:
         system_metrics: bool = True,
         system_metrics_interval: float = 10.0,
         flush_interval: float = 2.0,
-        close_timeout: float = 60.0,
+        close_timeout: float | None = None,
         max_buffered_metrics: int = 1_000_000,
     ) -> None:
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment_name
         self.system_metrics, self.system_metrics_interval = system_metrics, system_metrics_interval
-        self.flush_interval, self.close_timeout = flush_interval, close_timeout
+        self.flush_interval = flush_interval
+        self.close_timeout = mlflow_env.tracking_timeout(close_timeout)
         self.max_buffered_metrics = max_buffered_metrics
         self.client: Any = None
         self.experiment_id: str | None = None
@@ -102,6 +121,11 @@ class MlflowTracker:
         self._counts = {"complete": 0, "pruned": 0, "failed": 0}
         self._best: float | None = None
         self._keys: dict[str, tuple[str, bool]] = {}  # metric -> MLflow name, is validation
+        self._journal: PendingJournal | None = None
+        self._taken: list[str] = []  # ids of the journal entries this tracker's buffer holds
+        self._study_lock: Any = None  # the open mlflow.lock while a study is open here
+        self.delivered: bool | None = None  # whether the last close() sent everything
+        self.pending_records = 0  # what it left in the journal
 
     def connect(self) -> None:
         """Open the store; a UserInputError, before any trial, when a server does not answer."""
@@ -138,21 +162,13 @@ class MlflowTracker:
             **(link.get("trial_runs", {}) if resumed else {}),
             STUDY: self.parent_run_id,
         }
+        self._lock_study(exclusive=False)
         self._write_link()
         self._open_buffer()
-        pending = self._study_dir / PENDING_FILE
-        if pending.is_file() and resumed:  # what the end of the earlier run could not send
-            saved = json.loads(pending.read_text())
+        saved = self._take_pending(resumed, link)
+        if resumed:  # the study goes on: its run ends when this study ends, not as it did then
             saved["ops"] = [o for o in saved["ops"] if (o["run"], o["kind"]) != (STUDY, "end")]
             self.buffer.restore(saved)
-            self.buffer.flush(self.close_timeout)
-        elif pending.is_file():
-            log.warning(
-                "tracking: %s holds updates for the runs in %s, not %s; they are dropped",
-                pending,
-                (link or {}).get("tracking_uri"),
-                self.tracking_uri,
-            )
         self.buffer.put(Op("tags", STUDY, {"tags": {**self._tags, "hpo.role": "study"}}))
         for artifact, path in provenance.study_files(
             space.experiment, space.source, self._study_dir
@@ -162,9 +178,7 @@ class MlflowTracker:
         for record in records:
             self._count(record)
         if resumed:
-            self._reconcile(records)
-            self.buffer.flush(self.close_timeout)
-        pending.unlink(missing_ok=True)
+            self._reconcile(records, saved)
         log.info(
             "MLflow: study %s is run %s in %s%s",
             study.name,
@@ -259,45 +273,99 @@ class MlflowTracker:
             done = buffer.close(timeout)
         except KeyboardInterrupt:  # a second Ctrl-C: stop waiting, keep what is unsent
             done, interrupted = False, True
-        if not done:
-            pending = buffer.pending()
-            _write_json(self._study_dir / PENDING_FILE, pending)
-            n = sum(len(rows) for rows in pending["metrics"].values())
+        left = None if done else buffer.pending()
+        self.delivered = done
+        self.pending_records = 0 if left is None else pending.count(left)
+        try:
+            self._keep_pending(left)
+            self._write_link()
+        except OSError as err:  # the disk refuses: say what is lost, the study itself is done
+            log.error("tracking: %d unsent records are lost: %s", self.pending_records, err)
+            left = None
+        finally:
+            self._unlock_study()
+        if left is not None:
+            folder = self._study_dir
             log.warning(
-                "tracking: %d run updates and %d metrics did not reach %s in %g s; they "
-                "are kept in %s and sent when the study resumes (--resume)",
-                len(pending["ops"]),
-                n,
+                "tracking: %d records (%d run updates, %d metrics) did not reach %s in %g s; "
+                "kept in %s: send them with `hpo sync %s` (or hpo search --resume)",
+                self.pending_records,
+                len(left["ops"]),
+                self.pending_records - len(left["ops"]),
                 self.tracking_uri,
                 timeout,
-                self._study_dir / PENDING_FILE,
+                folder / PENDING_FILE,
+                folder,
             )
-        self._write_link()
         if interrupted:
             raise KeyboardInterrupt
 
-    def reconcile(self, study_dir: str | Path) -> None:
-        """End the runs a study left RUNNING when no process runs it any more (after a kill -9).
+    def publish(self, study_dir: str | Path) -> bool:
+        """Plots and best model on the study's run (hpo.tracking.publish), if the study's
+        records all arrived; else a mark in the journal, and `hpo sync` publishes."""
+        from hpo.tracking.publish import publish_study
 
-        Children end as their trial.json records say (hpo.tracking.reconcile), and the parent
-        ends KILLED. start_study does the same, minus the parent, when a study resumes.
+        if self.delivered is False:
+            PendingJournal(study_dir).append({"publish": True})
+            log.warning("tracking: the study's plots and best model are published by hpo sync")
+            return False
+        return publish_study(self.client, self.parent_run_id, study_dir)
+
+    def sync(self, study_dir: str | Path) -> bool:
+        """Send what a study that no process runs any more left unsent; whether all arrived.
+
+        The journal's records (mlflow_pending.jsonl) go first, in order; then the runs still
+        RUNNING end as their trial.json records say (hpo.tracking.reconcile: after a kill -9
+        too), the parent KILLED unless the journal ends it; the study is published if its end
+        could not. Waits close_timeout at most; what is left stays in the journal.
+        StudyInUse when a process has the study open.
         """
         from hpo.study import load_trials
 
-        self.connect()
+        started = time.monotonic()
         self._study_dir = Path(study_dir)
         link = _read_json(self._study_dir / LINK_FILE)
-        if not self._reopen_parent(link, reopen=False):
+        if not link:
+            raise UserInputError(f"{self._study_dir}: no MLflow run of this study ({LINK_FILE})")
+        self.tracking_uri = self.tracking_uri or link.get("tracking_uri")
+        database = mlflow_store.sqlite_path(self.tracking_uri or "")
+        if database is not None and not database.is_file():  # do not make an empty store
             raise UserInputError(
-                f"{self._study_dir}: no MLflow run of this study in "
-                f"{self.tracking_uri} ({LINK_FILE} missing, or its run deleted)"
+                f"{self._study_dir}: its MLflow store {self.tracking_uri} is not here ("
+                f"{database.resolve()}); run hpo sync in the folder the study ran in"
             )
-        self.run_ids = {**link.get("trial_runs", {}), STUDY: self.parent_run_id}
-        self._open_buffer()
-        self._reconcile(load_trials(self._study_dir))
-        if self.client.get_run(self.parent_run_id).info.status == "RUNNING":
-            self.buffer.put(Op("end", STUDY, {"status": "KILLED", "end_time": _now_ms()}))
-        self.close()
+        self._lock_study(exclusive=True)
+        try:
+            self.connect()
+            if not self._reopen_parent(link, reopen=False):
+                raise UserInputError(
+                    f"{self._study_dir}: no MLflow run of this study in "
+                    f"{self.tracking_uri} ({LINK_FILE} missing, or its run deleted)"
+                )
+            self.run_ids = {**link.get("trial_runs", {}), STUDY: self.parent_run_id}
+            self._open_buffer()
+            saved = self._take_pending(True, link)
+            publish = saved.pop("publish", False)
+            self.buffer.restore(saved)
+            self._reconcile(load_trials(self._study_dir), saved)
+            ends_parent = any((o["run"], o["kind"]) == (STUDY, "end") for o in saved["ops"])
+            parent = self.client.get_run(self.parent_run_id)
+            if parent.info.status == "RUNNING" and not ends_parent:
+                self.buffer.put(Op("end", STUDY, {"status": "KILLED", "end_time": _now_ms()}))
+            left_s = max(self.close_timeout - (time.monotonic() - started), 0.0)
+            if publish and self.buffer.flush(left_s):
+                publish = not self._publish_now()
+        except BaseException:
+            self._unlock_study()
+            raise
+        self.close(max(self.close_timeout - (time.monotonic() - started), 0.0))
+        if publish:  # not published (not everything arrived, or it failed): the next sync does
+            PendingJournal(self._study_dir).append({"publish": True})
+        return bool(self.delivered) and not publish
+
+    def reconcile(self, study_dir: str | Path) -> None:
+        """End the runs a study left RUNNING when no process runs it any more (sync)."""
+        self.sync(study_dir)
 
     # ------------------------------------------------------------------ runs
 
@@ -335,14 +403,71 @@ class MlflowTracker:
             self.run_ids,
             flush_interval=self.flush_interval,
             max_metrics=self.max_buffered_metrics,
+            max_retry_delay=RETRY_DELAY_MAX_S,
             on_sent=self._sent,
         )
 
-    def _reconcile(self, records: list[TrialRecord]) -> None:
+    # ------------------------------------------------------------------ the journal, the lock
+
+    def _take_pending(self, same_runs: bool, link: Mapping[str, Any] | None) -> dict[str, Any]:
+        """What earlier commands left in the journal (empty if none); settled at close()."""
+        self._journal = PendingJournal(self._study_dir)
+        if not self._journal.exists():
+            return pending.merge(())
+        saved, self._taken = self._journal.take()
+        if not same_runs:  # its run ids are in another store: sent here they would be wrong
+            log.warning(
+                "tracking: %s holds updates for the runs in %s, not %s; they are dropped",
+                self._journal.path,
+                (link or {}).get("tracking_uri"),
+                self.tracking_uri,
+            )
+            return pending.merge(())
+        return saved
+
+    def _keep_pending(self, left: dict[str, Any] | None) -> None:
+        """Put what close() could not send in the journal (replacing what this buffer took)."""
+        journal = self._journal or PendingJournal(self._study_dir)
+        if self._taken:
+            journal.settle(self._taken, left)
+            self._taken = []
+        elif left is not None:
+            journal.append(left)
+
+    def _lock_study(self, exclusive: bool) -> None:
+        """Shared while a study runs (workers of one study share it); exclusive for sync."""
+        path = self._study_dir / LOCK_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a")
+        try:
+            fcntl.flock(handle, (fcntl.LOCK_EX | fcntl.LOCK_NB) if exclusive else fcntl.LOCK_SH)
+        except BlockingIOError:
+            handle.close()
+            raise StudyInUse(
+                f"{self._study_dir}: the study is running (another process tracks it and "
+                "sends its own records); sync it after it ends"
+            ) from None
+        self._study_lock = handle
+
+    def _unlock_study(self) -> None:
+        if self._study_lock is not None:
+            self._study_lock.close()
+            self._study_lock = None
+
+    def _publish_now(self) -> bool:
+        from hpo.tracking.publish import publish_study
+
+        return publish_study(self.client, self.parent_run_id, self._study_dir)
+
+    def _reconcile(self, records: list[TrialRecord], saved: Mapping[str, Any]) -> None:
+        """End RUNNING children, make missing ones; none that `saved` (journal) creates or ends."""
         children = mlflow_store.child_runs(self.client, self.experiment_id, self.parent_run_id)
         self.run_ids.update({k: run.info.run_id for k, run in children.items() if k.isdigit()})
-        statuses = {key: run.info.status for key, run in children.items()}
-        to_end, to_make = reconcile.plan(statuses, records, self.run_ids)
+        ending = {o["run"] for o in saved.get("ops", ()) if o["kind"] == "end"}
+        creating = {o["run"] for o in saved.get("ops", ()) if o["kind"] == "create"}
+        statuses = {key: run.info.status for key, run in children.items() if key not in ending}
+        known = set(self.run_ids) | creating | ending
+        to_end, to_make = reconcile.plan(statuses, records, known)
         for record in to_make:
             self._put_create(
                 str(record.number),

@@ -4,6 +4,8 @@
         client = MlflowClient(server.uri)
         server.stop()      # the tracking server goes away (its backend stays)
         server.start()     # and comes back on the same port with the same backend
+        server.pause()     # it hangs (SIGSTOP), answering nothing
+        server.resume()    # and goes on (SIGCONT)
 
 The server runs in its own process group, so stop() ends it and the workers it started.
 shared_server() is one server for every test module of a pytest process (a cold start takes
@@ -109,6 +111,7 @@ class MlflowServer:
         group = self.process.pid  # start_new_session: the server leads its own group
         try:
             os.killpg(group, signal.SIGTERM)
+            os.killpg(group, signal.SIGCONT)  # a paused server handles its SIGTERM now
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(group, signal.SIGKILL)
@@ -123,6 +126,15 @@ class MlflowServer:
         deadline = time.monotonic() + 10
         while self.healthy() and time.monotonic() < deadline:
             time.sleep(0.1)
+
+    def pause(self) -> None:
+        """SIGSTOP the server and its workers: it hangs, connections are accepted by the kernel
+        and never answered (a server that is up but stuck, not one that is gone)."""
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT: the server goes on, and handles the requests that queued meanwhile."""
+        os.killpg(self.process.pid, signal.SIGCONT)
 
     def __enter__(self) -> MlflowServer:
         return self.start()

@@ -10,3 +10,39 @@ def quadratic(params, reporter):
 
 def always_fails(params, reporter):
     raise RuntimeError(f"diverged at lr {params['train.learning_rate']:.2g}")
+
+
+GATED_STEPS = 20
+
+
+def gated_steps(params, reporter):
+    """Reports loss and acc at steps 0..19, then obeys files in the folder $HPO_TEST_GATES.
+
+    Trials number themselves in the order they start (DIR/trial-<n>). After its steps, trial n
+    fails if DIR/fail-<n> exists, and waits while DIR/hold-<n> exists (saying so with
+    DIR/at-<n>): a test stops or starts services between trials, or while one runs.
+    """
+    import math
+    import os
+    import time
+    from pathlib import Path
+
+    gates = Path(os.environ["HPO_TEST_GATES"])
+    number = 0
+    while True:
+        try:
+            os.close(os.open(gates / f"trial-{number}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            break
+        except FileExistsError:
+            number += 1
+    for step in range(GATED_STEPS):
+        reporter.report(step, {"loss": 1.0 / (step + 1), "acc": step / GATED_STEPS})
+    hold = gates / f"hold-{number}"
+    if hold.exists():
+        (gates / f"at-{number}").touch()
+        deadline = time.monotonic() + 600
+        while hold.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    if (gates / f"fail-{number}").exists():
+        raise RuntimeError(f"trial {number} fails, as the test asked")
+    return (math.log10(params["train.learning_rate"]) + 3) ** 2

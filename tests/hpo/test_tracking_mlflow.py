@@ -305,6 +305,7 @@ def test_reconcile_ends_the_runs_of_a_killed_study_without_resuming_it(
     first.start_trial(0, {"lr": 0.1, "y": 0.1})
     assert first.flush(30)
     first.buffer.close(timeout=0)
+    first._unlock_study()  # kill -9: the kernel releases the dead process's lock on the study
 
     tracker_for().reconcile(study.dir)
     parents, children = runs_of(client, first)
