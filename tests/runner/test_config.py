@@ -40,7 +40,9 @@ def test_unknown_section_is_an_error(tmp_path):
 
 
 def test_wrong_type_names_key_and_expected_type(tmp_path):
-    with pytest.raises(ConfigError, match=r"train.max_steps: expected int, got 'many'"):
+    with pytest.raises(
+        ConfigError, match=r"exp.yaml: expected int, got 'many' \(train.max_steps\)$"
+    ):
         load_config(write(tmp_path, "train:\n  max_steps: many\n"))
 
 
@@ -71,12 +73,15 @@ def test_dotted_overrides_are_parsed_as_yaml_and_checked():
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("train.per_device_train_batch_size=0", "per_device_train_batch_size: must be > 0"),
-        ("train.precision=fp8", "train.precision: unknown value 'fp8'"),
-        ("train.learning_rate=-0.1", "train.learning_rate: must be >= 0"),
-        ("train.learning_rate=.nan", "train.learning_rate: must be a finite number"),
-        ("model.n_embd=130", "model.n_embd: must be divisible by model.n_head"),
-        ("task=regression", "task: unknown value 'regression'"),
+        (
+            "train.per_device_train_batch_size=0",
+            r"must be > 0, got 0 \(train.per_device_train_batch_size\)",
+        ),
+        ("train.precision=fp8", r"unknown value 'fp8'.*\(train.precision\)"),
+        ("train.learning_rate=-0.1", r"must be >= 0, got -0.1 \(train.learning_rate\)"),
+        ("train.learning_rate=.nan", r"must be a finite number, got nan \(train.learning_rate\)"),
+        ("model.n_embd=130", r"must be divisible by model.n_head \(4\), got 130 \(model.n_embd\)"),
+        ("task=regression", r"unknown value 'regression'.*\(task\)"),
     ],
 )
 def test_bad_values_are_rejected_with_the_key(override, message):
