@@ -102,25 +102,23 @@ def check_train(config: Any, source: str) -> None:
 def check_space_against_runner(space: SearchSpace, runner: Any) -> None:
     """SpaceError naming the param and the bad end when a point of the space is refused by the
     runner's config schema, or its data is unusable; also checks every objective's metric."""
-    from runner.config import REPORTED_METRICS
+    from runner.config import REPORTED_METRICS, load_config
     from runner.data.check import check_data
 
+    task = load_config(runner.experiment, runner.overrides).task
+    for objective in space.objectives:
+        if objective.metric not in REPORTED_METRICS[task]:
+            raise SpaceError(
+                f"{space.source}: {excerpt(objective.metric)} is not a metric the {task} "
+                f"experiment {runner.experiment} reports; choose one of "
+                f"{', '.join(REPORTED_METRICS[task])} (objective.metric)"
+            )
     checked_data: set[tuple[Any, ...]] = set()
-    task = None
     for point, what, key in points_to_check(space):
         try:
             config = runner.config_for(point, output_dir="runs/check")
         except ConfigError as err:
             raise _refused(space, runner, point, what, key, str(err)) from None
-        if task is None:
-            task = config.task
-            for objective in space.objectives:
-                if objective.metric not in REPORTED_METRICS[task]:
-                    raise SpaceError(
-                        f"{space.source}: {excerpt(objective.metric)} is not a metric the "
-                        f"{task} experiment {runner.experiment} reports; choose one of "
-                        f"{', '.join(REPORTED_METRICS[task])} (objective.metric)"
-                    )
         data = (config.task, config.data.path, config.model.pretrained)
         if data not in checked_data:
             checked_data.add(data)
@@ -188,7 +186,8 @@ def _refused(
     prefix = f"{runner.experiment}: "
     problem = message[len(prefix) :] if message.startswith(prefix) else message
     fixed = {p.name for p in space.params if isinstance(p.distribution, Fixed)}
-    named = problem.rsplit(" (", 1)[-1].rstrip(")")  # the config key the runner names
+    problem, _, named = problem.rpartition(" (")
+    named = named.rstrip(")")  # the config key the runner names
     if key is None and named in fixed:
         return SpaceError(
             f"{space.source}: the fixed value {excerpt(point.get(named))} is refused by the "
@@ -196,6 +195,7 @@ def _refused(
         )
     if key is not None:
         where = "high" if "high" in what else "low" if "low" in what else "choices"
+        problem = problem if named == key else f"{named} {problem}"
         return SpaceError(
             f"{space.source}: {what} is refused by the runner: {problem} (params.{key}.{where})"
         )
@@ -204,7 +204,7 @@ def _refused(
     shown = ", ".join(f"{k}={excerpt(v, 30)}" for k, v in point.items())
     return SpaceError(
         f"{space.source}: the point {{{excerpt(shown, 200)[1:-1]}}} of the space is refused "
-        f"by the runner: {problem} (params)"
+        f"by the runner: {named} {problem} (params)"
     )
 
 
