@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hpo.space import Categorical, Fixed, Float, Int, SearchSpace, SpaceError
+from hpo.space import Categorical, Fixed, Float, Int, SearchSpace, SpaceError, with_line
 from runner.errors import ConfigError, UserInputError
 from runner.yaml_io import excerpt
 
@@ -61,6 +61,11 @@ def check_search(
     objective: --objective MODULE:FUNCTION, or None for the runner on space.experiment.
     """
     check_storage_url(storage, "--storage", must_exist=False)
+    if storage is not None and space.driver != "optuna":
+        raise UserInputError(
+            f"--storage: only the optuna driver keeps a study in a database; the "
+            f"{space.driver} driver would ignore it (use --driver optuna) (storage)"
+        )
     if track:
         check_tracking_uri(tracking_uri)
     if objective is not None:
@@ -100,8 +105,16 @@ def check_train(config: Any, source: str) -> None:
 
 
 def check_space_against_runner(space: SearchSpace, runner: Any) -> None:
-    """SpaceError naming the param and the bad end when a point of the space is refused by the
-    runner's config schema, or its data is unusable; also checks every objective's metric."""
+    """SpaceError "SPACE:LINE: what (KEY)" naming the param and the bad end when a point of the
+    space is refused by the runner's config schema, or its data is unusable; also checks every
+    objective's metric."""
+    try:
+        _check_space_against_runner(space, runner)
+    except SpaceError as err:
+        raise with_line(err, space.source) if Path(space.source).is_file() else err from None
+
+
+def _check_space_against_runner(space: SearchSpace, runner: Any) -> None:
     from runner.config import REPORTED_METRICS, load_config
     from runner.data.check import check_data
 

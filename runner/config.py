@@ -264,7 +264,7 @@ def check_key(key: str, source: str) -> None:
         return
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
-    raise ConfigError(f"{source}: unknown config key '{key}'{hint}")
+    raise ConfigError(f"{source}: unknown config key {excerpt(key)}{hint}")
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

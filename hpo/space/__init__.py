@@ -27,7 +27,7 @@ Example:
 """
 
 from hpo.space.distributions import Categorical, Distribution, Fixed, Float, Int
-from hpo.space.loading import load_enqueue, load_space
+from hpo.space.loading import load_enqueue, load_space, with_line
 from hpo.space.parsing import KeyCheck, space_from_dict
 from hpo.space.search_space import Budget, Objective, Param, SearchSpace, SpaceError
 
@@ -46,4 +46,5 @@ __all__ = [
     "load_enqueue",
     "load_space",
     "space_from_dict",
+    "with_line",
 ]

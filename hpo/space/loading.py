@@ -40,7 +40,10 @@ def load_space(
     """
     path = Path(path)
     raw = _read_yaml(path, "space file")
-    space = space_from_dict(raw, str(path), experiment, driver, config_key_check)
+    try:
+        space = space_from_dict(raw, str(path), experiment, driver, config_key_check)
+    except SpaceError as err:
+        raise with_line(err, str(path)) from None
     if experiment is not None:
         where = Path(experiment).expanduser().resolve()
     elif isinstance(space.experiment, str):
@@ -78,6 +81,37 @@ def load_enqueue(path: str | Path, space: SearchSpace) -> tuple[dict[str, Any], 
             if not searched[key].contains(value):
                 raise SpaceError(f"{path}: item {i}: {excerpt(value)} is outside the space ({key})")
     return tuple(raw)
+
+
+def with_line(error: SpaceError, source: str) -> SpaceError:
+    """The error "SOURCE: what (KEY)" as "SOURCE:LINE: what (KEY)", LINE being where KEY is
+    written in the file; the error unchanged when the key cannot be found."""
+    import yaml
+
+    prefix = f"{source}: "
+    message = str(error)
+    if not message.startswith(prefix) or not message.endswith(")") or " (" not in message:
+        return error
+    key = message.rsplit(" (", 1)[1][:-1]
+    try:
+        node = yaml.compose(Path(source).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return error
+    line, parts = None, key.split(".")
+    while parts and isinstance(node, yaml.MappingNode):
+        # a param's name holds dots itself (params.train.learning_rate.high): the longest
+        # run of parts that is a key of this mapping wins
+        for size in range(len(parts), 0, -1):
+            name = ".".join(parts[:size])
+            child = next((kv for kv in node.value if getattr(kv[0], "value", None) == name), None)
+            if child is not None:
+                line, node, parts = child[0].start_mark.line + 1, child[1], parts[size:]
+                break
+        else:
+            break
+    if line is None:
+        return error
+    return SpaceError(f"{source}:{line}: {message[len(prefix) :]}")
 
 
 def _read_yaml(path: Path, what: str) -> Any:
