@@ -53,6 +53,7 @@ class RunnerObjective:
         # (a space file's are already absolute, see hpo.space.loading) to the current folder.
         self.base_dir = Path.cwd()
         self.experiment = str(Path(experiment).resolve())
+        self._raw: dict[str, Any] | None = None
         # fail on a bad experiment before any trial; nproc: processes (GPUs) per trial
         self.nproc = load_config(self.experiment, list(overrides)).train.nproc
         self.metric = metric
@@ -62,9 +63,12 @@ class RunnerObjective:
 
     def config_for(self, params: Mapping[str, Any], output_dir: str | Path) -> TrialConfig:
         """The frozen TrialConfig of one trial: experiment, overrides, then the sampled params."""
-        raw = load_yaml_file(self.experiment, "experiment file") or {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{self.experiment}: expected a mapping of config keys")
+        if self._raw is None:  # read once: every trial (and the check of the space) uses it
+            raw = load_yaml_file(self.experiment, "experiment file") or {}
+            if not isinstance(raw, dict):
+                raise ConfigError(f"{self.experiment}: expected a mapping of config keys")
+            self._raw = raw
+        raw = self._raw
         merged = apply_overrides(
             resolve_paths(raw, Path(self.experiment).parent), self.overrides, self.experiment
         )

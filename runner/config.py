@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import types
 import typing
@@ -243,6 +244,12 @@ def set_dotted(tree: dict[str, Any], key: str, value: Any, source: str) -> None:
 
 def config_keys() -> list[str]:
     """Every dotted leaf key of TrialConfig, e.g. 'train.learning_rate'."""
+    return list(_config_keys())
+
+
+@functools.cache
+def _config_keys() -> tuple[str, ...]:
+    # cached: validating a search space checks every key of hundreds of points
     keys: list[str] = []
 
     def walk(cls: type, prefix: str) -> None:
@@ -254,7 +261,7 @@ def config_keys() -> list[str]:
                 keys.append(prefix + f.name)
 
     walk(TrialConfig, "")
-    return keys
+    return tuple(keys)
 
 
 def check_key(key: str, source: str) -> None:

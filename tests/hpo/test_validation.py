@@ -249,13 +249,19 @@ KEYS = [
     "train.optim",
     "data.block_size",
     "seed",
-    "nosuch.key",
+    "train.max_grad_norm",
 ]
-NUMBERS = st.one_of(
+# Mostly plausible values, so that many spaces load and their samples are checked; sometimes
+# wild ones (huge, NaN, negative, text, nested), so that refusals are exercised too.
+PLAUSIBLE_NUMBERS = st.one_of(
+    st.integers(0, 300), st.floats(0, 1), st.sampled_from([1e-4, 1e-2, 0.5, 16, 64, 128])
+)
+WILD_NUMBERS = st.one_of(
     st.integers(-(2**70), 2**70),
     st.floats(allow_nan=True, allow_infinity=True),
-    st.sampled_from([0, 1, -1, 0.5, 1.5, 1e-3, 2**32, 10**30, "1e-3", "x"]),
+    st.sampled_from([-1, 1.5, 2**32, 10**30, "1e-3", "x", 1e308, -1e308]),
 )
+NUMBERS = st.one_of(PLAUSIBLE_NUMBERS, PLAUSIBLE_NUMBERS, PLAUSIBLE_NUMBERS, WILD_NUMBERS)
 SCALARS = st.one_of(
     NUMBERS, st.booleans(), st.none(), st.text(max_size=8), st.sampled_from(["adamw", "sgd"])
 )
@@ -269,40 +275,88 @@ ANY = st.recursive(
 SPEC = st.one_of(
     st.fixed_dictionaries(
         {"type": st.sampled_from(["float", "int"]), "low": NUMBERS, "high": NUMBERS},
-        optional={"log": st.one_of(st.booleans(), ANY), "step": NUMBERS},
+        optional={"log": st.one_of(st.booleans(), st.booleans(), ANY), "step": NUMBERS},
     ),
     st.fixed_dictionaries(
-        {"type": st.just("categorical"), "choices": st.lists(SCALARS, max_size=4)},
+        {"type": st.just("categorical"), "choices": st.lists(SCALARS, min_size=1, max_size=4)},
         optional={"when": st.dictionaries(st.sampled_from(KEYS), ANY, max_size=1)},
     ),
     st.fixed_dictionaries({"type": st.one_of(st.just("fixed"), ANY), "value": ANY}),
-    SCALARS,
+    NUMBERS,
     ANY,
 )
-SPACE = st.fixed_dictionaries(
-    {
-        "params": st.one_of(
-            st.dictionaries(st.sampled_from(KEYS), SPEC, min_size=1, max_size=4), ANY
-        )
-    },
+PLAUSIBLE_SPACE = st.fixed_dictionaries(
+    {"params": st.dictionaries(st.sampled_from(KEYS), SPEC, min_size=1, max_size=4)},
     optional={
-        "objective": st.one_of(st.sampled_from(["val_loss", "val_perplexity", "accuracy"]), ANY),
-        "budget": st.one_of(
-            st.fixed_dictionaries({}, optional={"trials": NUMBERS, "timeout": ANY}), ANY
-        ),
-        "driver": st.one_of(
-            st.fixed_dictionaries({}, optional={"seed": NUMBERS, "sampler": ANY}), ANY
-        ),
-        "nosuch": ANY,
+        "objective": st.sampled_from(["val_loss", "val_perplexity", "val_accuracy", "loss"]),
+        "budget": st.fixed_dictionaries({}, optional={"trials": NUMBERS, "timeout": SCALARS}),
+        "driver": st.fixed_dictionaries({}, optional={"seed": NUMBERS}),
     },
 )
+WILD_SPACE = st.one_of(
+    ANY,
+    st.dictionaries(
+        st.sampled_from(["params", "objective", "budget", "driver", "nosuch", "experiment"]),
+        ANY,
+    ),
+    st.fixed_dictionaries({"params": st.dictionaries(st.text(max_size=12), SPEC, max_size=3)}),
+)
+SPACE = st.one_of(PLAUSIBLE_SPACE, PLAUSIBLE_SPACE, PLAUSIBLE_SPACE, WILD_SPACE)
+
+
+def float_range(low: float, high: float, log: bool = False):
+    bounds = st.lists(st.floats(low, high), min_size=2, max_size=2, unique=True).map(sorted)
+    return bounds.map(lambda b: {"type": "float", "low": b[0], "high": b[1], "log": log})
+
+
+def int_range(low: int, high: int):
+    bounds = st.lists(st.integers(low, high), min_size=2, max_size=2, unique=True).map(sorted)
+    return bounds.map(lambda b: {"type": "int", "low": b[0], "high": b[1]})
+
+
+def choices(values: list):
+    return st.lists(st.sampled_from(values), min_size=1, max_size=len(values), unique=True).map(
+        lambda c: {"type": "categorical", "choices": c}
+    )
+
+
+# Ranges every value of which the runner accepts on lm_tiny (n_embd 128): no false refusals.
+VALID_RANGES = {
+    "train.learning_rate": st.one_of(float_range(1e-6, 1.0, log=True), float_range(0.0, 1.0)),
+    "train.warmup_ratio": float_range(0.0, 0.99),
+    "train.per_device_train_batch_size": int_range(1, 512),
+    "model.n_head": choices([1, 2, 4, 8]),
+    "model.n_embd": choices([64, 128, 256]),
+    "train.optim": choices(["adamw", "sgd"]),
+    "data.block_size": int_range(2, 512),
+    "seed": int_range(0, 2**32 - 1),
+}
+VALID_SPACE = st.fixed_dictionaries(
+    {
+        "params": st.lists(
+            st.sampled_from(list(VALID_RANGES)), min_size=1, max_size=4, unique=True
+        ).flatmap(lambda keys: st.fixed_dictionaries({k: VALID_RANGES[k] for k in keys}))
+    }
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(VALID_SPACE)
+def test_a_space_of_valid_ranges_is_accepted_and_its_samples_run(raw):
+    space = space_from_dict(
+        {**raw, "experiment": str(LM_TINY)}, "ok.yaml", config_key_check=check_key
+    )
+    check_search(space, track=False)
+    rng = random.Random(2)
+    for _ in range(5):
+        assert valid_runner_config(sample_point(space, rng))
 
 
 def space_is_refused_or_every_sample_runs(raw: dict) -> None:
+    if isinstance(raw, dict):
+        raw = {**raw, "experiment": str(LM_TINY)}
     try:
-        space = space_from_dict(
-            {**raw, "experiment": str(LM_TINY)}, "fuzz.yaml", config_key_check=check_key
-        )
+        space = space_from_dict(raw, "fuzz.yaml", config_key_check=check_key)
         check_search(space, track=False)
     except UserInputError:
         return  # refused with a one-line message; any other exception fails the test
