@@ -151,8 +151,10 @@ def points_to_check(space: SearchSpace) -> Iterator[tuple[dict[str, Any], str, s
     base = {name: values[0][1] for name, values in ends.items()}
     yield space.trial_params(base), "the fixed values", None
     for p in searched:
+        # the params p is conditioned on take a value that makes it active
+        active = {**base, **{parent: allowed[0] for parent, allowed in p.condition}}
         for label, value in ends[p.name]:
-            point = space.trial_params({**base, p.name: value})
+            point = space.trial_params({**active, p.name: value})
             if p.name in point:
                 yield point, f"{label} {excerpt(value)}", p.name
     names = [p.name for p in searched]

@@ -380,3 +380,13 @@ def test_any_space_loads_into_runnable_samples_or_is_refused(raw):
 @given(SPACE)
 def test_any_space_loads_into_runnable_samples_or_is_refused_long_run(raw):
     space_is_refused_or_every_sample_runs(raw)
+
+
+def test_a_conditional_param_is_checked_at_its_own_ends(elsewhere, capsys):
+    # sgd_momentum is active only with sgd, which is not the first choice
+    params = (
+        "  train.optim: {choices: [adamw, sgd]}\n"
+        "  train.sgd_momentum: {type: float, low: 0.5, high: 1.2, when: {train.optim: sgd}}\n"
+    )
+    line = refused(capsys, ["search", "--space", str(space_file(elsewhere, params))], elsewhere)
+    assert line.endswith("(params.train.sgd_momentum.high)") and ":4: the high end 1.2" in line
