@@ -95,10 +95,37 @@ def check_worker(storage: str, tracking_uri: str | None, track: bool) -> None:
 
 
 def check_train(config: Any, source: str) -> None:
-    """What `hpo train` checks once load_config has validated the values: the data."""
+    """What `hpo train` checks once load_config has validated the values: the data and
+    whether this machine has the device and precision the config asks for."""
     from runner.data.check import check_data
 
     check_data(config, source)
+    check_machine(config, source)
+
+
+def check_machine(config: Any, source: str) -> None:
+    """ConfigError "SOURCE: what (KEY)" when this machine lacks the config's device (cuda,
+    cuda:N), its precision (fp16 needs CUDA, bf16 a GPU that has it), or when model.pretrained
+    is not a folder save_pretrained wrote."""
+    import torch
+
+    from runner.precision import resolve_device, resolve_precision
+
+    try:
+        device = resolve_device(config.train)
+        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+            raise ConfigError(
+                f"train.device: {config.train.device} asked for but this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s)"
+            )
+        resolve_precision(config.train, device)
+        if config.model.pretrained is not None:
+            from runner.model import check_pretrained_dir
+
+            check_pretrained_dir(config)
+    except ConfigError as err:  # the runner's "KEY: what" as "SOURCE: what (KEY)"
+        key, _, problem = str(err).partition(": ")
+        raise ConfigError(f"{source}: {problem} ({key})") from None
 
 
 # ----------------------------------------------------------------------------- the space
@@ -132,11 +159,20 @@ def _check_space_against_runner(space: SearchSpace, runner: Any) -> None:
             config = runner.config_for(point, output_dir="runs/check")
         except ConfigError as err:
             raise _refused(space, runner, point, what, key, str(err)) from None
-        data = (config.task, config.data.path, config.model.pretrained)
+        data = (config.task, config.data.path, config.model.pretrained, config.train.device)
+        data += (config.train.precision,)
         if data not in checked_data:
             checked_data.add(data)
-            from_space = any(p.name in ("data.path", "model.pretrained") for p in space.params)
-            check_data(config, space.source if from_space else runner.experiment)
+            searched = {p.name for p in space.params}
+            from_space = searched & {
+                "data.path",
+                "model.pretrained",
+                "train.device",
+                "train.precision",
+            }
+            source = space.source if from_space else runner.experiment
+            check_data(config, source)
+            check_machine(config, source)
 
 
 def points_to_check(space: SearchSpace) -> Iterator[tuple[dict[str, Any], str, str | None]]:

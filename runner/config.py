@@ -16,6 +16,7 @@ import dataclasses
 import difflib
 import functools
 import math
+import re
 import types
 import typing
 from collections.abc import Sequence
@@ -447,6 +448,9 @@ REPORTED_METRICS = {
     "classify": ("val_loss", "val_accuracy", "val_f1"),
 }
 FP32_BYTES = 4
+# runner.data.tokenizer.MIN_BPE_VOCAB_SIZE (256 byte tokens + its 5 special tokens), here so
+# that validating a config does not import the tokenizers library; a test keeps them equal
+MIN_BPE_VOCAB_SIZE = 261
 
 
 def check_seed(seed: object, what: str) -> None:
@@ -532,13 +536,19 @@ def validate(config: TrialConfig, source: str) -> None:
     need(t.max_nonfinite_steps > 0, "train.max_nonfinite_steps", "must be > 0")
     need(t.nproc > 0, "train.nproc", f"must be > 0, got {t.nproc}")
     need(
-        t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"),
+        re.fullmatch(r"auto|cpu|cuda(:\d{1,4})?", t.device) is not None,
         "train.device",
-        f"unknown device {t.device[:40]!r}; use auto, cpu, cuda or cuda:N",
+        f"unknown device {excerpt(t.device)}; use auto, cpu, cuda or cuda:N",
     )
     need(d.block_size > 1, "data.block_size", f"must be > 1, got {d.block_size}")
     need(d.max_length > 1, "data.max_length", f"must be > 1, got {d.max_length}")
     need(d.vocab_size >= 64, "data.vocab_size", f"must be >= 64, got {d.vocab_size}")
+    need(
+        d.tokenizer != "bpe" or m.pretrained is not None or d.vocab_size >= MIN_BPE_VOCAB_SIZE,
+        "data.vocab_size",
+        f"byte-level BPE needs at least {MIN_BPE_VOCAB_SIZE} (256 bytes + 5 special tokens), "
+        f"got {d.vocab_size}; raise it or use data.tokenizer=char",
+    )
     need(0 < d.val_fraction < 1, "data.val_fraction", f"must be in (0, 1), got {d.val_fraction}")
     need(d.max_chars >= 0, "data.max_chars", f"must be >= 0, got {d.max_chars}")
     need(d.min_doc_chars >= 0, "data.min_doc_chars", f"must be >= 0, got {d.min_doc_chars}")

@@ -10,12 +10,14 @@ multi-GB corpus is checked at once.
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 
 from runner.config import TrialConfig
 from runner.data.text import SNIFF_BYTES, TABLE_DELIMITERS, corpus_files, looks_like_text
 from runner.errors import DataError
+from runner.yaml_io import excerpt
 
 
 def check_text_file(path: Path, source: str, key: str = "data.path") -> None:
@@ -84,6 +86,26 @@ def _check_labelled(where: Path, config: TrialConfig, source: str) -> None:
             "of those extensions or use a folder with one file per class (data.path)"
         )
     check_text_file(where, source)
+    with open(where, "rb") as file:
+        first = file.readline(SNIFF_BYTES)
+    try:
+        header_line = first.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        header_line = first.decode("latin-1")
+    quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
+    header = next(
+        csv.reader([header_line.rstrip("\r\n")], delimiter=delimiter, quoting=quoting), []
+    )
+    for key, column in (
+        ("data.text_column", config.data.text_column),
+        ("data.label_column", config.data.label_column),
+    ):
+        if column not in header:
+            columns = ", ".join(excerpt(c, 30) for c in header[:10]) or "no columns"
+            raise DataError(
+                f"{source}: {where} has no column {excerpt(column)}; its header has {columns}; "
+                f"set {key} to one of them ({key})"
+            )
 
 
 def _check_pretrained(path: str | None, source: str) -> None:

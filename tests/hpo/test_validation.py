@@ -390,3 +390,23 @@ def test_a_conditional_param_is_checked_at_its_own_ends(elsewhere, capsys):
     )
     line = refused(capsys, ["search", "--space", str(space_file(elsewhere, params))], elsewhere)
     assert line.endswith("(params.train.sgd_momentum.high)") and ":4: the high end 1.2" in line
+
+
+def test_a_device_or_precision_this_machine_lacks_is_refused_before_any_work(elsewhere, capsys):
+    import torch
+
+    train = ["train", "--config", str(LM_TINY), "--output", "out", "--quiet"]
+    line = refused(capsys, [*train, "-o", "train.device=cudax"], elsewhere)
+    assert "unknown device 'cudax'" in line and line.endswith("(train.device)")
+    if torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        line = refused(capsys, [*train, "-o", f"train.device=cuda:{count}"], elsewhere)
+        assert f"this machine has {count} CUDA device(s)" in line
+        return
+    line = refused(capsys, [*train, "-o", "train.device=cuda"], elsewhere)
+    assert "no CUDA device is available (train.device)" in line
+    line = refused(capsys, [*train, "-o", "train.precision=fp16"], elsewhere)
+    assert "fp16 needs a CUDA device" in line and line.endswith("(train.precision)")
+    space = space_file(elsewhere, "  train.precision: {choices: [fp32, fp16]}\n")
+    line = refused(capsys, ["search", "--space", str(space)], elsewhere)
+    assert "fp16 needs a CUDA device" in line

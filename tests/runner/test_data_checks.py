@@ -11,7 +11,7 @@ from runner.config import config_from_dict
 from runner.data import prepare_data
 from runner.data.check import check_data
 from runner.data.text import looks_like_text
-from runner.errors import DataError
+from runner.errors import DataError, UserInputError
 
 WORDS = "good bad great awful fine dull fun boring witty flat".split()
 
@@ -120,3 +120,28 @@ def test_classify_needs_a_folder_of_two_classes_or_a_table(tmp_path):
         check_data(config, "exp.yaml")
     with pytest.raises(DataError, match=r"classify needs labelled data.*\(data.path\)$"):
         check_data(config_from_dict({"task": "classify"}), "exp.yaml")
+
+
+def test_a_table_without_the_configured_columns_is_refused_before_reading_it(tmp_path):
+    table = tmp_path / "r.csv"
+    table.write_text("sentence,label\nfine,pos\nbad,neg\n")
+    config = config_from_dict({"task": "classify", "data": {"path": str(table)}})
+    with pytest.raises(
+        DataError,
+        match=r"no column 'text'; its header has 'sentence', 'label'.*\(data.text_column\)$",
+    ):
+        check_data(config, "exp.yaml")
+    config = config_from_dict(
+        {"task": "classify", "data": {"path": str(table), "text_column": "sentence"}}
+    )
+    check_data(config, "exp.yaml")
+
+
+def test_the_config_knows_the_tokenizers_smallest_bpe_vocabulary():
+    from runner.config import MIN_BPE_VOCAB_SIZE
+    from runner.data.tokenizer import MIN_BPE_VOCAB_SIZE as TOKENIZERS
+
+    assert MIN_BPE_VOCAB_SIZE == TOKENIZERS
+    with pytest.raises(UserInputError, match=r"at least 261.*\(data.vocab_size\)$"):
+        config_from_dict({"data": {"vocab_size": 100}})
+    config_from_dict({"data": {"vocab_size": 100, "tokenizer": "char"}})
