@@ -107,7 +107,9 @@ def load_yaml_file(path: str | Path, what: str = "file") -> Any:
         if not path.is_file():
             raise ConfigError(f"{path}: {what} not found")
         if path.stat().st_size > MAX_YAML_BYTES:
-            raise ConfigError(f"{path}: larger than {MAX_YAML_BYTES // 1_000_000} MB; not a {what}")
+            raise ConfigError(
+                f"{path}: larger than {MAX_YAML_BYTES // 1_000_000} MB; not a {what}"
+            )
         data = path.read_bytes()
     except OSError as err:
         raise ConfigError(f"{path}: cannot read ({err.strerror or err})") from None
