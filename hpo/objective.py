@@ -146,7 +146,10 @@ def load_function(spec: str, flag: str = "--objective"):
         sys.path.append(str(Path.cwd()))
     top = module_name.split(".")[0]
     if top in sys.stdlib_module_names or top in sys.builtin_module_names:
-        raise refuse(f"{top} is the Python standard library, not an objective")
+        raise refuse(
+            f"{top} is the Python standard library's module, not an objective (a file of "
+            "yours with that name would be shadowed by it: rename it)"
+        )
     try:
         module = importlib.import_module(module_name)
     except Exception as err:  # the user's module: any error while importing it is theirs
