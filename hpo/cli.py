@@ -170,6 +170,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.nproc is not None:
         overrides.append(f"train.nproc={args.nproc}")
     config = load_config(args.config, overrides)
+    from hpo.validation import check_train
+
+    check_train(config, args.config)  # the data, before the trial folder is created
 
     from hpo import launch
 
@@ -200,8 +203,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     from hpo.drivers import get_driver
     from hpo.drivers.base import StudySpec
-    from hpo.objective import RunnerObjective, load_function
     from hpo.space import load_enqueue, load_space
+    from hpo.validation import check_search
     from runner.config import check_key
     from runner.errors import UserInputError
 
@@ -226,16 +229,15 @@ def cmd_search(args: argparse.Namespace) -> int:
         space = dataclasses.replace(
             space, driver_options={**space.driver_options, "address": args.address}
         )
-    if args.objective:
-        objective = load_function(args.objective)
-    else:
-        objective = RunnerObjective(
-            space.experiment,
-            metric=space.objective.metric,
-            greater_is_better=space.objective.direction == "maximize",
-            max_steps=space.budget.max_steps,
-            overrides=args.override,
-        )
+    # every input checked before anything is created (hpo.validation)
+    objective = check_search(
+        space,
+        objective=args.objective,
+        overrides=args.override,
+        storage=args.storage,
+        tracking_uri=args.tracking_uri,
+        track=not args.no_track,
+    )
     devices: list[str | None] = []
     if args.parallel > 1:  # concurrent trials get GPUs of their own (CUDA_VISIBLE_DEVICES)
         from hpo import launch

@@ -14,11 +14,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hpo.drivers.base import TrialPruned
-from runner.config import TrialConfig, apply_overrides, config_from_dict, load_config, set_dotted
+from runner.config import (
+    TrialConfig,
+    apply_overrides,
+    config_from_dict,
+    load_config,
+    resolve_paths,
+    set_dotted,
+)
 from runner.errors import ConfigError
+from runner.yaml_io import excerpt, load_yaml_file
 
 
 class TrialFailed(RuntimeError):
@@ -42,9 +48,12 @@ class RunnerObjective:
         max_steps: int | None = None,
         overrides: Sequence[str] = (),
     ) -> None:
-        # Ray runs trials in other working directories: paths are resolved here, once
+        # Ray runs trials in other working directories: paths are resolved here, once. Paths in
+        # the experiment file are relative to its folder; paths in -o overrides and in params
+        # (a space file's are already absolute, see hpo.space.loading) to the current folder.
         self.base_dir = Path.cwd()
         self.experiment = str(Path(experiment).resolve())
+        self._raw: dict[str, Any] | None = None
         # fail on a bad experiment before any trial; nproc: processes (GPUs) per trial
         self.nproc = load_config(self.experiment, list(overrides)).train.nproc
         self.metric = metric
@@ -54,15 +63,18 @@ class RunnerObjective:
 
     def config_for(self, params: Mapping[str, Any], output_dir: str | Path) -> TrialConfig:
         """The frozen TrialConfig of one trial: experiment, overrides, then the sampled params."""
-        raw = yaml.safe_load(Path(self.experiment).read_text()) or {}
-        merged = apply_overrides(raw, self.overrides, self.experiment)
+        if self._raw is None:  # read once: every trial (and the check of the space) uses it
+            raw = load_yaml_file(self.experiment, "experiment file") or {}
+            if not isinstance(raw, dict):
+                raise ConfigError(f"{self.experiment}: expected a mapping of config keys")
+            self._raw = raw
+        raw = self._raw
+        merged = apply_overrides(
+            resolve_paths(raw, Path(self.experiment).parent), self.overrides, self.experiment
+        )
         for key, value in params.items():
             set_dotted(merged, key, value, "search space")
-        for key in ("data.path", "data.cache_dir", "model.pretrained"):
-            section, name = key.split(".")
-            value = merged.get(section, {}).get(name)
-            if isinstance(value, str) and not Path(value).expanduser().is_absolute():
-                set_dotted(merged, key, str(self.base_dir / value), "search")
+        merged = resolve_paths(merged, self.base_dir)
         set_dotted(merged, "output_dir", str(output_dir), "search")
         set_dotted(merged, "eval.metric_for_best_model", self.metric, "search space objective")
         if self.greater_is_better is not None:
@@ -94,16 +106,70 @@ class RunnerObjective:
         return dict(result.best_metrics)
 
 
-def load_function(spec: str):
-    """Import `module:function` (e.g. `mypkg.objectives:branin`) for --objective."""
-    module_name, _, attr = spec.partition(":")
+def load_function(spec: str, flag: str = "--objective"):
+    """The objective function named by `spec` (--objective), checked before any trial.
+
+    spec is MODULE:FUNCTION, where MODULE is
+    - a dotted module name (mypkg.objectives): imported from the installed packages, or from the
+      current folder (searched last, as for `python -m`, so it never hides an installed module);
+    - or a path to a .py file (./objectives.py, /abs/objectives.py, sub/obj.py): relative to the
+      current folder; its folder is put on sys.path and the file imported by its name, so that
+      worker processes (--parallel) import it the same way.
+    FUNCTION must be a module-level Python function (def, not a builtin, class or lambda) that
+    accepts the objective contract's two positional arguments (params, reporter), and must not
+    come from the Python standard library (os:system, shutil:rmtree are refused).
+    """
+    import inspect
+    import sys
+
+    def refuse(problem: str) -> ConfigError:
+        return ConfigError(f"{flag} {excerpt(spec)}: {problem}")
+
+    module_name, _, attr = spec.rpartition(":")
     if not module_name or not attr:
-        raise ConfigError(f"--objective {spec!r}: expected module:function, e.g. mypkg.obj:loss")
+        raise refuse("expected MODULE:FUNCTION or PATH.py:FUNCTION, e.g. mypkg.obj:loss")
+    if module_name.endswith(".py") or "/" in module_name or "\\" in module_name:
+        file = Path(module_name).expanduser().resolve()
+        if not file.is_file() or file.suffix != ".py":
+            raise refuse(f"{module_name} is not a Python file (relative to the current folder)")
+        if not file.stem.isidentifier():
+            raise refuse(f"{file.name}: a module file name must be a Python identifier")
+        if str(file.parent) not in sys.path:
+            sys.path.insert(0, str(file.parent))
+        module_name = file.stem
+    elif not all(part.isidentifier() for part in module_name.split(".")):
+        raise refuse(
+            f"{excerpt(module_name)} is not a module name; write mypkg.module, or a path such "
+            "as ./objectives.py"
+        )
+    elif str(Path.cwd()) not in sys.path and "" not in sys.path:
+        sys.path.append(str(Path.cwd()))
+    top = module_name.split(".")[0]
+    if top in sys.stdlib_module_names or top in sys.builtin_module_names:
+        raise refuse(
+            f"{top} is the Python standard library's module, not an objective (a file of "
+            "yours with that name would be shadowed by it: rename it)"
+        )
     try:
         module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ConfigError(f"--objective {spec!r}: cannot import {module_name!r} ({err})") from None
-    function = getattr(module, attr, None)
-    if not callable(function):
-        raise ConfigError(f"--objective {spec!r}: {module_name} has no callable {attr!r}")
+    except Exception as err:  # the user's module: any error while importing it is theirs
+        raise refuse(
+            f"cannot import {module_name} ({type(err).__name__}: {excerpt(str(err))[1:-1]})"
+        ) from None
+    function = getattr(module, attr, None) if attr.isidentifier() else None
+    if function is None:
+        raise refuse(f"{module_name} has no function {excerpt(attr)}")
+    if not inspect.isfunction(function):
+        raise refuse(
+            f"{attr} is a {type(function).__name__}, not a Python function; write "
+            "def f(params, reporter) at the top level of a module"
+        )
+    if function.__qualname__ != function.__name__ or function.__name__ == "<lambda>":
+        raise refuse(f"{attr} must be a module-level function (def), not {function.__qualname__}")
+    try:
+        inspect.signature(function).bind(object(), object())
+    except TypeError:
+        raise refuse(
+            f"{attr}{inspect.signature(function)} cannot be called as {attr}(params, reporter)"
+        ) from None
     return function

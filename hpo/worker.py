@@ -180,11 +180,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
     logging.getLogger("runner").setLevel(logging.WARNING)
     if args.parallel < 1:
         raise UserInputError(f"--parallel: must be >= 1, got {args.parallel}")
+    from hpo.objective import RunnerObjective
+    from hpo.validation import check_space_against_runner, check_worker
+
+    check_worker(args.storage, args.tracking_uri, not args.no_track)  # before opening the database
     recipe = optuna_driver.read_recipe(args.storage, args.study)
     space = space_from_recipe(recipe)
     if args.timeout is not None:
         space = space.with_budget(timeout=args.timeout)
     objective = objective_from_recipe(recipe, args.study, args.objective)
+    if isinstance(objective, RunnerObjective):  # this machine's data and config schema
+        check_space_against_runner(space, objective)
     study = StudySpec.for_space(
         space,
         name=args.study,

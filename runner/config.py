@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
+import re
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -25,7 +28,7 @@ import yaml
 
 from runner.errors import ConfigError
 from runner.files import atomic_write_text
-from runner.yaml_io import load_yaml_file, load_yaml_text
+from runner.yaml_io import excerpt, load_yaml_file, load_yaml_text
 
 
 def _f(default: Any, doc: str) -> Any:
@@ -194,12 +197,15 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     file is refused, never read as "all defaults": a config.yaml cut to 0 bytes by a crash would
     otherwise train silently with the built-in defaults.
     """
+    path = Path(path)
     raw = load_yaml_file(path, "experiment file")
     if raw is None:
         raise ConfigError(f"{path}: empty file; not an experiment config")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
-    return config_from_dict(raw, overrides, source=str(path))
+    return config_from_dict(
+        merge_experiment(raw, path.parent, overrides, str(path)), source=str(path)
+    )
 
 
 def config_from_dict(
@@ -241,6 +247,12 @@ def set_dotted(tree: dict[str, Any], key: str, value: Any, source: str) -> None:
 
 def config_keys() -> list[str]:
     """Every dotted leaf key of TrialConfig, e.g. 'train.learning_rate'."""
+    return list(_config_keys())
+
+
+@functools.cache
+def _config_keys() -> tuple[str, ...]:
+    # cached: validating a search space checks every key of hundreds of points
     keys: list[str] = []
 
     def walk(cls: type, prefix: str) -> None:
@@ -252,7 +264,7 @@ def config_keys() -> list[str]:
                 keys.append(prefix + f.name)
 
     walk(TrialConfig, "")
-    return keys
+    return tuple(keys)
 
 
 def check_key(key: str, source: str) -> None:
@@ -262,7 +274,7 @@ def check_key(key: str, source: str) -> None:
         return
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
-    raise ConfigError(f"{source}: unknown config key '{key}'{hint}")
+    raise ConfigError(f"{source}: unknown config key {excerpt(key)}{hint}")
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -303,6 +315,36 @@ def describe_config() -> str:
     return "\n".join(lines).lstrip()
 
 
+# ----------------------------------------------------------------------------- paths
+
+# Config keys that name files or folders a trial reads. Written in an experiment file they are
+# relative to that file's folder; given on the command line (-o) relative to the current folder.
+# output_dir is not among them: it is where results go, relative to the current folder.
+PATH_KEYS = ("data.path", "data.cache_dir", "model.pretrained")
+
+
+def resolve_paths(tree: dict[str, Any], base_dir: str | Path) -> dict[str, Any]:
+    """A copy of `tree` whose relative PATH_KEYS values are made absolute against base_dir."""
+    resolved = _deep_copy(tree)
+    for key in PATH_KEYS:
+        section, name = key.split(".")
+        node = resolved.get(section)
+        value = node.get(name) if isinstance(node, dict) else None
+        if isinstance(value, str) and value:
+            path = Path(value).expanduser()
+            node[name] = str(path if path.is_absolute() else (Path(base_dir) / path).resolve())
+    return resolved
+
+
+def merge_experiment(
+    raw: dict[str, Any], experiment_dir: str | Path, overrides: Sequence[str], source: str
+) -> dict[str, Any]:
+    """An experiment file's dict with its paths resolved against its folder, then -o overrides
+    applied and their paths resolved against the current folder (see PATH_KEYS)."""
+    merged = apply_overrides(resolve_paths(raw, experiment_dir), overrides, source)
+    return resolve_paths(merged, Path.cwd())
+
+
 # ----------------------------------------------------------------------------- typing
 
 
@@ -338,9 +380,10 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
         return _coerce(value, inner[0], key, source)
     if origin is Literal:
         choices = get_args(hint)
-        if value not in choices:
+        if not any(value == c and type(value) is type(c) for c in choices):
             raise ConfigError(
-                f"{source}: {key}: unknown value {value!r}; choose one of {', '.join(map(str, choices))}"
+                f"{source}: unknown value {excerpt(value)}; choose one of "
+                f"{', '.join(map(str, choices))} ({key})"
             )
         return value
     if hint is bool:
@@ -358,20 +401,22 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
     elif hint is str:
         if isinstance(value, str):
             return value
-    raise ConfigError(f"{source}: {key}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+    raise ConfigError(
+        f"{source}: expected {getattr(hint, '__name__', hint)}, got {excerpt(value)} ({key})"
+    )
 
 
 def _as_float(value: Any) -> float | None:
     # YAML 1.1 reads `1e-5` (no dot) as a string: accept any numeric text as a number.
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, int | float):
             return float(value)
-        except ValueError:
-            return None
+        if isinstance(value, str):
+            return float(value)
+    except (ValueError, OverflowError):  # not a number, or an int beyond float's range
+        return None
     return None
 
 
@@ -382,14 +427,73 @@ def _deep_copy(tree: dict[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- values
 
 
+# Sane upper limits for sizes: far beyond what any trial of this runner trains (GPT-2 XL has
+# 48 layers, 25 heads, 1600 dims, 1024 positions, a 50k vocabulary), low enough that a typo
+# such as per_device_train_batch_size: 1000000000 is refused before a trial allocates memory.
+SIZE_LIMITS = {
+    "train.per_device_train_batch_size": 65_536,
+    "train.gradient_accumulation_steps": 65_536,
+    "train.nproc": 1024,
+    "data.block_size": 131_072,
+    "data.max_length": 131_072,
+    "data.max_tokens_per_batch": 16_777_216,
+    "data.vocab_size": 1_048_576,
+    "model.n_layer": 1024,
+    "model.n_head": 1024,
+    "model.n_embd": 65_536,
+}
+SEED_LIMIT = 2**32  # seeds are 0 <= seed < 2**32: what numpy's and torch's generators take
+
+# The metrics a trial of each task reports at each evaluation (runner.evaluate.evaluate).
+REPORTED_METRICS = {
+    "lm": ("val_loss", "val_perplexity"),
+    "classify": ("val_loss", "val_accuracy", "val_f1"),
+}
+FP32_BYTES = 4
+# runner.data.tokenizer.MIN_BPE_VOCAB_SIZE (256 byte tokens + its 5 special tokens), here so
+# that validating a config does not import the tokenizers library; a test keeps them equal
+MIN_BPE_VOCAB_SIZE = 261
+
+
+def check_seed(seed: object, what: str) -> None:
+    """ConfigError unless seed is a whole number in [0, 2**32); `what` names where it came from."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
+        raise ConfigError(
+            f"{what}: a seed must be a whole number in [0, 2**32), got {excerpt(seed)}"
+        )
+
+
+def estimated_parameters(config: TrialConfig) -> int:
+    """About how many parameters a model built from config (not pretrained) has."""
+    m, d = config.model, config.data
+    positions = d.block_size if config.task == "lm" else d.max_length
+    embeddings = d.vocab_size * m.n_embd * (1 if m.tie_word_embeddings else 2)
+    return embeddings + positions * m.n_embd + m.n_layer * 12 * m.n_embd * m.n_embd
+
+
+def physical_memory_bytes() -> int | None:
+    """This machine's RAM, or None where os.sysconf does not tell."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def validate(config: TrialConfig, source: str) -> None:
-    """Range checks that types alone cannot express; raises ConfigError naming the key."""
+    """Range checks that types alone cannot express; raises ConfigError "SOURCE: what (KEY)"."""
     t, d, e, m = config.train, config.data, config.eval, config.model
 
     def need(ok: bool, key: str, message: str) -> None:
         if not ok:
-            raise ConfigError(f"{source}: {key}: {message}")
+            raise ConfigError(f"{source}: {message} ({key})")
 
+    need(
+        0 <= config.seed < SEED_LIMIT,
+        "seed",
+        f"a seed must be a whole number in [0, 2**32), got {config.seed}",
+    )
     for key, value in (
         ("train.learning_rate", t.learning_rate),
         ("train.weight_decay", t.weight_decay),
@@ -398,6 +502,18 @@ def validate(config: TrialConfig, source: str) -> None:
     ):
         need(math.isfinite(value), key, f"must be a finite number, got {value}")
         need(value >= 0, key, f"must be >= 0, got {value}")
+    need(m.dropout < 1, "model.dropout", f"must be below 1, got {m.dropout}")
+    for key, value in (
+        ("train.adam_beta1", t.adam_beta1),
+        ("train.adam_beta2", t.adam_beta2),
+        ("train.sgd_momentum", t.sgd_momentum),
+    ):
+        need(0 <= value < 1, key, f"must be in [0, 1), got {value}")
+    need(
+        math.isfinite(t.adam_epsilon) and t.adam_epsilon > 0,
+        "train.adam_epsilon",
+        f"must be > 0, got {t.adam_epsilon}",
+    )
     need(t.max_steps > 0, "train.max_steps", f"must be > 0, got {t.max_steps}")
     need(
         t.per_device_train_batch_size > 0,
@@ -418,39 +534,75 @@ def validate(config: TrialConfig, source: str) -> None:
         f"must be in [0, 1), got {t.label_smoothing_factor}",
     )
     need(t.logging_steps > 0, "train.logging_steps", f"must be > 0, got {t.logging_steps}")
+    need(t.save_steps >= 0, "train.save_steps", f"must be >= 0, got {t.save_steps}")
     need(t.max_nonfinite_steps > 0, "train.max_nonfinite_steps", "must be > 0")
     need(t.nproc > 0, "train.nproc", f"must be > 0, got {t.nproc}")
     need(
-        t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"),
+        re.fullmatch(r"auto|cpu|cuda(:\d{1,4})?", t.device) is not None,
         "train.device",
-        f"unknown device {t.device!r}; use auto, cpu, cuda or cuda:N",
+        f"unknown device {excerpt(t.device)}; use auto, cpu, cuda or cuda:N",
     )
     need(d.block_size > 1, "data.block_size", f"must be > 1, got {d.block_size}")
     need(d.max_length > 1, "data.max_length", f"must be > 1, got {d.max_length}")
     need(d.vocab_size >= 64, "data.vocab_size", f"must be >= 64, got {d.vocab_size}")
+    need(
+        d.tokenizer != "bpe" or m.pretrained is not None or d.vocab_size >= MIN_BPE_VOCAB_SIZE,
+        "data.vocab_size",
+        f"byte-level BPE needs at least {MIN_BPE_VOCAB_SIZE} (256 bytes + 5 special tokens), "
+        f"got {d.vocab_size}; raise it or use data.tokenizer=char",
+    )
     need(0 < d.val_fraction < 1, "data.val_fraction", f"must be in (0, 1), got {d.val_fraction}")
+    need(d.max_chars >= 0, "data.max_chars", f"must be >= 0, got {d.max_chars}")
+    need(d.min_doc_chars >= 0, "data.min_doc_chars", f"must be >= 0, got {d.min_doc_chars}")
+    need(
+        d.max_doc_chars >= d.min_doc_chars,
+        "data.max_doc_chars",
+        f"must be >= data.min_doc_chars ({d.min_doc_chars}), got {d.max_doc_chars}",
+    )
     need(
         d.max_tokens_per_batch >= d.max_length,
         "data.max_tokens_per_batch",
         f"must be >= data.max_length ({d.max_length}) so the longest example fits",
     )
-    need(m.n_layer > 0 and m.n_head > 0, "model.n_layer", "layers and heads must be > 0")
+    need(m.n_layer > 0, "model.n_layer", f"must be > 0, got {m.n_layer}")
+    need(m.n_head > 0, "model.n_head", f"must be > 0, got {m.n_head}")
+    need(m.n_embd > 0, "model.n_embd", f"must be > 0, got {m.n_embd}")
     need(
         m.n_embd % m.n_head == 0,
         "model.n_embd",
         f"must be divisible by model.n_head ({m.n_head}), got {m.n_embd}",
     )
-    measured = {
-        "lm": ("val_loss", "val_perplexity"),
-        "classify": ("val_loss", "val_accuracy", "val_f1"),
-    }
+    for key, limit in SIZE_LIMITS.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        need(value <= limit, key, f"must be <= {limit:_} (a sane limit), got {value:_}")
+    if m.pretrained is None:
+        memory = physical_memory_bytes()
+        weights = estimated_parameters(config) * FP32_BYTES
+        need(
+            memory is None or weights <= memory,
+            "model.n_embd",
+            f"the model would have about {weights // FP32_BYTES:_} parameters, "
+            f"{weights / 2**30:.1f} GiB in fp32, more than this machine's "
+            f"{(memory or 0) / 2**30:.1f} GiB of memory; make it smaller",
+        )
+    measured = REPORTED_METRICS[config.task]
     need(
-        e.metric_for_best_model in measured[config.task],
+        e.metric_for_best_model in measured,
         "eval.metric_for_best_model",
-        f"{e.metric_for_best_model!r} is not measured for task {config.task}; "
-        f"choose one of {', '.join(measured[config.task])}",
+        f"{e.metric_for_best_model[:60]!r} is not measured for task {config.task}; "
+        f"choose one of {', '.join(measured)}",
     )
     need(e.eval_steps > 0, "eval.eval_steps", f"must be > 0, got {e.eval_steps}")
+    need(
+        e.max_eval_batches >= 0, "eval.max_eval_batches", f"must be >= 0, got {e.max_eval_batches}"
+    )
     need(e.early_stopping_patience >= 0, "eval.early_stopping_patience", "must be >= 0")
-    need(e.sample_temperature > 0, "eval.sample_temperature", "must be > 0")
+    need(e.sample_tokens >= 0, "eval.sample_tokens", f"must be >= 0, got {e.sample_tokens}")
+    need(e.sample_top_k >= 0, "eval.sample_top_k", f"must be >= 0, got {e.sample_top_k}")
+    need(
+        math.isfinite(e.sample_temperature) and e.sample_temperature > 0,
+        "eval.sample_temperature",
+        "must be > 0",
+    )
     need(0 < e.sample_top_p <= 1, "eval.sample_top_p", "must be in (0, 1]")

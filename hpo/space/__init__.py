@@ -1,8 +1,9 @@
 """Search spaces: what a study searches, for which objective, within which budget.
 
-A space file (experiments/spaces/*.yaml) names parameters by dotted config key:
+A space file (experiments/spaces/*.yaml) names parameters by dotted config key; paths in it are
+relative to the space file (see hpo.space.loading):
 
-    experiment: experiments/lm_tiny.yaml
+    experiment: ../lm_tiny.yaml
     objective: {metric: val_loss, direction: minimize}
     budget: {trials: 16, timeout: null, max_steps: 200}
     driver: {seed: 0, optuna: {sampler: tpe, pruner: median}}
@@ -18,7 +19,8 @@ The package's modules, each built on the ones above it:
     distributions.py Float, Int, Categorical, Fixed: the range of one param
     search_space.py  Param, Objective, Budget, SearchSpace, SpaceError
     parsing.py       space_from_dict: a space as a dict, checked key by key
-    loading.py       load_space, load_enqueue: space and --enqueue files read from disk
+    loading.py       load_space, load_enqueue: space and --enqueue files read from disk;
+                     with_line: an error's FILE:LINE
 
 Example:
     >>> space = load_space("experiments/spaces/lr_wd.yaml", driver="random")
@@ -27,7 +29,7 @@ Example:
 """
 
 from hpo.space.distributions import Categorical, Distribution, Fixed, Float, Int
-from hpo.space.loading import load_enqueue, load_space
+from hpo.space.loading import load_enqueue, load_space, with_line
 from hpo.space.parsing import KeyCheck, space_from_dict
 from hpo.space.search_space import Budget, Objective, Param, SearchSpace, SpaceError
 
@@ -46,4 +48,5 @@ __all__ = [
     "load_enqueue",
     "load_space",
     "space_from_dict",
+    "with_line",
 ]

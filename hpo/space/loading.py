@@ -1,16 +1,26 @@
-"""Space files and --enqueue files read from disk, validated before any trial."""
+"""Space files and --enqueue files read from disk, validated before any trial.
+
+Paths in a space file are relative to the space file: `experiment:` is resolved against the
+space file's folder, and so is any string value of a param that names a path (data.path,
+data.cache_dir, model.pretrained: runner.config.PATH_KEYS). An experiment given on the command
+line (--experiment) is relative to the current folder. Both become absolute here, so a space
+runs the same from any folder. Files are read with runner.yaml_io (UTF-8, size and alias
+limits, duplicate keys refused).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from hpo.space.distributions import Float, Int
+from hpo.space.distributions import Categorical, Fixed, Float, Int
 from hpo.space.numeric import number_or_none
 from hpo.space.parsing import KeyCheck, space_from_dict
 from hpo.space.search_space import SearchSpace, SpaceError
+from runner.config import PATH_KEYS
+from runner.errors import ConfigError
+from runner.yaml_io import excerpt, load_yaml_file
 
 
 def load_space(
@@ -22,32 +32,39 @@ def load_space(
     """Read and validate a space file before any trial; raises SpaceError naming file and key.
 
     Args:
-        experiment: replaces the file's `experiment` (the CLI's --experiment).
+        experiment: replaces the file's `experiment` (the CLI's --experiment), relative to the
+            current folder; the file's own is relative to the file's folder.
         driver: whose options the file's `driver:` section is checked against.
         config_key_check: `check_key(key, source)` raising UserInputError on unknown config keys
             (runner.config.check_key for runner trials; None for plain-function objectives).
     """
     path = Path(path)
-    if not path.is_file():
-        raise SpaceError(f"{path}: space file not found")
+    raw = _read_yaml(path, "space file")
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}:" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise SpaceError(f"{path}:{where} invalid YAML: {problem}") from None
-    return space_from_dict(raw, str(path), experiment, driver, config_key_check)
+        space = space_from_dict(raw, str(path), experiment, driver, config_key_check)
+    except SpaceError as err:
+        raise with_line(err, str(path)) from None
+    if experiment is not None:
+        where = Path(experiment).expanduser().resolve()
+    elif isinstance(space.experiment, str):
+        where = (path.parent / Path(space.experiment).expanduser()).resolve()
+    else:
+        where = None
+    params = tuple(
+        dataclasses.replace(p, distribution=_resolve_path_values(p.distribution, path.parent))
+        if p.name in PATH_KEYS
+        else p
+        for p in space.params
+    )
+    return dataclasses.replace(
+        space, experiment=None if where is None else str(where), params=params
+    )
 
 
 def load_enqueue(path: str | Path, space: SearchSpace) -> tuple[dict[str, Any], ...]:
     """Read an --enqueue file: a YAML list of {param: value} run first, each checked against space."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) if path.is_file() else None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise SpaceError(f"{path}: line {mark.line + 1 if mark else '?'}: invalid YAML") from None
+    raw = _read_yaml(path, "enqueue file")
     if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
         raise SpaceError(f"{path}: expected a YAML list of {{param: value}} mappings")
     searched = {p.name: p.distribution for p in space.searched}
@@ -55,12 +72,66 @@ def load_enqueue(path: str | Path, space: SearchSpace) -> tuple[dict[str, Any], 
         for key, value in item.items():
             if key not in searched:
                 raise SpaceError(
-                    f"{path}: item {i}: '{key}' is not a searched param of {space.source}"
+                    f"{path}: item {i}: {excerpt(key)} is not a searched param of {space.source}"
                 )
             if isinstance(value, str) and isinstance(searched[key], Float | Int):
                 value = item[key] = number_or_none(value)
             if isinstance(searched[key], Float) and isinstance(value, int) and value is not True:
                 value = item[key] = float(value)
             if not searched[key].contains(value):
-                raise SpaceError(f"{path}: item {i}: {key}: {value!r} is outside the space")
+                raise SpaceError(f"{path}: item {i}: {excerpt(value)} is outside the space ({key})")
     return tuple(raw)
+
+
+def with_line(error: SpaceError, source: str) -> SpaceError:
+    """The error "SOURCE: what (KEY)" as "SOURCE:LINE: what (KEY)", LINE being where KEY is
+    written in the file; the error unchanged when the key cannot be found."""
+    import yaml
+
+    prefix = f"{source}: "
+    message = str(error)
+    if not message.startswith(prefix) or not message.endswith(")") or " (" not in message:
+        return error
+    key = message.rsplit(" (", 1)[1][:-1]
+    try:
+        node = yaml.compose(Path(source).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return error
+    line, parts = None, key.split(".")
+    while parts and isinstance(node, yaml.MappingNode):
+        # a param's name holds dots itself (params.train.learning_rate.high): the longest
+        # run of parts that is a key of this mapping wins
+        for size in range(len(parts), 0, -1):
+            name = ".".join(parts[:size])
+            child = next((kv for kv in node.value if getattr(kv[0], "value", None) == name), None)
+            if child is not None:
+                line, node, parts = child[0].start_mark.line + 1, child[1], parts[size:]
+                break
+        else:
+            break
+    if line is None:
+        return error
+    return SpaceError(f"{source}:{line}: {message[len(prefix) :]}")
+
+
+def _read_yaml(path: Path, what: str) -> Any:
+    try:
+        return load_yaml_file(path, what)
+    except ConfigError as err:
+        raise SpaceError(str(err)) from None
+
+
+def _resolve_path_values(distribution: Any, base_dir: Path) -> Any:
+    """A Fixed or Categorical of paths with its relative string values made absolute."""
+
+    def absolute(value: Any) -> Any:
+        if not isinstance(value, str) or not value:
+            return value
+        path = Path(value).expanduser()
+        return value if path.is_absolute() else str((base_dir / path).resolve())
+
+    if isinstance(distribution, Fixed):
+        return Fixed(absolute(distribution.value))
+    if isinstance(distribution, Categorical):
+        return Categorical(tuple(absolute(c) for c in distribution.choices))
+    return distribution

@@ -6,15 +6,27 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from runner.yaml_io import excerpt
+
 if TYPE_CHECKING:
     from hpo.space.search_space import SpaceError
 
 Fail = Callable[[str, str], "SpaceError"]  # fail(key, problem): the error to raise
 
 
+# Bounds beyond this are refused: a step count or a log10 of such numbers overflows a float, and
+# no hyperparameter needs them. 1e15 is still exact as an int in a float (< 2**53).
+MAX_MAGNITUDE = 1e15
+
+
 def is_number(value: Any) -> bool:
-    """A finite int or float, not a bool."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite int or float, not a bool (an int too large for a float is not finite)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def is_multiple(span: float, step: float) -> bool:
@@ -26,7 +38,7 @@ def is_multiple(span: float, step: float) -> bool:
 def number_or_none(text: str) -> float | None:
     try:
         return float(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 
@@ -35,9 +47,11 @@ def parse_number(value: Any, key: str, fail: Fail) -> float:
     # YAML 1.1 reads `1e-5` (no dot) as a string: numeric text is accepted as a number.
     number = number_or_none(value) if isinstance(value, str) else value
     if not isinstance(number, int | float) or isinstance(number, bool):
-        raise fail(key, f"expected a number, got {value!r}")
-    if not math.isfinite(number):
-        raise fail(key, f"must be a finite number, got {value!r}")
+        raise fail(key, f"expected a number, got {excerpt(value)}")
+    if not is_number(number):
+        raise fail(key, f"must be a finite number, got {excerpt(value)}")
+    if abs(number) > MAX_MAGNITUDE:
+        raise fail(key, f"must be within +-{MAX_MAGNITUDE:g}, got {excerpt(value)}")
     return number
 
 
@@ -46,7 +60,7 @@ def parse_duration(value: Any, fail: Fail) -> float | None:
     if value is None:
         return None
     scale = 1.0
-    if isinstance(value, str) and value[-1:] in ("s", "m", "h"):
+    if isinstance(value, str) and value[-1:] in ("s", "m", "h") and len(value) > 1:
         value, scale = value[:-1], {"s": 1.0, "m": 60.0, "h": 3600.0}[value[-1]]
     seconds = parse_number(value, "budget.timeout", fail) * scale
     if seconds <= 0:

@@ -9,9 +9,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from hpo.space.distributions import Categorical, Distribution, Fixed, Float, Int
-from hpo.space.numeric import Fail, is_multiple, parse_duration, parse_number
+from hpo.space.numeric import Fail, is_multiple, is_number, parse_duration, parse_number
 from hpo.space.search_space import Budget, Objective, Param, SearchSpace, SpaceError
+from runner.config import check_seed
 from runner.errors import UserInputError
+from runner.yaml_io import excerpt
 
 KeyCheck = Callable[[str, str], None]  # check_key(key, source): raises on unknown config keys
 
@@ -35,7 +37,7 @@ def space_from_dict(
     from hpo.drivers import check_space, resolve_driver_options
 
     def fail(key: str, problem: str) -> SpaceError:
-        return SpaceError(f"{source}: {key}: {problem}")
+        return SpaceError(f"{source}: {problem} ({excerpt(key, 120)[1:-1]})")
 
     if not isinstance(raw, dict):
         raise SpaceError(f"{source}: expected a mapping with params, objective, budget, driver")
@@ -47,6 +49,14 @@ def space_from_dict(
     params = _parse_params(raw["params"], fail, source, config_key_check)
     objectives = _parse_objectives(raw.get("objective", "val_loss"), fail)
     options = resolve_driver_options(driver, raw.get("driver") or {}, fail)
+    if options.get("seed") is not None:
+        try:
+            check_seed(options["seed"], "driver.seed")
+        except UserInputError:
+            raise fail(
+                "driver.seed",
+                f"a seed must be a whole number in [0, 2**32), got {excerpt(options['seed'])}",
+            ) from None
     budget = _parse_budget(raw.get("budget") or {}, fail, options)
     space = SearchSpace(
         params=params,
@@ -86,7 +96,7 @@ def _parse_params(raw: dict, fail: Fail, source: str, check: KeyCheck | None) ->
             for value in values:
                 if not parent.contains(value):
                     choices = ", ".join(map(str, parent.choices))
-                    raise fail(key, f"{value!r} is not a choice of '{other}' ({choices})")
+                    raise fail(key, f"{excerpt(value)} is not a choice of '{other}' ({choices})")
             condition.append((other, values))
         params[name] = Param(name, distribution, tuple(condition))
     return _parents_first(params, fail)
@@ -99,8 +109,8 @@ def _parse_distribution(spec: Any, key: str, fail: Fail) -> tuple[Distribution, 
         return Fixed(spec), {}
     kind = spec.get("type") or ("categorical" if "choices" in spec else None)
     kind = "fixed" if kind is None and "value" in spec else kind
-    if kind not in _SPEC_KEYS:
-        raise fail(f"{key}.type", f"expected float, int, categorical or fixed, got {kind!r}")
+    if not isinstance(kind, str) or kind not in _SPEC_KEYS:
+        raise fail(f"{key}.type", f"expected float, int, categorical or fixed, got {excerpt(kind)}")
     for name in spec:
         if name not in _SPEC_KEYS[kind]:
             raise fail(
@@ -117,6 +127,11 @@ def _parse_distribution(spec: Any, key: str, fail: Fail) -> tuple[Distribution, 
             raise fail(f"{key}.choices", "expected a non-empty list of choices")
         if not all(c is None or isinstance(c, str | int | float | bool) for c in choices):
             raise fail(f"{key}.choices", "choices must be scalars (str, number, bool or null)")
+        if any(
+            isinstance(c, float | int) and not isinstance(c, bool) and not is_number(c)
+            for c in choices
+        ):
+            raise fail(f"{key}.choices", "number choices must be finite (no .nan or .inf)")
         if len({(type(c), c) for c in choices}) != len(choices):
             raise fail(f"{key}.choices", "choices must be unique")
         return Categorical(tuple(choices)), when
@@ -126,7 +141,7 @@ def _parse_distribution(spec: Any, key: str, fail: Fail) -> tuple[Distribution, 
     )
     log = spec.get("log", False)
     if not isinstance(log, bool):
-        raise fail(f"{key}.log", f"expected true or false, got {log!r}")
+        raise fail(f"{key}.log", f"expected true or false, got {excerpt(log)}")
     if low >= high:
         raise fail(key, f"low ({low:g}) must be below high ({high:g})")
     if log and low <= 0:
@@ -179,7 +194,9 @@ def _parse_objectives(raw: Any, fail: Fail) -> tuple[Objective, ...]:
         lower_is_better = any(word in metric for word in ("loss", "perplexity", "error"))
         direction = spec.get("direction") or ("minimize" if lower_is_better else "maximize")
         if direction not in ("minimize", "maximize"):
-            raise fail("objective.direction", f"expected minimize or maximize, got {direction!r}")
+            raise fail(
+                "objective.direction", f"expected minimize or maximize, got {excerpt(direction)}"
+            )
         objectives.append(Objective(metric, direction))
     if len({o.metric for o in objectives}) != len(objectives):
         raise fail("objective", "each metric may appear once")
@@ -203,7 +220,9 @@ def _parse_budget(raw: Any, fail: Fail, options: Mapping[str, Any]) -> Budget:
         if value is not None and (
             not isinstance(value, int) or isinstance(value, bool) or value <= 0
         ):
-            raise fail(f"budget.{name}", f"expected a positive whole number or null, got {value!r}")
+            raise fail(
+                f"budget.{name}", f"expected a positive whole number or null, got {excerpt(value)}"
+            )
     if values["trials"] is None and values["timeout"] is None and options.get("sampler") != "grid":
         raise fail("budget", "set trials or timeout (or both) so the study ends")
     return Budget(**values)

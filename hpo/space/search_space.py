@@ -14,7 +14,9 @@ from typing import Any, Literal
 
 from hpo.space.distributions import Categorical, Distribution, Fixed, Float, Int
 from hpo.space.numeric import is_number, parse_duration
+from runner.config import check_seed
 from runner.errors import UserInputError
+from runner.yaml_io import excerpt
 
 
 class SpaceError(UserInputError):
@@ -123,13 +125,18 @@ class SearchSpace:
         for key, value in changes.items():
             if value is not None and not (is_number(value) and value > 0):
                 raise SpaceError(
-                    f"--{key.replace('_', '-')}: must be a positive number, got {value}"
+                    f"--{key.replace('_', '-')}: must be a positive number, got {excerpt(value)}"
                 )
         kept = {k: v for k, v in changes.items() if v is not None}
         return dataclasses.replace(self, budget=dataclasses.replace(self.budget, **kept))
 
     def with_seed(self, seed: int | None) -> SearchSpace:
-        """A copy whose driver seed is `seed`."""
+        """A copy whose driver seed is `seed` (None, or a whole number in [0, 2**32))."""
+        if seed is not None:
+            try:
+                check_seed(seed, "--seed")
+            except UserInputError as err:
+                raise SpaceError(str(err)) from None
         return dataclasses.replace(self, driver_options={**self.driver_options, "seed": seed})
 
     def to_dict(self) -> dict[str, Any]:
@@ -138,9 +145,13 @@ class SearchSpace:
         params: dict[str, Any] = {}
         for p in self.params:
             d = p.distribution
+            # log: false and step: null are left out (their defaults; 0 is kept), but a fixed
+            # value is the param itself: `value: false` was left out too and read back as null
             fields = {
-                k: v for k, v in dataclasses.asdict(d).items() if v is not None and v is not False
-            }  # keeps 0
+                k: v
+                for k, v in dataclasses.asdict(d).items()
+                if v is not None and (v is not False or isinstance(d, Fixed))
+            }
             spec = {"type": type(d).__name__.lower(), **fields}
             if isinstance(d, Categorical):
                 spec["choices"] = list(d.choices)

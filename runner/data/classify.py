@@ -31,6 +31,7 @@ from runner.data.cache import (
     store_entry,
     token_dtype,
 )
+from runner.data.check import check_data
 from runner.data.text import fingerprint, length_percentiles, read_labelled_examples
 from runner.data.tokenizer import TextTokenizer
 from runner.errors import DataError
@@ -106,10 +107,9 @@ class ClassifyDataset:
         self.seed = seed
         self.max_tokens_per_batch = max_tokens_per_batch
         self.batches_per_epoch = len(length_batches(train.lengths, max_tokens_per_batch))
-        # Shuffled once, by seed, so that a max_batches prefix is not only the shortest examples.
-        val_batches = length_batches(val.lengths, max_tokens_per_batch)
-        val_order = np.random.default_rng(seed).permutation(len(val_batches))
-        self._val_batches = [val_batches[i] for i in val_order]
+        self._val_batches = self._batched(np.arange(len(val.labels)))
+        self._val_order = stratified_order(val.labels, seed)
+        self._val_subsets: dict[int, list[np.ndarray]] = {}
         self._epoch_plan: tuple[int, list[np.ndarray]] | None = None
         self.stats = {
             **stats,
@@ -128,9 +128,43 @@ class ClassifyDataset:
         return self.train.collate(self._batches_of_epoch(epoch)[position], self.tokenizer.pad_id)
 
     def val_batches(self, batch_size: int, max_batches: int) -> list[dict[str, torch.Tensor]]:
-        """The fixed validation set: the same batches in the same order (0: all batches)."""
-        chosen = self._val_batches[:max_batches] if max_batches > 0 else self._val_batches
+        """The fixed validation set: the same batches in the same order (0: all batches).
+
+        With max_batches > 0 the batches hold a seeded, stratified subset of the validation
+        examples: the most examples of stratified_order whose length batches number at most
+        max_batches, so each class keeps its share (a prefix of batches in length or file
+        order measured rt-polarity on 27% positives instead of 50%).
+        """
+        if max_batches <= 0 or max_batches >= len(self._val_batches):
+            chosen = self._val_batches
+        else:
+            if max_batches not in self._val_subsets:
+                self._val_subsets[max_batches] = self._subset_batches(max_batches)
+            chosen = self._val_subsets[max_batches]
         return [self.val.collate(rows, self.tokenizer.pad_id) for rows in chosen]
+
+    def _batched(self, rows: np.ndarray) -> list[np.ndarray]:
+        """Length batches of the validation examples `rows`, in an order shuffled by seed."""
+        batches = [
+            rows[b] for b in length_batches(self.val.lengths[rows], self.max_tokens_per_batch)
+        ]
+        order = np.random.default_rng(self.seed).permutation(len(batches))
+        return [batches[i] for i in order]
+
+    def _subset_batches(self, max_batches: int) -> list[np.ndarray]:
+        # the longest prefix of the stratified order that fits in max_batches length batches
+        low, high = 1, len(self._val_order)
+        while low < high:
+            middle = (low + high + 1) // 2
+            rows = self._val_order[:middle]
+            if (
+                len(length_batches(self.val.lengths[rows], self.max_tokens_per_batch))
+                <= max_batches
+            ):
+                low = middle
+            else:
+                high = middle - 1
+        return self._batched(np.sort(self._val_order[:low]))
 
     def num_tokens(self, batch: Mapping[str, torch.Tensor]) -> int:
         """Real (non-pad) tokens in a batch."""
@@ -145,19 +179,26 @@ class ClassifyDataset:
         return self._epoch_plan[1]
 
 
+def stratified_order(labels: np.ndarray, seed: int) -> np.ndarray:
+    """Example indices in a seeded order whose every prefix keeps each class's share (within 1).
+
+    Each class is shuffled by seed; its k-th example of n gets the position (k + 0.5) / n, and
+    the examples are merged by position, so the classes interleave in proportion.
+    """
+    rng = np.random.default_rng(seed)
+    positions = np.empty(len(labels), dtype=np.float64)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        rng.shuffle(members)
+        positions[members] = (np.arange(len(members)) + 0.5) / len(members)
+    return np.lexsort((rng.random(len(labels)), positions))
+
+
 def prepare_classify(config: TrialConfig) -> ClassifyDataset:
     """Read, split, tokenize and encode the labelled data of `config.data` (or load the cache)."""
     started = time.perf_counter()
     data = config.data
-    if data.path is None:
-        raise DataError(
-            "data.path: classify needs labelled data; set it to a CSV/TSV file or a folder "
-            "with one file per class"
-        )
-    if not Path(data.path).exists():
-        raise DataError(
-            f"data.path: {data.path} does not exist; point it at a CSV/TSV file or a folder"
-        )
+    check_data(config, f"experiment '{config.name}'")
     pretrained = (
         TextTokenizer.from_pretrained(config.model.pretrained) if config.model.pretrained else None
     )

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,6 +29,7 @@ from runner.data.cache import (
     store_entry,
     token_dtype,
 )
+from runner.data.check import check_data
 from runner.data.text import (
     clean_documents,
     fingerprint,
@@ -109,11 +109,7 @@ def prepare_lm(config: TrialConfig) -> LMDataset:
     """Read, clean, split, tokenize and pack the corpus of `config.data`, or load it from cache."""
     started = time.perf_counter()
     data = config.data
-    if data.path is not None and not Path(data.path).exists():
-        raise DataError(
-            f"data.path: {data.path} does not exist; point it at a text file or folder, "
-            "or leave it empty for the Python standard library's source"
-        )
+    check_data(config, f"experiment '{config.name}'")
     pretrained = (
         TextTokenizer.from_pretrained(config.model.pretrained) if config.model.pretrained else None
     )

@@ -35,8 +35,38 @@ STDLIB_SKIPPED_DIRS = frozenset(
 # C0 and C1 control characters except tab (\x09) and newline (\x0a).
 _CONTROL_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _BLANK_LINE = re.compile(r"\n\s*\n")
-_BINARY_SNIFF_BYTES = 8192
-_TABLE_DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
+TABLE_DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
+SNIFF_BYTES = 8192
+# Not text: more than this fraction of a non-UTF-8 prefix is bytes >= 0x80 (latin-1 prose has
+# a few accented letters; random or compressed bytes have half)
+MAX_HIGH_BYTE_FRACTION = 0.3
+MAX_CONTROL_BYTE_FRACTION = 0.05  # C0 controls other than tab, newlines, form feed
+_TEXT_CONTROLS = frozenset(b"\t\n\r\x0c\x1b")
+
+
+def looks_like_text(head: bytes) -> bool:
+    """Whether the first bytes of a file are text.
+
+    Text: no NUL byte, few control bytes, and either valid UTF-8 or (read as latin-1, which
+    read_text falls back to for older corpora such as rt-polarity v1.0) mostly ASCII. Images,
+    archives, .npy files and random bytes fail.
+    """
+    if b"\x00" in head:
+        return False
+    if not head:
+        return True
+    controls = sum(1 for b in head if (b < 0x20 and b not in _TEXT_CONTROLS) or b == 0x7F)
+    if controls > MAX_CONTROL_BYTE_FRACTION * len(head):
+        return False
+    try:
+        head.decode("utf-8")
+        return True
+    except UnicodeDecodeError as err:
+        if err.start >= len(head) - 3 and err.reason == "unexpected end of data":
+            return True  # the sniffed prefix cut a multi-byte character in two
+    return sum(1 for b in head if b >= 0x80) <= MAX_HIGH_BYTE_FRACTION * len(head)
+
+
 # A file of a class folder named like these is named after its stem, any other after its
 # extension: rt-polarity.pos -> "pos", but positive.txt -> "positive".
 _PLAIN_TEXT_SUFFIXES = frozenset({"", ".txt", ".text"})
@@ -203,7 +233,7 @@ def _lines(text: str) -> list[str]:
 
 
 def _read_table(path: Path, text_column: str, label_column: str) -> list[tuple[str, str]]:
-    delimiter = _TABLE_DELIMITERS.get(path.suffix.lower())
+    delimiter = TABLE_DELIMITERS.get(path.suffix.lower())
     if delimiter is None:
         raise DataError(
             f"data.path: {path} is neither a .csv/.tsv file nor a folder; "
@@ -243,6 +273,5 @@ def _walk_files(root: Path, skipped_dirs: frozenset[str]) -> Iterable[Path]:
 
 
 def _is_text(path: Path) -> bool:
-    # A NUL byte near the start is the usual mark of a binary file (images, archives, .npy).
     with open(path, "rb") as file:
-        return b"\x00" not in file.read(_BINARY_SNIFF_BYTES)
+        return looks_like_text(file.read(SNIFF_BYTES))

@@ -154,7 +154,8 @@ def test_every_trial_failing_exits_non_zero_with_the_first_reason(tmp_path, caps
 def test_a_bad_space_is_one_line_exit_2_and_starts_nothing(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text(
-        "experiment: experiments/lm_tiny.yaml\nobjective: {metric: val_loss, direction: minimize}\n"
+        f"experiment: {ROOT / 'experiments/lm_tiny.yaml'}\n"
+        "objective: {metric: val_loss, direction: minimize}\n"
         "params:\n  train.learnig_rate: {type: float, low: 1e-5, high: 1e-2, log: true}\n"
     )
     assert main(["search", "--space", str(bad), "--runs", str(tmp_path / "runs")]) == 2
@@ -180,7 +181,7 @@ def test_hpo_help_answers_without_importing_torch():
 def test_median_pruner_stops_real_trials_with_worse_learning_curves(tmp_path):
     space = tmp_path / "prune.yaml"
     space.write_text(
-        "experiment: experiments/lm_tiny.yaml\n"
+        f"experiment: {ROOT / 'experiments/lm_tiny.yaml'}\n"
         "objective: {metric: val_loss, direction: minimize}\n"
         "driver: {seed: 0, optuna: {sampler: random, pruner: median, pruner_startup_trials: 2}}\n"
         "params:\n  train.learning_rate: {type: float, low: 1e-6, high: 1e-2, log: true}\n"

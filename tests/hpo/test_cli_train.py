@@ -156,12 +156,12 @@ def bad_corpus(tmp_path: Path, kind: str) -> list[str]:
         (
             "unknown precision",
             ["-o", "train.precision=fp64"],
-            "train.precision: unknown value 'fp64'",
+            "unknown value 'fp64'; choose one of auto, bf16, fp16, fp32 (train.precision)",
         ),
         (
             "negative learning rate",
             ["-o", "train.learning_rate=-1e-3"],
-            "train.learning_rate: must be >= 0",
+            "must be >= 0, got -0.001 (train.learning_rate)",
         ),
         ("unknown key", ["-o", "train.lr=1"], "unknown config key 'train.lr'"),
         ("missing config", ["--config", "experiments/nope.yaml"], "experiment file not found"),

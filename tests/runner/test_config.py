@@ -41,7 +41,9 @@ def test_unknown_section_is_an_error(tmp_path):
 
 
 def test_wrong_type_names_key_and_expected_type(tmp_path):
-    with pytest.raises(ConfigError, match=r"train.max_steps: expected int, got 'many'"):
+    with pytest.raises(
+        ConfigError, match=r"exp.yaml: expected int, got 'many' \(train.max_steps\)$"
+    ):
         load_config(write(tmp_path, "train:\n  max_steps: many\n"))
 
 
@@ -108,12 +110,15 @@ def test_dotted_overrides_are_parsed_as_yaml_and_checked():
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("train.per_device_train_batch_size=0", "per_device_train_batch_size: must be > 0"),
-        ("train.precision=fp8", "train.precision: unknown value 'fp8'"),
-        ("train.learning_rate=-0.1", "train.learning_rate: must be >= 0"),
-        ("train.learning_rate=.nan", "train.learning_rate: must be a finite number"),
-        ("model.n_embd=130", "model.n_embd: must be divisible by model.n_head"),
-        ("task=regression", "task: unknown value 'regression'"),
+        (
+            "train.per_device_train_batch_size=0",
+            r"must be > 0, got 0 \(train.per_device_train_batch_size\)",
+        ),
+        ("train.precision=fp8", r"unknown value 'fp8'.*\(train.precision\)"),
+        ("train.learning_rate=-0.1", r"must be >= 0, got -0.1 \(train.learning_rate\)"),
+        ("train.learning_rate=.nan", r"must be a finite number, got nan \(train.learning_rate\)"),
+        ("model.n_embd=130", r"must be divisible by model.n_head \(4\), got 130 \(model.n_embd\)"),
+        ("task=regression", r"unknown value 'regression'.*\(task\)"),
     ],
 )
 def test_bad_values_are_rejected_with_the_key(override, message):
@@ -146,3 +151,56 @@ def test_objective_direction_follows_the_metric_name():
     assert config_from_dict(
         {"task": "classify", "eval": {"metric_for_best_model": "val_accuracy"}}
     ).objective_greater_is_better
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.per_device_train_batch_size=1000000000", "sane limit"),
+        ("data.block_size=1000000", "sane limit"),
+        ("model.n_layer=100000", "sane limit"),
+        ("seed=-1", "a seed must be a whole number in [0, 2**32), got -1 (seed)"),
+        ("seed=18446744073709551616", "(seed)"),
+        ("train.adam_beta2=1.0", "must be in [0, 1), got 1.0 (train.adam_beta2)"),
+        ("model.dropout=1.0", "must be below 1"),
+    ],
+)
+def test_sizes_and_seeds_beyond_sane_limits_are_refused(override, message):
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({}, [override])
+    assert message in str(caught.value)
+
+
+def test_a_model_whose_weights_exceed_this_machines_memory_is_refused():
+    from runner.config import physical_memory_bytes
+
+    memory = physical_memory_bytes()
+    if memory is None:
+        pytest.skip("os.sysconf does not tell this machine's memory")
+    # within every size limit, but 1024 layers of width 65536 are ~53e12 parameters (200 TB)
+    with pytest.raises(
+        ConfigError, match=r"GiB in fp32, more than this machine's .*\(model.n_embd\)"
+    ):
+        config_from_dict({}, ["model.n_layer=1024", "model.n_embd=65536", "model.n_head=64"])
+    # a pretrained model's size is its own: the limit is not applied
+    config_from_dict({"model": {"pretrained": "x"}})
+
+
+def test_paths_in_an_experiment_file_are_relative_to_it_and_overrides_to_the_current_folder(
+    tmp_path, monkeypatch
+):
+    (tmp_path / "exps").mkdir()
+    experiment = tmp_path / "exps" / "e.yaml"
+    experiment.write_text("data: {path: ../data/c.txt, cache_dir: cache}\nmodel: {pretrained: m}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = load_config(experiment)
+    assert config.data.path == str(tmp_path / "data" / "c.txt")
+    assert config.data.cache_dir == str(tmp_path / "exps" / "cache")
+    assert config.model.pretrained == str(tmp_path / "exps" / "m")
+    config = load_config(experiment, ["data.path=mine.txt", "data.cache_dir=/abs/cache"])
+    assert config.data.path == str(elsewhere / "mine.txt")
+    assert config.data.cache_dir == "/abs/cache"
+    # the null path (the standard library) stays null; output_dir stays as written
+    assert load_config(experiment, ["data.path=null"]).data.path is None

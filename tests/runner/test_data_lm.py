@@ -186,7 +186,7 @@ def test_pretrained_tokenizer_is_loaded_instead_of_trained(corpus, tmp_path, mon
 
 
 def test_missing_path_is_an_error_naming_it(tmp_path):
-    with pytest.raises(DataError, match=r"data.path: .*nowhere.txt does not exist"):
+    with pytest.raises(DataError, match=r"nowhere.txt does not exist.*\(data.path\)$"):
         prepare_data(lm_config(tmp_path / "nowhere.txt", tmp_path))
 
 
