@@ -14,11 +14,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hpo.drivers.base import TrialPruned
 from runner.config import TrialConfig, apply_overrides, config_from_dict, load_config, set_dotted
 from runner.errors import ConfigError
+from runner.yaml_io import load_yaml_file
 
 
 class TrialFailed(RuntimeError):
@@ -54,7 +53,7 @@ class RunnerObjective:
 
     def config_for(self, params: Mapping[str, Any], output_dir: str | Path) -> TrialConfig:
         """The frozen TrialConfig of one trial: experiment, overrides, then the sampled params."""
-        raw = yaml.safe_load(Path(self.experiment).read_text()) or {}
+        raw = load_yaml_file(self.experiment, "experiment file") or {}
         merged = apply_overrides(raw, self.overrides, self.experiment)
         for key, value in params.items():
             set_dotted(merged, key, value, "search space")

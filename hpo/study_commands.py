@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hpo.cli_types import finite_positive_float
+
 
 def add_study_commands(commands: argparse._SubParsersAction) -> None:
     """Add best, status and export to the `hpo` command's subparsers."""
@@ -30,7 +32,12 @@ def add_study_commands(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--runs", default="runs")
     export.add_argument("--onnx", action="store_true", help="write ONNX, checked against PyTorch")
     export.add_argument("--out", help="where to write it (default: runs/STUDY/best/model.onnx)")
-    export.add_argument("--atol", type=float, default=1e-4, help="tolerance of the output check")
+    export.add_argument(
+        "--atol",
+        type=finite_positive_float,
+        default=1e-4,
+        help="tolerance of the output check (a finite number > 0)",
+    )
     export.add_argument(
         "--no-track", action="store_true", help="do not log it to the study's MLflow run"
     )

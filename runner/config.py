@@ -24,6 +24,7 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from runner.errors import ConfigError
+from runner.yaml_io import excerpt, load_yaml_text
 
 
 def _f(default: Any, doc: str) -> Any:
@@ -220,7 +221,9 @@ def apply_overrides(raw: dict[str, Any], overrides, source: str) -> dict[str, An
                 f"override '{item}': expected key=value, e.g. train.learning_rate=3e-4"
             )
         key, text = item.split("=", 1)
-        set_dotted(merged, key.strip(), yaml.safe_load(text) if text.strip() else None, "override")
+        source_of_value = f"-o {excerpt(key.strip(), 60)[1:-1]}"
+        value = load_yaml_text(text, source_of_value) if text.strip() else None
+        set_dotted(merged, key.strip(), value, "override")
     return merged
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hpo.space.distributions import Float, Int
 from hpo.space.numeric import number_or_none
 from hpo.space.parsing import KeyCheck, space_from_dict
 from hpo.space.search_space import SearchSpace, SpaceError
+from runner.yaml_io import load_yaml_file
 
 
 def load_space(
@@ -28,26 +27,14 @@ def load_space(
             (runner.config.check_key for runner trials; None for plain-function objectives).
     """
     path = Path(path)
-    if not path.is_file():
-        raise SpaceError(f"{path}: space file not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}:" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise SpaceError(f"{path}:{where} invalid YAML: {problem}") from None
+    raw = load_yaml_file(path, "space file")  # bounded and strict: duplicate keys are errors
     return space_from_dict(raw, str(path), experiment, driver, config_key_check)
 
 
 def load_enqueue(path: str | Path, space: SearchSpace) -> tuple[dict[str, Any], ...]:
     """Read an --enqueue file: a YAML list of {param: value} run first, each checked against space."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) if path.is_file() else None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise SpaceError(f"{path}: line {mark.line + 1 if mark else '?'}: invalid YAML") from None
+    raw = load_yaml_file(path, "enqueue file")
     if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
         raise SpaceError(f"{path}: expected a YAML list of {{param: value}} mappings")
     searched = {p.name: p.distribution for p in space.searched}
