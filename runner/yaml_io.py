@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from runner.errors import ConfigError
+from runner.errors import ConfigError, UserInputError
 
 MAX_YAML_BYTES = 1_000_000  # a space or experiment file is a few KB; 1 MB is plenty
 MAX_ALIASES = 50  # enough for anchors reused by hand; far too few for an exponential bomb
@@ -142,14 +142,19 @@ def _key_lines(root: yaml.Node | None) -> dict[str, int]:
     return lines
 
 
-def load_yaml_text(text: str, source: str) -> Any:
-    """Parse YAML text from `source` (a file name, or e.g. "-o train.seed") strictly."""
-    return _parse(text, source)[0]
+def load_yaml_text(text: str, source: str, error: type[UserInputError] = ConfigError) -> Any:
+    """Parse YAML text from `source` (a file name, or e.g. "-o train.seed") strictly.
+
+    Every refusal raises `error` (a UserInputError subclass: ConfigError, or SpaceError for the
+    space module's callers, who catch their own type)."""
+    return _parse(text, source, error)[0]
 
 
-def _parse(text: str, source: str) -> tuple[Any, dict[str, int]]:
+def _parse(
+    text: str, source: str, error: type[UserInputError] = ConfigError
+) -> tuple[Any, dict[str, int]]:
     if len(text) > MAX_YAML_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_YAML_BYTES:
-        raise ConfigError(f"{source}: larger than {MAX_YAML_BYTES // 1_000_000} MB; not read")
+        raise error(f"{source}: larger than {MAX_YAML_BYTES // 1_000_000} MB; not read")
     loader = None
     try:
         loader = _StrictLoader(text)  # the reader refuses control characters here already
@@ -159,50 +164,53 @@ def _parse(text: str, source: str) -> tuple[Any, dict[str, int]]:
         _check_shape(root)
         return loader.construct_document(root), _key_lines(root)
     except _Refused as err:
-        raise ConfigError(f"{source}:{err.line}: {err.message}") from None
+        raise error(f"{source}:{err.line}: {err.message}") from None
     except yaml.reader.ReaderError as err:  # a control character, or an encoding problem
         line = text.count("\n", 0, err.position) + 1
         problem = str(err).splitlines()[0]
-        raise ConfigError(f"{source}:{line}: invalid YAML: {excerpt(problem, 120)[1:-1]}") from None
+        raise error(f"{source}:{line}: invalid YAML: {excerpt(problem, 120)[1:-1]}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"{source}{where}: invalid YAML: {excerpt(problem, 120)[1:-1]}") from None
+        raise error(f"{source}{where}: invalid YAML: {excerpt(problem, 120)[1:-1]}") from None
     except RecursionError:
-        raise ConfigError(f"{source}: YAML nested too deeply") from None
+        raise error(f"{source}: YAML nested too deeply") from None
     finally:
         if loader is not None:
             loader.dispose()
 
 
-def load_yaml_file(path: str | Path, what: str = "file") -> Any:
-    """Read and parse a YAML file strictly; ConfigError naming the file for every problem.
-
-    `what` names the file's role in "not found" messages (experiment file, space file).
+def load_yaml_file(
+    path: str | Path, what: str = "file", error: type[UserInputError] = ConfigError
+) -> Any:
+    """Read and parse a YAML file strictly; `error` (ConfigError) naming the file for every
+    problem. `what` names the file's role in messages (experiment file, space file).
     """
-    return load_yaml_file_with_lines(path, what)[0]
+    return load_yaml_file_with_lines(path, what, error)[0]
 
 
-def load_yaml_file_with_lines(path: str | Path, what: str = "file") -> tuple[Any, dict[str, int]]:
+def load_yaml_file_with_lines(
+    path: str | Path, what: str = "file", error: type[UserInputError] = ConfigError
+) -> tuple[Any, dict[str, int]]:
     """load_yaml_file, and the line of each key reached through mappings ({'a.b': 3}), for
     messages that point at the line of a value found wrong after parsing."""
     path = Path(path)
     try:
         if not path.is_file():
             if path.exists():
-                raise ConfigError(f"{path}: not a file; expected a {what}")
-            raise ConfigError(f"{path}: {what} not found")
+                raise error(f"{path}: not a file; expected a {what}")
+            raise error(f"{path}: {what} not found")
         if path.stat().st_size > MAX_YAML_BYTES:
-            raise ConfigError(f"{path}: larger than {MAX_YAML_BYTES // 1_000_000} MB; not a {what}")
+            raise error(f"{path}: larger than {MAX_YAML_BYTES // 1_000_000} MB; not a {what}")
         with path.open("rb") as handle:  # the file may grow between stat and read
             data = handle.read(MAX_YAML_BYTES + 1)
     except OSError as err:
-        raise ConfigError(f"{path}: cannot read ({err.strerror or err})") from None
+        raise error(f"{path}: cannot read ({err.strerror or err})") from None
     if len(data) > MAX_YAML_BYTES:
-        raise ConfigError(f"{path}: larger than {MAX_YAML_BYTES // 1_000_000} MB; not a {what}")
+        raise error(f"{path}: larger than {MAX_YAML_BYTES // 1_000_000} MB; not a {what}")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start})") from None
-    return _parse(text, str(path))
+        raise error(f"{path}: not UTF-8 text (byte {err.start})") from None
+    return _parse(text, str(path), error)

@@ -27,14 +27,16 @@ def load_space(
             (runner.config.check_key for runner trials; None for plain-function objectives).
     """
     path = Path(path)
-    raw = load_yaml_file(path, "space file")  # bounded and strict: duplicate keys are errors
+    raw = load_yaml_file(
+        path, "space file", SpaceError
+    )  # bounded and strict: duplicate keys are errors
     return space_from_dict(raw, str(path), experiment, driver, config_key_check)
 
 
 def load_enqueue(path: str | Path, space: SearchSpace) -> tuple[dict[str, Any], ...]:
     """Read an --enqueue file: a YAML list of {param: value} run first, each checked against space."""
     path = Path(path)
-    raw = load_yaml_file(path, "enqueue file")
+    raw = load_yaml_file(path, "enqueue file", SpaceError)
     if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
         raise SpaceError(f"{path}: expected a YAML list of {{param: value}} mappings")
     searched = {p.name: p.distribution for p in space.searched}

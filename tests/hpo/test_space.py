@@ -264,7 +264,7 @@ BAD = {
     ),
     "yaml_syntax": (
         "params:\n  train.learning_rate: {type: float\n  low: 1\n",
-        "line 3: invalid YAML",
+        "space.yaml:3: invalid YAML",
     ),
 }
 
