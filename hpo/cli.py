@@ -327,15 +327,19 @@ def cmd_search(args: argparse.Namespace) -> int:
     if tracker is not None and result.stop_reason != "interrupted":
         publish_study(tracker, result.dir)
     if result.count("complete") == 0 and result.count("pruned") == 0:
-        reason = result.first_failure or "no trial ran"
+        from hpo.terminal import printable
+
+        reason = printable(result.first_failure or "no trial ran")
         print(f"hpo: every trial failed; the first: {reason}", file=sys.stderr)
         return 1
+    from hpo.terminal import printable
+
     best = result.best
     if best is not None:
-        print(f"best trial {best.number}: {space.objective.metric} {best.value:.6g}")
+        print(f"best trial {best.number}: {printable(space.objective.metric)} {best.value:.6g}")
         for key, value in best.params.items():
-            print(f"  {key} = {value}")
-    print(f"study folder: {study.dir}")
+            print(f"  {printable(key)} = {printable(value)}")
+    print(f"study folder: {printable(study.dir)}")
     return 0
 
 

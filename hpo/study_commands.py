@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from hpo.cli_types import finite_positive_float
+from hpo.terminal import printable
 
 
 def add_study_commands(commands: argparse._SubParsersAction) -> None:
@@ -51,7 +52,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not args.onnx:
         raise UserInputError("hpo export: say which format, e.g. --onnx")
     report = export_study_onnx(_study_dir(args), args.out, atol=args.atol, log=not args.no_track)
-    print(f"onnx        {report['path']}")
+    print(f"onnx        {printable(report['path'])}")
     print(f"max |diff|  {report['max_abs_diff']:.3g} against PyTorch (atol {args.atol:g})")
     if report.get("logged_to"):
         print(f"logged to   {report['logged_to']}")
@@ -68,15 +69,16 @@ def cmd_best(args: argparse.Namespace) -> int:
     from runner.errors import UserInputError
 
     status = read_study(_study_dir(args))
+    study = printable(status.study)
     if status.best is None:
-        raise UserInputError(f"study {status.study}: no complete trial yet")
+        raise UserInputError(f"study {study}: no complete trial yet")
     best = status.best
-    print(f"study {status.study}: best trial {best.number} ({best.state}) value {best.value:.6g}")
+    print(f"study {study}: best trial {best.number} ({best.state}) value {best.value:.6g}")
     for key, value in best.params.items():
-        print(f"  {key} = {value}")
+        print(f"  {printable(key)} = {printable(value)}")
     best_dir = _study_dir(args) / "best"
     if (best_dir / "config.yaml").exists():
-        print(f"retrain: hpo train --config {best_dir / 'config.yaml'}")
+        print(f"retrain: hpo train --config {printable(best_dir / 'config.yaml')}")
     return 0
 
 
@@ -84,7 +86,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from hpo.study import read_study
 
     status = read_study(_study_dir(args))
-    print(f"study {status.study} ({status.driver})")
+    print(f"study {printable(status.study)} ({printable(status.driver)})")
     for state, count in status.counts.items():
         print(f"  {state:<9} {count}")
     if status.best is not None:

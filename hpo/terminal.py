@@ -62,9 +62,7 @@ def printable(text: object, limit: int | None = MAX_MESSAGE_CHARS) -> str:
 def check_study_name(name: str) -> str | None:
     """None when `name` is a valid study name, else what is wrong with it."""
     if not isinstance(name, str) or not STUDY_NAME.fullmatch(name):
-        return (
-            "a study name is 1-100 letters, digits, '.', '_' or '-', not starting with '.' or '-'"
-        )
+        return "a study name is a plain folder name: 1-100 letters, digits, '.', '_' or '-', not starting with '.' or '-'"
     return None
 
 

@@ -56,7 +56,13 @@ def open_client(tracking_uri: str | None) -> tuple[Any, str]:
                 f"MLflow tracking server {uri} does not answer ({err}); start it, or pass "
                 "another --tracking-uri (unset MLFLOW_TRACKING_URI for sqlite:///mlflow.db)"
             ) from None
-    return MlflowClient(uri), uri
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return MlflowClient(uri), uri
+    except MlflowException as err:  # an unknown scheme, a retired backend: the URI is wrong
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserInputError(f"MLflow tracking URI {uri!r}: {message} (--tracking-uri)") from None
 
 
 def experiment_id(client: Any, name: str) -> str:
