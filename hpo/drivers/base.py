@@ -105,7 +105,7 @@ class StudySpec:
         from hpo.terminal import check_study_name, printable
         from runner.errors import UserInputError
 
-        name = name or space.name
+        name = space.name if name is None else name  # --study '' is refused, not ignored
         problem = check_study_name(name)
         if problem:  # a folder, an MLflow tag, a DVC path and a line on the terminal
             raise UserInputError(
