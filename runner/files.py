@@ -42,12 +42,7 @@ def describe_os_error(err: OSError, path: str | Path, action: str = "writing") -
     if isinstance(err, StorageError):
         return err.message
     code = err.errno
-    if (
-        code is None
-        and err.args
-        and isinstance(err.args[0], str)
-        and "unexpected pos" in err.args[0]
-    ):
+    if code is None and err.args and isinstance(err.args[0], str) and "unexpected pos" in err.args[0]:
         # torch's zip writer reports a short write as "unexpected pos": the disk is full
         code = errno.ENOSPC
     what = os.strerror(code).lower() if code else (str(err) or type(err).__name__)

@@ -864,11 +864,10 @@ case(
     ("st", "no complete trial"),
 )
 case(
-    "study-export-yaml-syntax",
+    "study-export-damaged-yaml-bad-checkpoint",
     ["export", "st", "--onnx", "--no-track"],
     {**study("study: [\n"), "runs/st/best/best.pt": b"x"},
-    ("runs/st",),
-    owner="study-store",
+    ("runs/st/best/best.pt", "not a readable runner checkpoint"),
 )
 
 # ----------------------------------------------------------------------------- params.yaml
