@@ -12,45 +12,106 @@ Heavy libraries (torch, optuna, ray, mlflow) are imported inside the commands so
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
+
+from hpo.cli_types import non_negative_int, positive_int
 
 DEFAULT_EXPERIMENT = "experiments/lm_tiny.yaml"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one hpo command; its exit code.
+
+    What a user can get wrong (a UserInputError: bad flags, files, values) is one line
+    `hpo: error: ...` and exit 2, raised before any work. A StorageError (disk full, read-only
+    folder) is one line `hpo: error: ...` and exit 1: the input was right, the machine was not.
+    Anything else is a bug in hpo: one line `hpo: internal error: ...` and exit 1. `hpo --debug
+    COMMAND` or HPO_DEBUG=1 shows the traceback of either instead. Every line is printable():
+    control characters escaped, at most 1000 characters.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get("HPO_DEBUG", "") not in ("", "0") or _debug_flag_given(argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    from runner.errors import UserInputError
+
+    try:
+        args = parser.parse_args(argv)
+    except UserInputError as err:  # a bad flag: UsageError from HpoArgumentParser.error
+        return _report_error(err, debug, code=2)
     if not hasattr(args, "command"):
-        parser.print_help()
+        parser.print_help(sys.stderr)
         return 2
     import logging
 
-    from runner.errors import UserInputError
+    from runner.files import StorageError
 
     logging.basicConfig(
         level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
         format="%(message)s",
     )
-
-    from runner.files import StorageError
-
     try:
         return args.command(args)
     except UserInputError as err:
-        print(f"hpo: error: {err}", file=sys.stderr)
-        return 2
-    except StorageError as err:  # disk full, read-only, ...: what and where, in one line
-        print(f"hpo: error: {err}", file=sys.stderr)
+        return _report_error(err, debug, code=2)
+    except StorageError as err:
+        return _report_error(err, debug, code=1)
+    except Exception as err:  # a bug: one line, the traceback with --debug
+        if debug:
+            raise
+        from hpo.terminal import printable
+
+        print(
+            f"hpo: internal error: {printable(f'{type(err).__name__}: {err}', limit=300)} "
+            "(run with --debug for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 
+def _debug_flag_given(argv: list[str]) -> bool:
+    """Whether --debug comes before the command (parse_args may fail before it can say so)."""
+    for arg in argv:
+        if arg == "--debug":
+            return True
+        if not arg.startswith("-"):
+            return False
+    return False
+
+
+def _report_error(err: Exception, debug: bool, code: int) -> int:
+    from hpo.terminal import printable
+
+    if debug:
+        import traceback
+
+        traceback.print_exception(err, file=sys.stderr)
+    print(f"hpo: error: {printable(err)}", file=sys.stderr)
+    return code
+
+
+class HpoArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (a UsageError), not usage text and exit."""
+
+    def error(self, message: str) -> NoReturn:
+        from runner.errors import UsageError
+
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = HpoArgumentParser(
         prog="hpo",
         description="Experiment management and hyperparameter search for PyTorch/transformers.",
     )
-    commands = parser.add_subparsers(title="commands")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of an error (also HPO_DEBUG=1); give it before the command",
+    )
+    commands = parser.add_subparsers(title="commands")  # subparsers are HpoArgumentParsers too
 
     train = commands.add_parser("train", help="run one training trial from an experiment config")
     train.add_argument(
@@ -71,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument(
         "--nproc",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="train on N processes (one per GPU) with DDP under torchrun; sets train.nproc=N",
     )
@@ -88,22 +149,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--study", help="study name and folder under --runs (default: the space file's name)"
     )
     search.add_argument("--runs", default="runs", help="where studies live (default: %(default)s)")
-    search.add_argument("--trials", type=int, help="trials to complete (failed ones do not count)")
+    search.add_argument(
+        "--trials", type=positive_int, help="trials to complete (failed ones do not count)"
+    )
     search.add_argument(
         "--timeout", help="stop starting trials after this long: seconds, or 30m, 2h"
     )
-    search.add_argument("--max-steps", type=int, help="training steps per trial")
+    search.add_argument("--max-steps", type=positive_int, help="training steps per trial")
     search.add_argument(
-        "--parallel", type=int, default=1, help="trials at once, each in its own process"
+        "--parallel", type=positive_int, default=1, help="trials at once, each in its own process"
     )
     search.add_argument(
         "--gpus-per-trial",
-        type=int,
+        type=non_negative_int,
         metavar="G",
         help="GPUs each of the --parallel trials has to itself (CUDA_VISIBLE_DEVICES); default: "
         "the experiment's train.nproc when there are enough GPUs, else 0 (the trials share them)",
     )
-    search.add_argument("--seed", type=int, help="seed of the search (default: the space's)")
+    search.add_argument(
+        "--seed", type=non_negative_int, help="seed of the search (default: the space's)"
+    )
     search.add_argument(
         "--storage",
         help="optuna storage: a database URL (default: a journal file in the study folder)",
@@ -278,15 +343,19 @@ def cmd_search(args: argparse.Namespace) -> int:
         if tracker is not None and result.stop_reason != "interrupted":
             tracker.publish(result.dir)  # or, when MLflow missed records, `hpo sync` publishes
     if result.count("complete") == 0 and result.count("pruned") == 0:
-        reason = result.first_failure or "no trial ran"
+        from hpo.terminal import printable
+
+        reason = printable(result.first_failure or "no trial ran")
         print(f"hpo: every trial failed; the first: {reason}", file=sys.stderr)
         return 1
+    from hpo.terminal import printable
+
     best = result.best
     if best is not None:
-        print(f"best trial {best.number}: {space.objective.metric} {best.value:.6g}")
+        print(f"best trial {best.number}: {printable(space.objective.metric)} {best.value:.6g}")
         for key, value in best.params.items():
-            print(f"  {key} = {value}")
-    print(f"study folder: {study.dir}")
+            print(f"  {printable(key)} = {printable(value)}")
+    print(f"study folder: {printable(study.dir)}")
     return 0
 
 

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -45,13 +46,13 @@ def export_study_onnx(
     Returns export_onnx's report plus logged_to: the run id, or None.
     """
     study_dir = Path(study_dir)
+    link_path = study_dir / "mlflow.json"
+    link = _read_link(link_path) if log and link_path.is_file() else None  # checked first
     report = export_onnx(study_dir, out_path, atol=atol, rtol=rtol)
     report["logged_to"] = None
-    link_path = study_dir / "mlflow.json"
-    if log and link_path.is_file():
+    if link is not None:
         from hpo.tracking.mlflow_store import open_client
 
-        link = json.loads(link_path.read_text())
         client, _ = open_client(link["tracking_uri"])
         log_onnx(client, link["parent_run_id"], report["path"], report)
         report["logged_to"] = link["parent_run_id"]
@@ -71,10 +72,13 @@ def export_onnx(
 
     from runner.export import load_trained_model
 
+    _check_tolerance("atol", atol)
+    _check_tolerance("rtol", rtol)
     checkpoint = _checkpoint_of(Path(source))
     out = Path(out_path) if out_path else checkpoint.with_name("model.onnx")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    _check_out(out)
     model, tokenizer, config = load_trained_model(checkpoint)
+    out.parent.mkdir(parents=True, exist_ok=True)  # only once the checkpoint has loaded
     task = config.task
     context = config.data.block_size if task == "lm" else config.data.max_length
     names = ["input_ids"] if task == "lm" else ["input_ids", "attention_mask"]
@@ -139,6 +143,44 @@ def log_onnx(
         name, _, version = registered.rpartition("/")
         client.set_model_version_tag(name, version, "hpo.onnx", uri)
     return uri
+
+
+def _check_tolerance(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise UserInputError(f"--{name} {value!r}: expected a finite number > 0 (--{name})")
+    if value <= 0:
+        raise UserInputError(f"--{name} {value!r}: expected a finite number > 0 (--{name})")
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an output path that cannot be an ONNX file, before any work."""
+    if out.suffix != ".onnx":
+        raise UserInputError(f"{out}: an ONNX file's name ends in .onnx (--out)")
+    if out.is_dir():
+        raise UserInputError(f"{out}: is a folder; name the .onnx file to write (--out)")
+    for parent in out.parents:  # the first existing ancestor must be a folder
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserInputError(f"{parent}: not a folder, so {out} cannot be written (--out)")
+            break
+
+
+def _read_link(path: Path) -> dict[str, str]:
+    """The study's mlflow.json (tracking_uri, parent_run_id); a UserInputError when damaged."""
+    try:
+        link = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserInputError(
+            f"{path}: damaged ({type(err).__name__}); pass --no-track to export without logging"
+        ) from None
+    if not isinstance(link, dict) or not all(
+        isinstance(link.get(key), str) for key in ("tracking_uri", "parent_run_id")
+    ):
+        raise UserInputError(
+            f"{path}: expected tracking_uri and parent_run_id; pass --no-track to export "
+            "without logging (tracking_uri)"
+        )
+    return link
 
 
 def _checkpoint_of(source: Path) -> Path:

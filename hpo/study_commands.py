@@ -12,6 +12,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hpo.cli_types import finite_positive_float
+from hpo.terminal import printable
+
 
 def add_study_commands(commands: argparse._SubParsersAction) -> None:
     """Add best, status and export to the `hpo` command's subparsers."""
@@ -30,7 +33,12 @@ def add_study_commands(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--runs", default="runs")
     export.add_argument("--onnx", action="store_true", help="write ONNX, checked against PyTorch")
     export.add_argument("--out", help="where to write it (default: runs/STUDY/best/model.onnx)")
-    export.add_argument("--atol", type=float, default=1e-4, help="tolerance of the output check")
+    export.add_argument(
+        "--atol",
+        type=finite_positive_float,
+        default=1e-4,
+        help="tolerance of the output check (a finite number > 0)",
+    )
     export.add_argument(
         "--no-track", action="store_true", help="do not log it to the study's MLflow run"
     )
@@ -44,7 +52,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not args.onnx:
         raise UserInputError("hpo export: say which format, e.g. --onnx")
     report = export_study_onnx(_study_dir(args), args.out, atol=args.atol, log=not args.no_track)
-    print(f"onnx        {report['path']}")
+    print(f"onnx        {printable(report['path'])}")
     print(f"max |diff|  {report['max_abs_diff']:.3g} against PyTorch (atol {args.atol:g})")
     if report.get("logged_to"):
         print(f"logged to   {report['logged_to']}")
@@ -61,15 +69,16 @@ def cmd_best(args: argparse.Namespace) -> int:
     from runner.errors import UserInputError
 
     status = read_study(_study_dir(args))
+    study = printable(status.study)
     if status.best is None:
-        raise UserInputError(f"study {status.study}: no complete trial yet")
+        raise UserInputError(f"study {study}: no complete trial yet")
     best = status.best
-    print(f"study {status.study}: best trial {best.number} ({best.state}) value {best.value:.6g}")
+    print(f"study {study}: best trial {best.number} ({best.state}) value {best.value:.6g}")
     for key, value in best.params.items():
-        print(f"  {key} = {value}")
+        print(f"  {printable(key)} = {printable(value)}")
     best_dir = _study_dir(args) / "best"
     if (best_dir / "config.yaml").exists():
-        print(f"retrain: hpo train --config {best_dir / 'config.yaml'}")
+        print(f"retrain: hpo train --config {printable(best_dir / 'config.yaml')}")
     return 0
 
 
@@ -78,10 +87,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     from hpo.study_lock import running_holder
 
     status = read_study(_study_dir(args))
-    print(f"study {status.study} ({status.driver})")
+    print(f"study {printable(status.study)} ({printable(status.driver)})")
     holder = running_holder(_study_dir(args))
     if holder is not None:
-        print(f"  run by    {holder.describe()}")
+        print(f"  run by    {printable(holder.describe())}")
     for state, count in status.counts.items():
         print(f"  {state:<9} {count}")
     if status.best is not None:

@@ -227,7 +227,8 @@ def apply_overrides(raw: dict[str, Any], overrides, source: str) -> dict[str, An
                 f"override '{item}': expected key=value, e.g. train.learning_rate=3e-4"
             )
         key, text = item.split("=", 1)
-        value = load_yaml_text(text, f"-o {key.strip()}") if text.strip() else None
+        source_of_value = f"-o {excerpt(key.strip(), 60)[1:-1]}"
+        value = load_yaml_text(text, source_of_value) if text.strip() else None
         set_dotted(merged, key.strip(), value, "override")
     return merged
 

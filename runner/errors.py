@@ -15,3 +15,7 @@ class DataError(UserInputError):
 
 class CheckpointError(UserInputError):
     """A checkpoint is missing, corrupt or was not written by this runner."""
+
+
+class UsageError(UserInputError):
+    """A command-line flag is missing, unknown or has a value of the wrong kind."""

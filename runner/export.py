@@ -11,7 +11,7 @@ from pathlib import Path
 
 import transformers
 
-from runner.checkpoint import load_checkpoint
+from runner.checkpoint import MODEL_KEYS, load_checkpoint, reading_checkpoint
 from runner.config import TrialConfig, config_from_dict
 from runner.data.tokenizer import TextTokenizer
 from runner.model import build_model
@@ -21,12 +21,14 @@ def load_trained_model(
     checkpoint: str | Path,
 ) -> tuple[transformers.PreTrainedModel, TextTokenizer, TrialConfig]:
     """Model (eval mode, CPU), tokenizer and config exactly as the checkpoint holds them."""
-    state = load_checkpoint(checkpoint)
-    config = config_from_dict(state["config"], source=str(checkpoint))
-    tokenizer = TextTokenizer.from_json(state["tokenizer"])
-    labels = list(state.get("label_names", []))
+    state = load_checkpoint(checkpoint, require=MODEL_KEYS)
+    with reading_checkpoint(checkpoint):
+        config = config_from_dict(state["config"], source=str(checkpoint))
+        tokenizer = TextTokenizer.from_json(state["tokenizer"])
+        labels = [str(label) for label in state.get("label_names", [])]
     model = build_model(config, tokenizer.vocab_size, tokenizer.pad_id, len(labels))
-    model.load_state_dict(state["model"])
+    with reading_checkpoint(checkpoint):
+        model.load_state_dict(state["model"])
     if labels:
         model.config.id2label = dict(enumerate(labels))
         model.config.label2id = {label: i for i, label in enumerate(labels)}

@@ -19,7 +19,14 @@ from typing import Any, TypeVar
 
 import torch
 
-from runner.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from runner.checkpoint import (
+    RESUME_KEYS,
+    capture_rng_state,
+    load_checkpoint,
+    reading_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
 from runner.config import TrialConfig, config_to_dict, save_config
 from runner.data import prepare_data
 from runner.distributed import DiscardedLog, join_world
@@ -70,7 +77,9 @@ def run_trial(
     check_pretrained_dir(config)
     device = world.device  # train.device; under torchrun on CUDA, cuda:LOCAL_RANK
     precision = resolve_precision(t, device)
-    saved = load_checkpoint(last_path) if resume else None
+    saved = (
+        load_checkpoint(last_path, expected_config=config, require=RESUME_KEYS) if resume else None
+    )
     if saved is not None and saved["config"]["task"] != config.task:
         raise CheckpointError(f"{last_path}: checkpoint is for task {saved['config']['task']!r}")
     data = world.main_first(prepare_data, config)  # rank 0 fills the data cache first
@@ -87,12 +96,13 @@ def run_trial(
     monitor = AnomalyMonitor(config.monitor)
     state = TrialState(greater_is_better=config.objective_greater_is_better)
     if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scaler.load_state_dict(saved["scaler"])
-        monitor.load_state_dict(saved["monitor"])
-        state.load_state_dict(saved["trial"])
-        restore_rng_state(world.own_rng_state(saved))
+        with reading_checkpoint(last_path):  # a forged or foreign last.pt: one line, no traceback
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scaler.load_state_dict(saved["scaler"])
+            monitor.load_state_dict(saved["monitor"])
+            state.load_state_dict(saved["trial"])
+            restore_rng_state(world.own_rng_state(saved))
     resumed_from = state.step if saved is not None else None
     forward_model = torch.compile(model) if t.torch_compile else model
     train_model = world.wrap(forward_model)  # DDP under torchrun: gradients averaged in backward

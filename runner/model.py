@@ -8,17 +8,73 @@ import transformers
 
 from runner.config import TrialConfig
 from runner.errors import ConfigError
+from runner.yaml_io import excerpt
+
+MAX_CONFIG_JSON_BYTES = 1_000_000  # a model's config.json is a few KB
+_WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
+def _loading_errors() -> tuple[type[BaseException], ...]:
+    """What transformers raises for a folder it cannot read: a bad config.json or weights."""
+    errors: list[type[BaseException]] = [OSError, ValueError, TypeError, KeyError, RuntimeError]
+    try:
+        from huggingface_hub.errors import StrictDataclassError  # a config field of a wrong type
+
+        errors.append(StrictDataclassError)
+    except ImportError:
+        pass
+    try:
+        from safetensors import SafetensorError  # a truncated or forged weights file
+
+        errors.append(SafetensorError)
+    except ImportError:
+        pass
+    return tuple(errors)
 
 
 def check_pretrained_dir(config: TrialConfig) -> None:
-    """Fail fast when model.pretrained does not name a local save_pretrained directory."""
+    """Fail fast when model.pretrained is not a local save_pretrained folder transformers can
+    read: config.json missing, not JSON, of an unknown model type, or no weights file.
+
+    Nothing is downloaded (local_files_only) and no code from the folder runs
+    (trust_remote_code=False: an `auto_map` in config.json is ignored).
+    """
     path = config.model.pretrained
     if path is None:
         return
-    if not (Path(path) / "config.json").is_file():
+    config_json = Path(path) / "config.json"
+    if not config_json.is_file():
         raise ConfigError(
-            f"model.pretrained: {path} is not a local model directory (no config.json); "
-            "save one with model.save_pretrained(DIR) — nothing is downloaded"
+            f"{path}: not a local model directory (no config.json); save one with "
+            "model.save_pretrained(DIR) — nothing is downloaded (model.pretrained)"
+        )
+    try:
+        size = config_json.stat().st_size
+    except OSError as err:
+        raise ConfigError(
+            f"{config_json}: cannot read ({err.strerror}) (model.pretrained)"
+        ) from None
+    if size > MAX_CONFIG_JSON_BYTES:
+        raise ConfigError(f"{config_json}: larger than 1 MB; not a model config (model.pretrained)")
+    try:
+        transformers.AutoConfig.from_pretrained(
+            path, local_files_only=True, trust_remote_code=False
+        )
+    except _loading_errors() as err:
+        raise ConfigError(
+            f"{config_json}: not a model config transformers can read: "
+            f"{excerpt(str(err).splitlines()[0] if str(err) else type(err).__name__, 160)[1:-1]} "
+            "(model.pretrained)"
+        ) from None
+    if not any((Path(path) / name).is_file() for name in _WEIGHT_FILES):
+        raise ConfigError(
+            f"{path}: no weights (model.safetensors or pytorch_model.bin); save them with "
+            "model.save_pretrained(DIR) (model.pretrained)"
         )
 
 
@@ -70,10 +126,17 @@ def build_model(
 
 
 def _load_pretrained(config: TrialConfig, num_labels: int) -> transformers.PreTrainedModel:
-    if config.task == "lm":
-        return transformers.AutoModelForCausalLM.from_pretrained(
-            config.model.pretrained, local_files_only=True
+    path = config.model.pretrained
+    options = {"local_files_only": True, "trust_remote_code": False}
+    try:
+        if config.task == "lm":
+            return transformers.AutoModelForCausalLM.from_pretrained(path, **options)
+        return transformers.AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=num_labels, **options
         )
-    return transformers.AutoModelForSequenceClassification.from_pretrained(
-        config.model.pretrained, local_files_only=True, num_labels=num_labels
-    )
+    except _loading_errors() as err:  # damaged weights, or a model type without this head
+        raise ConfigError(
+            f"{path}: cannot load the pretrained model: "
+            f"{excerpt(str(err).splitlines()[0] if str(err) else type(err).__name__, 160)[1:-1]} "
+            "(model.pretrained)"
+        ) from None

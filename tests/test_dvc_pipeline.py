@@ -1,5 +1,6 @@
 """The DVC pipeline for real: a repro killed during search finished by the next one, a no-op
-second repro, metrics and plots shown, and `dvc exp run -S` with experiments shown.
+second repro, metrics and plots shown, and `dvc exp run -S` with experiments shown; a
+params.yaml value that carries a shell command runs nothing.
 
 Runs the real dvc in a temporary git repository holding a copy of the project, with the
 pipeline's parameters shrunk so each trial takes a few seconds.
@@ -18,7 +19,6 @@ import yaml
 
 ROOT = Path(__file__).parents[1]
 BIN = Path(sys.executable).parent
-pytestmark = [pytest.mark.slow, pytest.mark.service]
 
 
 def run(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -41,7 +41,9 @@ def project(tmp_path: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, target)
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["search"].update(trials=2, max_steps=6)
+    # MLflow tracking is tested against a real server elsewhere; in each search stage here its
+    # store creation, plots and model registration would take longer than the trials
+    params["search"].update(trials=2, max_steps=6, track=False)
     params["train"]["max_steps"] = 8
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     # the default experiment shrunk: a trial of this copy takes a second or two
@@ -50,19 +52,14 @@ def project(tmp_path: Path) -> Path:
     experiment["model"].update(n_layer=1, n_embd=32, n_head=2)
     experiment["eval"].update(eval_steps=3, max_eval_batches=2, sample_tokens=0)
     (repo / "experiments/lm_tiny.yaml").write_text(yaml.safe_dump(experiment, sort_keys=False))
-    # MLflow tracking is tested against a real server elsewhere; in each search stage here its
-    # store creation, plots and model registration would take longer than the trials
-    pipeline = (repo / "dvc.yaml").read_text()
-    assert "--resume --quiet" in pipeline
-    (repo / "dvc.yaml").write_text(
-        pipeline.replace("--resume --quiet", "--resume --quiet --no-track")
-    )
     run(repo, "git", "init", "-q")
     run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
     run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project")
     return repo
 
 
+@pytest.mark.slow
+@pytest.mark.service
 def test_a_killed_repro_is_finished_by_the_next_then_up_to_date_then_runs_an_experiment(project):
     # One story, not three tests: a repro takes about a minute on 2 cores, and each step needs
     # the state the one before it left (the suite must stay under 10 minutes).
@@ -122,3 +119,33 @@ def test_a_killed_repro_is_finished_by_the_next_then_up_to_date_then_runs_an_exp
     shown = run(project, "dvc", "exp", "show", "--no-pager", "--csv").stdout
     assert "search.trials" in shown and ",4," in shown and ",3," in shown
     assert "n_trials.complete" in shown
+
+
+def test_no_stage_command_holds_a_value_from_params_yaml():
+    # DVC pastes ${...} into the command unquoted and hands it to a shell
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        assert "${" not in stage["cmd"], f"stage {name} puts a params value into its command"
+
+
+@pytest.mark.service
+@pytest.mark.parametrize("key", ["seed", "study", "trials", "space"])
+def test_a_params_value_carrying_a_shell_command_runs_nothing(project, key):
+    # the reported case: search.seed "0; touch pwned #" ran touch during `dvc repro`
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["search"][key] = "0; touch pwned #"
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (project / "data/prepared").mkdir(parents=True)  # the search's dependency; no prepare run
+    if key == "space":  # DVC checks that deps exist; an empty space: the search refuses it
+        (project / "0; touch pwned #").write_text("params: {}\n")
+    # --single-item: only the search stage, which must fail checking its params, before work
+    repro = run(project, "dvc", "repro", "--single-item", "search", check=False)
+    assert repro.returncode != 0
+    output = repro.stdout + repro.stderr
+    assert "Traceback" not in output
+    assert not list(project.parent.rglob("pwned")), "a value from params.yaml ran as a command"
+    if key == "space":  # a path may hold any character: it reaches hpo as one argument
+        assert "hpo: error: 0; touch pwned #: params:" in output, output
+    else:
+        assert "hpo: error: params.yaml:" in output and f"(search.{key})" in output, output
+    assert not (project / "runs").exists(), "the search started before its params were checked"

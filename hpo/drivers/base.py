@@ -102,11 +102,18 @@ class StudySpec:
         cls, space: SearchSpace, name: str | None = None, runs: str | Path = "runs", **fields: Any
     ) -> StudySpec:
         """A spec named after the space file (or `name`) under the `runs` folder."""
+        from hpo.terminal import check_study_name, printable
         from runner.errors import UserInputError
 
-        name = name or space.name
-        if not name or "/" in name or name.startswith("."):
-            raise UserInputError(f"--study {name!r}: a study name is a plain folder name")
+        name = space.name if name is None else name  # --study '' is refused, not ignored
+        problem = check_study_name(name)
+        if problem:  # a folder, an MLflow tag, a DVC path and a line on the terminal
+            raise UserInputError(
+                f"study name {printable(repr(name), 120)}: {problem} "
+                "(--study; default: the space file's name)"
+            )
+        if Path(runs).exists() and not Path(runs).is_dir():
+            raise UserInputError(f"{runs}: not a folder; --runs names where studies live (--runs)")
         if fields.get("parallel", 1) < 1:
             raise UserInputError(f"--parallel {fields['parallel']}: must be at least 1")
         return cls(name=name, dir=Path(runs) / name, **fields)

@@ -19,7 +19,6 @@ from hpo.space.numeric import number_or_none
 from hpo.space.parsing import KeyCheck, space_from_dict
 from hpo.space.search_space import SearchSpace, SpaceError
 from runner.config import PATH_KEYS
-from runner.errors import ConfigError
 from runner.yaml_io import excerpt, load_yaml_file
 
 
@@ -115,10 +114,7 @@ def with_line(error: SpaceError, source: str) -> SpaceError:
 
 
 def _read_yaml(path: Path, what: str) -> Any:
-    try:
-        return load_yaml_file(path, what)
-    except ConfigError as err:
-        raise SpaceError(str(err)) from None
+    return load_yaml_file(path, what, SpaceError)  # bounded and strict: duplicates are errors
 
 
 def _resolve_path_values(distribution: Any, base_dir: Path) -> Any:

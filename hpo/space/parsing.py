@@ -11,6 +11,7 @@ from typing import Any
 from hpo.space.distributions import Categorical, Distribution, Fixed, Float, Int
 from hpo.space.numeric import Fail, is_multiple, is_number, parse_duration, parse_number
 from hpo.space.search_space import Budget, Objective, Param, SearchSpace, SpaceError
+from hpo.terminal import check_param_key, printable
 from runner.config import check_seed
 from runner.errors import UserInputError
 from runner.yaml_io import excerpt
@@ -74,6 +75,9 @@ def space_from_dict(
 def _parse_params(raw: dict, fail: Fail, source: str, check: KeyCheck | None) -> tuple[Param, ...]:
     parsed: dict[str, tuple[Distribution, dict]] = {}
     for name, spec in raw.items():
+        unsafe = check_param_key(name)  # keys reach folders, MLflow and the terminal
+        if unsafe:
+            raise fail(f"params.{printable(repr(name), 80)}", unsafe)
         if check is not None:
             try:
                 check(str(name), f"{source}: params")

@@ -63,8 +63,16 @@ def open_client(tracking_uri: str | None) -> tuple[Any, str]:
                 f"MLflow tracking server {uri} does not answer ({err}); start it, or pass "
                 "another --tracking-uri (unset MLFLOW_TRACKING_URI for sqlite:///mlflow.db)"
             ) from None
+    from mlflow.exceptions import MlflowException
+
     with store_creation_lock(uri):
-        client = MlflowClient(uri)  # creates the tracking store: tables, migrations
+        try:
+            client = MlflowClient(uri)  # creates the tracking store: tables, migrations
+        except MlflowException as err:  # an unknown scheme, a retired backend: the URI is wrong
+            message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise UserInputError(
+                f"MLflow tracking URI {uri!r}: {message} (--tracking-uri)"
+            ) from None
         if sqlite_path(uri) is not None:
             client.search_registered_models(max_results=1)  # and the model registry's
     return client, uri

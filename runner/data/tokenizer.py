@@ -112,7 +112,9 @@ class TextTokenizer:
         from transformers import AutoTokenizer  # slow import, only needed on this path
 
         try:
-            hf = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+            hf = AutoTokenizer.from_pretrained(
+                str(directory), local_files_only=True, trust_remote_code=False
+            )
         except (OSError, ValueError) as err:
             raise DataError(
                 f"model.pretrained: no loadable tokenizer in {directory} ({err}); "

@@ -42,8 +42,9 @@ from collections.abc import Callable
 from typing import Any
 
 from hpo.drivers.base import SEED, ObjectiveFunction, Option, StudySpec, Tracker
+from hpo.drivers.grid import check_grid
 from hpo.drivers.optuna_driver.pruners import PRUNERS
-from hpo.drivers.optuna_driver.samplers import SAMPLERS, grid_values
+from hpo.drivers.optuna_driver.samplers import SAMPLERS
 from hpo.drivers.optuna_driver.storage import RECIPE, on_database, open_database, without_password
 from hpo.drivers.optuna_driver.suggester import OptunaSuggester
 from hpo.parallel import run_study
@@ -110,10 +111,8 @@ def check_space(space: SearchSpace, fail: Callable[[str, str], SpaceError]) -> N
             raise fail("driver.pruner", "Optuna cannot prune with several objectives; use none")
         if options["sampler"] == "cmaes":
             raise fail("driver.sampler", "cmaes optimizes one objective; use nsga2 or tpe")
-    if options["sampler"] == "grid":
-        for param in space.searched:
-            if grid_values(param.distribution) is None:
-                raise fail(f"params.{param.name}", "the grid sampler needs a step (no log scale)")
+    if options["sampler"] == "grid":  # counted, not listed: a 1e9-value range is one line
+        check_grid(space, fail, "the grid sampler needs a step (no log scale)")
 
 
 class OptunaDriver:

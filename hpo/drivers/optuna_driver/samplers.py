@@ -8,7 +8,8 @@ import warnings
 import zlib
 from typing import Any
 
-from hpo.space import Categorical, Float, Int, SearchSpace
+from hpo.drivers.grid import grid_values
+from hpo.space import SearchSpace
 from runner.errors import UserInputError
 
 SAMPLERS = ("auto", "tpe", "gp", "cmaes", "qmc", "random", "grid", "nsga2")
@@ -58,7 +59,7 @@ def _build_sampler(samplers: Any, space: SearchSpace, parallel: int, shared: boo
         return samplers.QMCSampler(seed=seed, scramble=True, warn_asynchronous_seeding=False)
     if name == "random":
         return samplers.RandomSampler(seed=seed)
-    if name == "grid":
+    if name == "grid":  # check_space counted it: at most MAX_GRID_POINTS points
 
         class AskTellGridSampler(samplers.GridSampler):
             def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
@@ -67,12 +68,3 @@ def _build_sampler(samplers: Any, space: SearchSpace, parallel: int, shared: boo
         grid = {p.name: grid_values(p.distribution) for p in space.searched}
         return AskTellGridSampler(grid, seed=seed)
     return samplers.NSGAIISampler(seed=seed)
-
-
-def grid_values(distribution: Any) -> list[Any] | None:
-    """Every value of a finite range (choices, or a stepped range); None for a continuous one."""
-    if isinstance(distribution, Categorical):
-        return list(distribution.choices)
-    if isinstance(distribution, Float | Int) and distribution.n_values is not None:
-        return [distribution.value_at(i) for i in range(distribution.n_values)]
-    return None

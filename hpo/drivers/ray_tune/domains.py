@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hpo.drivers.base import FINISHED_STATES
+from hpo.drivers.grid import grid_values as _listed_grid_values
 from hpo.space import Categorical, Distribution, Float, Int, SearchSpace
 from hpo.study import load_trials
 
@@ -34,11 +35,8 @@ def ray_domain(d: Distribution) -> Any:
 
 
 def grid_values(d: Distribution) -> list[Any]:
-    if isinstance(d, Categorical):
-        return list(d.choices)
-    if isinstance(d, Float | Int) and d.n_values is not None:
-        return [d.value_at(i) for i in range(d.n_values)]
-    return []
+    """Every value of a finite distribution ([] for a continuous one); check_space counted them."""
+    return _listed_grid_values(d) or []
 
 
 def _grid_points(space: SearchSpace) -> list[dict[str, Any]]:
