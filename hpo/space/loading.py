@@ -47,6 +47,9 @@ def load_space(
         where = Path(experiment).expanduser().resolve()
     elif isinstance(space.experiment, str):
         where = (path.parent / Path(space.experiment).expanduser()).resolve()
+        if not where.is_file():  # blame the space file's line, not a file nobody wrote
+            missing = SpaceError(f"{path}: experiment file {where} not found (experiment)")
+            raise with_line(missing, str(path)) from None
     else:
         where = None
     params = tuple(

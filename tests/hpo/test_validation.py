@@ -117,7 +117,7 @@ def test_bad_files_and_flags_are_refused_before_any_work(elsewhere, capsys):
         ("--objective", "os:system"): "os is the Python standard library",
         ("--objective", ".relative:fn"): "is not a module name",
         ("--objective", "./nosuch.py:fn"): "is not a Python file",
-        ("--seed", "-1"): "--seed: a seed must be a whole number",
+        ("--seed", "-1"): "argument --seed: invalid non-negative integer value",
         ("--seed", str(2**64)): "--seed: a seed must be a whole number",
         ("--tracking-uri", "foo://x"): "unknown tracking URI scheme 'foo'",
         ("--storage", "redis://x"): "unknown storage scheme 'redis'",
