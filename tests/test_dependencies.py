@@ -44,12 +44,21 @@ def imported_names(path: Path) -> set[str]:
 
 
 def driver_sources() -> dict[str, list[Path]]:
-    """Each driver's name and its files: a module of hpo/drivers/, or a package as a whole."""
+    """Each driver's module name and its files: a module of hpo/drivers/, or a package as a whole.
+
+    The drivers are those hpo.drivers.DRIVERS names; the other modules of hpo/drivers/ (base,
+    grid) are what drivers share, and any driver may import them.
+    """
+    from hpo.drivers import DRIVERS
+
     folder = ROOT / "hpo" / "drivers"
-    drivers = {p.stem: [p] for p in folder.glob("*.py") if p.stem not in ("__init__", "base")}
-    for package in folder.iterdir():
-        if (package / "__init__.py").is_file():
-            drivers[package.name] = sorted(package.rglob("*.py"))
+    drivers = {}
+    for module, _ in DRIVERS.values():
+        name = module.rsplit(".", 1)[1]
+        package = folder / name
+        drivers[name] = (
+            sorted(package.rglob("*.py")) if package.is_dir() else [folder / f"{name}.py"]
+        )
     return drivers
 
 
