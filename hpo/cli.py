@@ -18,6 +18,24 @@ DEFAULT_EXPERIMENT = "experiments/lm_tiny.yaml"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from hpo.interrupts import EXIT_INTERRUPTED, exit_at_next_signal, treat_sigterm_as_sigint
+
+    # first: SIGTERM during start-up ends like Ctrl-C, exit 130
+    previous = treat_sigterm_as_sigint()
+    try:
+        code = _run_command(argv)
+    except KeyboardInterrupt:  # Ctrl-C at any moment (imports, storage, a second Ctrl-C)
+        exit_at_next_signal()
+        print("hpo: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if previous is not None and code != EXIT_INTERRUPTED:  # main() called from Python
+        import signal
+
+        signal.signal(signal.SIGTERM, previous)
+    return code
+
+
+def _run_command(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "command"):
@@ -254,7 +272,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         tracker = MlflowTracker(args.tracking_uri, system_metrics=not args.no_system_metrics)
         tracker.connect()  # an unreachable server stops here, before the study folder exists
     result = get_driver(args.driver).run(space, study, objective, tracker)
-    if tracker is not None and result.stop_reason != "interrupted":
+    if result.stop_reason == "interrupted":
+        from hpo.interrupts import study_interrupted
+
+        return study_interrupted(result)
+    if tracker is not None:
         publish_study(tracker, result.dir)
     if result.count("complete") == 0 and result.count("pruned") == 0:
         reason = result.first_failure or "no trial ran"

@@ -300,17 +300,21 @@ def _layer_grad_norms(model: torch.nn.Module) -> dict[str, float]:
 
 
 class _InterruptFlag:
-    """Turns the first SIGINT into a flag checked between steps; a second one interrupts at once."""
+    """Turns the first SIGINT or SIGTERM into a flag checked between steps; a second one
+    interrupts at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)  # SIGTERM (kill, a scheduler) is a Ctrl-C too
 
     def __init__(self) -> None:
         self.raised = False
-        self._previous = None
+        self._previous: dict = {}
 
     def __enter__(self) -> _InterruptFlag:
         try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
         except ValueError:  # not the main thread (e.g. inside a Ray actor): leave signals alone
-            self._previous = None
+            pass
         return self
 
     def _handle(self, signum, frame) -> None:
@@ -319,5 +323,5 @@ class _InterruptFlag:
         self.raised = True
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)

@@ -10,13 +10,16 @@ init_points trials are random (seeded by seed and trial number). With --parallel
 ConstantLiar acquisition hands out K suggestions at once. A failed, pruned or NaN trial is
 never registered. Resume: every registered observation is in runs/<study>/bo_observations.json
 (rewritten atomically); a complete trial missing from it (killed between the two writes) is
-registered from its trial.json.
+registered from its trial.json. An interrupted trial is continued with its own params (its
+point is pending again). The acquisition's random state is seeded from the seed and the
+number of trials already in the study, so a resumed run does not retrace the earlier one.
 """
 
 from __future__ import annotations
 
 import json
 import warnings
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -109,7 +112,7 @@ class BayesOptSuggester:
                 f=None,
                 pbounds=self._bounds(),
                 acquisition_function=acq,
-                random_state=self.options["seed"],
+                random_state=_history_seed(self.options["seed"], previous),
                 verbose=0,
             )
         self.observations: list[dict[str, Any]] = []
@@ -144,6 +147,10 @@ class BayesOptSuggester:
 
     def finished_count(self) -> int:
         return self.finished
+
+    def resume(self, record: TrialRecord) -> Suggestion:
+        self.pending[record.number] = self._to_point(record.params)
+        return Suggestion(record.number, dict(record.params))
 
     def ask(self) -> Suggestion:
         number = self.next_number
@@ -229,6 +236,13 @@ class BayesOptSuggester:
                 low, high = d.sample_bounds()
                 point[p.name] = d.to_sample(value) if value is not None else (low + high) / 2
         return point
+
+
+def _history_seed(seed: int | None, previous: Sequence[TrialRecord]) -> int | None:
+    """The seed itself for a new study; mixed with its trial count for a resumed one."""
+    if seed is None or not previous:
+        return seed
+    return zlib.crc32(f"{seed} after {len(previous)} trials".encode())
 
 
 def _is_searched(distribution: Any) -> bool:

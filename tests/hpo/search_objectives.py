@@ -10,3 +10,28 @@ def quadratic(params, reporter):
 
 def always_fails(params, reporter):
     raise RuntimeError(f"diverged at lr {params['train.learning_rate']:.2g}")
+
+
+def reports_slowly(params, reporter):
+    """Reports 40 steps, 0.1 s apart (a trial the tests interrupt); marks the start on disk."""
+    import math
+    import time
+    from pathlib import Path
+
+    Path(reporter.dir, "started").touch()
+    value = (math.log10(params["train.learning_rate"]) + 3) ** 2
+    for step in range(1, 41):
+        time.sleep(0.1)
+        reporter.report(step, {"val_loss": value + 1.0 / step})
+    return value
+
+
+def hangs_after_first_report(params, reporter):
+    """Reports once, then waits 10 minutes without reporting: only a second Ctrl-C ends it."""
+    import time
+    from pathlib import Path
+
+    reporter.report(1, {"val_loss": 1.0})
+    Path(reporter.dir, "started").touch()
+    time.sleep(600)
+    return 0.0
