@@ -9,6 +9,7 @@ reuses hpo.study for the outputs.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -281,6 +282,19 @@ class Option:
 SEED = Option(None, "seed of the sampler: a seeded sequential run is reproducible", kind=int)
 
 
+def history_seed(seed: int | None, trials_so_far: int) -> int | None:
+    """The seed of a sampler that starts with `trials_so_far` trials already in the study.
+
+    A new study: the seed itself (a seeded run is reproducible). A resumed one: the seed mixed
+    with the number of trials so far, because a sampler seeded again with the same seed draws
+    the earlier run's random (start-up) configurations again, and the study would spend its
+    budget measuring them twice.
+    """
+    if seed is None or not trials_so_far:
+        return seed
+    return zlib.crc32(f"{seed} after {trials_so_far} trials".encode())
+
+
 def resolve_options(
     driver: str,
     tables: Mapping[str, Mapping[str, Option] | None],
@@ -365,5 +379,6 @@ __all__ = [
     "TrialRecord",
     "TrialReporter",
     "TrialState",
+    "history_seed",
     "resolve_options",
 ]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import warnings
-import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -32,6 +31,7 @@ from hpo.drivers.base import (
     Suggestion,
     Tracker,
     TrialRecord,
+    history_seed,
 )
 from hpo.parallel import run_study
 from hpo.space import Categorical, SearchSpace, SpaceError
@@ -112,7 +112,7 @@ class BayesOptSuggester:
                 f=None,
                 pbounds=self._bounds(),
                 acquisition_function=acq,
-                random_state=_history_seed(self.options["seed"], previous),
+                random_state=history_seed(self.options["seed"], len(previous)),
                 verbose=0,
             )
         self.observations: list[dict[str, Any]] = []
@@ -236,13 +236,6 @@ class BayesOptSuggester:
                 low, high = d.sample_bounds()
                 point[p.name] = d.to_sample(value) if value is not None else (low + high) / 2
         return point
-
-
-def _history_seed(seed: int | None, previous: Sequence[TrialRecord]) -> int | None:
-    """The seed itself for a new study; mixed with its trial count for a resumed one."""
-    if seed is None or not previous:
-        return seed
-    return zlib.crc32(f"{seed} after {len(previous)} trials".encode())
 
 
 def _is_searched(distribution: Any) -> bool:

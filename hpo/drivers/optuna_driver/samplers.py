@@ -8,6 +8,7 @@ import warnings
 import zlib
 from typing import Any
 
+from hpo.drivers.base import history_seed
 from hpo.space import Categorical, Float, Int, SearchSpace
 from runner.errors import UserInputError
 
@@ -32,10 +33,8 @@ def make_sampler(space: SearchSpace, parallel: int, shared: bool = False, histor
 def sampler_seed(space: SearchSpace, shared: bool, history: int) -> int | None:
     """The seed of this process's sampler.
 
-    A new study on one machine: the space's seed, so a seeded run is reproducible. A resumed
-    one: the seed mixed with the number of trials already stored, because a sampler seeded
-    again with the same seed draws the same random (start-up) params again and the study would
-    measure the earlier run's configurations a second time. Workers on a database: mixed with
+    A new study on one machine: the space's seed; a resumed one: base.history_seed (the seed
+    mixed with the number of trials already stored). Workers on a database: mixed with
     host and pid, so they do not all propose the same params. qmc keeps the seed: its sequence
     is indexed by trial number and must be the same in every process.
     """
@@ -44,9 +43,7 @@ def sampler_seed(space: SearchSpace, shared: bool, history: int) -> int | None:
         return seed
     if shared:
         return zlib.crc32(f"{seed} {socket.gethostname()} {os.getpid()}".encode())
-    if history:
-        return zlib.crc32(f"{seed} after {history} trials".encode())
-    return seed
+    return history_seed(seed, history)
 
 
 def _build_sampler(

@@ -11,6 +11,16 @@ One module per part, each importing ray only inside the functions that run a stu
     trainable.py      what runs in the Ray worker: the objective, its reports and checkpoints
     events.py         what runs in this process: trial.json, tracker calls, budget counts
 
+Ctrl-C or SIGTERM: Tune's own SIGINT handler is turned off (TUNE_DISABLE_SIGINT_HANDLER)
+and hpo.interrupts.StopSignals takes both signals. The first asks Tune to stop through the
+SIGUSR1 handler Tune installs while it fits (its "stop gracefully" path: Tune saves the
+experiment's state and stops the trial actors); the trials still running end `interrupted`,
+the outputs are written and stop_reason is "interrupted" (exit 130). A Ray trial runs in a
+worker thread, where the runner cannot take signals: it stops where Tune stops it, and its last
+saved last.pt (every evaluation) is what --resume continues from: Tuner.restore starts the
+experiment's unfinished trials again, same number and params, and the trainable resumes from
+the trial's last.pt. A second Ctrl-C stops at once (KeyboardInterrupt in the driver).
+
 `--parallel K` is Ray's max concurrent trials. Trial n runs in runs/<study>/trials/<n>/
 (output in output.log); Ray's own state and checkpoints are in runs/<study>/ray/. On a cluster
 of several machines both must be on storage every node sees (the same path on each).
@@ -18,6 +28,8 @@ of several machines both must be on storage every node sees (the same path on ea
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Callable
 
 from hpo.drivers.base import (
@@ -33,6 +45,7 @@ from hpo.drivers.ray_tune.cluster import ray_cluster
 from hpo.drivers.ray_tune.domains import grid_values
 from hpo.drivers.ray_tune.events import StudyEvents
 from hpo.drivers.ray_tune.experiments import Experiments
+from hpo.interrupts import ANNOUNCE, StopSignals
 from hpo.space import SearchSpace, SpaceError
 from hpo.study import LiveView, StudyResult, finish_study, open_study, previous_trials
 
@@ -124,6 +137,7 @@ class RayDriver:
         tracker: Tracker | None = None,
     ) -> StudyResult:
         previous = previous_trials(study, space)
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # StopSignals takes Ctrl-C, see above
         with ray_cluster(space.driver_options, study.parallel):  # a bad address stops here
             previous = open_study(study, space, self.name, previous)
             trackers = MultiTracker(
@@ -131,14 +145,25 @@ class RayDriver:
             )
             trackers.start_study(space, study, self.name)
             events = StudyEvents(space, study, trackers, previous)
-            try:
-                stop_reason = Experiments(space, study, objective, events).run()
-            except BaseException:
-                events.interrupt()
-                trackers.end_study(
-                    finish_study(study, space, self.name, events.elapsed(), "interrupted")
-                )
-                raise
+            with StopSignals(ANNOUNCE) as stop:
+                stop.on_stop(_stop_tune)
+                events.stop = stop
+                try:
+                    stop_reason = Experiments(space, study, objective, events).run()
+                except BaseException:
+                    events.interrupt()
+                    trackers.end_study(
+                        finish_study(study, space, self.name, events.elapsed(), "interrupted")
+                    )
+                    raise
+                if stop_reason == "interrupted":
+                    events.interrupt()
         result = finish_study(study, space, self.name, events.elapsed(), stop_reason)
         trackers.end_study(result)
         return result
+
+
+def _stop_tune() -> None:
+    """Ask a running Tuner.fit to stop gracefully: Tune's SIGUSR1 handler, when installed."""
+    if callable(signal.getsignal(signal.SIGUSR1)):  # not SIG_DFL, which would end the process
+        os.kill(os.getpid(), signal.SIGUSR1)

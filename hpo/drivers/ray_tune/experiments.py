@@ -74,7 +74,9 @@ class Experiments:
         try:  # Ray's banners go to stdout; the live view reports the trials
             with live_study(self.events), contextlib.redirect_stdout(io.StringIO()):
                 tuner.fit()
-            # Ray ends trials without a word at its time budget, and returns after Ctrl-C.
+            if self.events.stop_requested():  # Ctrl-C: Tune saved its state; restored later
+                return
+            # Ray ends trials without a word at its time budget.
             if self.events.running and self.events.why_stop() != "timeout":
                 raise KeyboardInterrupt
             for number, record in list(self.events.running.items()):
