@@ -23,6 +23,7 @@ from runner.metrics_log import read_metrics
 ROOT = Path(__file__).parents[2]
 SPACE = "experiments/spaces/lr_wd.yaml"
 DEADLINE = 120.0
+SIGNALS = [pytest.param(signal.SIGINT, id="SIGINT"), pytest.param(signal.SIGTERM, id="SIGTERM")]
 # the default experiment shrunk so a step takes milliseconds; an evaluation (and last.pt) every
 # 4 steps, so a trial is interrupted with a checkpoint to resume from
 SMALL_RUNNER = [
@@ -162,7 +163,11 @@ def test_ctrl_c_mid_trial_stops_cleanly_and_resume_finishes_that_trial(tmp_path,
 
 @pytest.mark.parametrize(
     ("parallel", "signum", "to_group"),
-    [(1, signal.SIGINT, True), (2, signal.SIGINT, True), (2, signal.SIGTERM, False)],
+    [
+        pytest.param(1, signal.SIGINT, True, id="1-SIGINT-group"),
+        pytest.param(2, signal.SIGINT, True, id="2-SIGINT-group"),
+        pytest.param(2, signal.SIGTERM, False, id="2-SIGTERM-process"),
+    ],
 )
 def test_a_plain_objective_stops_at_its_next_report_and_resume_completes_the_budget(
     tmp_path, parallel, signum, to_group
@@ -223,7 +228,7 @@ def test_a_second_ctrl_c_ends_the_search_at_once(tmp_path, parallel):
     assert json.loads((study / "summary.json").read_text())["stop_reason"] == "interrupted"
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", SIGNALS)
 def test_ctrl_c_during_start_up_exits_130_without_a_traceback(tmp_path, signum):
     log = tmp_path / "stderr.txt"
     command = hpo_search(tmp_path, "--objective", "tests.hpo.search_objectives:quadratic")
@@ -269,3 +274,28 @@ def test_ray_stops_on_the_first_ctrl_c_and_resume_finishes_the_interrupted_trial
     complete = [t for t in after.values() if t["state"] == "complete"]
     assert len(complete) == budget
     assert len({json.dumps(t["params"], sort_keys=True) for t in complete}) == budget
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", SIGNALS)
+def test_hpo_train_stops_at_the_end_of_a_step_with_a_checkpoint_and_exit_130(tmp_path, signum):
+    out, log = tmp_path / "trial", tmp_path / "stderr.txt"
+    command = [
+        sys.executable,
+        "-m",
+        "hpo.cli",
+        "train",
+        "--quiet",
+        "--output",
+        str(out),
+        "-o",
+        "train.max_steps=100000",
+        *SMALL_RUNNER,
+    ]
+    process = start(command, log)
+    wait_for("a checkpoint", (out / "checkpoints" / "last.pt").is_file, process)
+    os.kill(process.pid, signum)  # SIGTERM: what `kill`, `timeout` and schedulers send
+    assert finish(process) == 130
+    assert "Traceback" not in log.read_text()
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "interrupted" and 0 < result["steps"] < 100000
