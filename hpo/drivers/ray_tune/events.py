@@ -62,6 +62,7 @@ class StudyEvents:
             for r in previous
             if r.state == "interrupted"
         }
+        self.interrupted = {r.number: r for r in previous if r.state == "interrupted"}
         self.stop: Any = None  # the driver's StopSignals
         self.finished = sum(1 for r in previous if r.state in FINISHED_STATES)
         self.failed = 0  # in this run: as many failures as budget.trials end the study
@@ -147,6 +148,15 @@ class StudyEvents:
         self.finished += record.state in FINISHED_STATES
         self.failed += record.state == "failed"
         self.tracker.end_trial(record)
+
+    def fail_unrestored(self) -> None:
+        """Interrupted trials the restored experiment did not run again (Tune's saved state,
+        written every few seconds, lagged behind a kill -9 and never knew them): failed."""
+        for number, record in self.interrupted.items():
+            if number not in self.settled and number not in self.running:
+                record.state, record.reason = "failed", INTERRUPTED
+                write_trial(self.study.dir, record)
+                self.settled.add(number)
 
     def interrupt(self) -> None:
         """The trials still running when the search stopped end interrupted."""

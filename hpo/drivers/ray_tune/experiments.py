@@ -6,8 +6,10 @@ trials is followed by another for the rest. Ray ends trials without a word at th
 timeout: they end pruned.
 
 Resume: Tuner.restore of the study's last Ray experiment (runs/<study>/ray/trials-from-<n>/)
-when its fit never returned; a trial whose trial.json says how it ended is never run again,
-even where Ray's saved state (written every few seconds) lags behind.
+when its fit never returned (kill -9) or was interrupted (Ctrl-C: Tune saved its state); the
+interrupted trials it runs again continue from their last.pt. A trial whose trial.json says
+how it ended is never run again, even where Ray's saved state (written every few seconds) lags
+behind; an interrupted trial that saved state never knew is recorded failed.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ class Experiments:
         made = sorted(self.storage.glob("trials-from-*"), key=lambda p: int(p.name.rsplit("-")[-1]))
         if made and not (made[-1] / EXPERIMENT_DONE).exists() and tune.Tuner.can_restore(made[-1]):
             self._fit(tune.Tuner.restore(str(made[-1]), trainable=self._trainable()), made[-1])
+        if not self.events.stop_requested():
+            self.events.fail_unrestored()
         while not (stop := self.events.why_stop()):
             if self.options["searcher"] == "grid" and not untried_grid(self.space, self.study.dir):
                 return "exhausted"
