@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hpo.drivers.base import ObjectiveFunction, TrialInterrupted, TrialPruned
-from hpo.interrupts import StopSignals
+from hpo.interrupts import STOP_SIGNALS, StopSignals
 from runner.errors import UserInputError
 
 Outcome = tuple[str, Any, str | None, str | None]  # state, plain result, reason, traceback
@@ -140,7 +140,13 @@ class WorkerPool:
 
     def _start_worker(self) -> _Worker:
         slot = self.free_slots.pop(0)
-        return _Worker(self.context, self.objective, self.threads, slot, self.devices[slot])
+        # Ctrl-C while the worker starts (before its own group and handler): held, not a
+        # KeyboardInterrupt traceback in its bootstrap; it unblocks them once it handles them
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            return _Worker(self.context, self.objective, self.threads, slot, self.devices[slot])
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def wait(self) -> list[tuple[RunningTrial, Outcome]]:
         """Block until a worker reports, asks or ends; returns the trials that ended."""
@@ -260,6 +266,7 @@ def _worker_main(
     _die_with_parent()
     stop = StopSignals()  # the relayed SIGINT, outside the runner's own handler
     stop.__enter__()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked while it started
     faulthandler.enable()  # a segfault's traceback lands in the trial's output.log
     while True:
         try:
@@ -269,7 +276,6 @@ def _worker_main(
         if task is None:
             return
         number, trial_dir, params, resume_checkpoint = task
-        stop.requested = False
         redirect_output(Path(trial_dir) / "output.log")
         reporter = _RelayReporter(conn, number, Path(trial_dir), params, resume_checkpoint, stop)
         outcome = run_objective(objective, params, reporter)
