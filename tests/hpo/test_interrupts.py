@@ -169,7 +169,7 @@ def test_ctrl_c_mid_trial_stops_cleanly_and_resume_finishes_that_trial(tmp_path,
         pytest.param(2, signal.SIGTERM, False, id="2-SIGTERM-process"),
     ],
 )
-def test_a_plain_objective_stops_at_its_next_report_and_resume_completes_the_budget(
+def test_a_plain_objective_stops_at_its_next_report_and_resume_continues_it(
     tmp_path, parallel, signum, to_group
 ):
     budget = 3
@@ -181,25 +181,72 @@ def test_a_plain_objective_stops_at_its_next_report_and_resume_completes_the_bud
         "--parallel",
         str(parallel),
         "--objective",
-        "tests.hpo.search_objectives:reports_slowly",
+        "tests.hpo.search_objectives:checkpoints_each_step",
     )
     process = start(command, log)
-    started = [study / "trials" / str(n) / "started" for n in range(parallel)]
-    wait_for("the first trials", lambda: all(p.is_file() for p in started), process)
+    checkpoints = [study / "trials" / str(n) / "checkpoints" / "last.pt" for n in range(parallel)]
+    wait_for(
+        "the first trials' checkpoints", lambda: all(p.is_file() for p in checkpoints), process
+    )
     (os.killpg if to_group else os.kill)(process.pid, signum)
     assert finish(process) == 130
     assert "Traceback" not in log.read_text()
-    states = {n: t["state"] for n, t in trials(study).items()}
-    assert sorted(n for n, s in states.items() if s == "interrupted") == list(range(parallel))
+    before = trials(study)
+    assert sorted(n for n, t in before.items() if t["state"] == "interrupted") == list(
+        range(parallel)
+    )
     assert json.loads((study / "summary.json").read_text())["stop_reason"] == "interrupted"
+    saved = {n: int(checkpoints[n].read_text()) for n in range(parallel)}
 
     resumed = start([*command, "--resume"], tmp_path / "resumed.txt")
     assert finish(resumed) == 0, (tmp_path / "resumed.txt").read_text()
     after = trials(study)
-    assert all(after[n]["state"] == "complete" for n in range(parallel))
+    for number in range(parallel):  # the same trial, from its own checkpoint
+        assert after[number]["state"] == "complete"
+        assert after[number]["params"] == before[number]["params"]
+        resumed_from = (study / "trials" / str(number) / "resumed_from.txt").read_text()
+        assert int(resumed_from) == saved[number] > 0
     complete = [t for t in after.values() if t["state"] == "complete"]
     assert len(complete) == budget == len(after)
     assert len({json.dumps(t["params"], sort_keys=True) for t in complete}) == budget
+
+
+@pytest.mark.service  # PostgreSQL
+def test_on_a_database_an_interrupted_trial_is_queued_again_and_continues_from_its_checkpoint(
+    tmp_path, postgres_url
+):
+    import optuna
+
+    study, log = tmp_path / "runs" / "s", tmp_path / "stderr.txt"
+    command = hpo_search(
+        tmp_path,
+        "--trials",
+        "2",
+        "--storage",
+        postgres_url,
+        "--objective",
+        "tests.hpo.search_objectives:checkpoints_each_step",
+    )
+    process = start(command, log)
+    checkpoint = study / "trials" / "0" / "checkpoints" / "last.pt"
+    wait_for("the first trial's checkpoint", checkpoint.is_file, process)
+    os.killpg(process.pid, signal.SIGINT)
+    assert finish(process) == 130
+    assert "Traceback" not in log.read_text()
+    saved = int(checkpoint.read_text())
+    stored = optuna.load_study(study_name="s", storage=postgres_url).trials
+    states = [t.state.name for t in stored]
+    assert states == ["FAIL", "WAITING"] and stored[1].params == stored[0].params
+
+    resumed = start([*command, "--resume"], tmp_path / "resumed.txt")
+    assert finish(resumed) == 0, (tmp_path / "resumed.txt").read_text()
+    after = trials(study)
+    assert after[0]["state"] == "failed" and after[1]["state"] == "complete"
+    assert after[1]["params"] == after[0]["params"]
+    assert int((study / "trials" / "1" / "resumed_from.txt").read_text()) == saved > 0
+    complete = [t for t in after.values() if t["state"] == "complete"]
+    assert len(complete) == 2
+    assert len({json.dumps(t["params"], sort_keys=True) for t in complete}) == 2
 
 
 @pytest.mark.parametrize("parallel", [1, 2])

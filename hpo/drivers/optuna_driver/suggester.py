@@ -7,7 +7,7 @@ its folder and last.pt, and the intermediate values it reported (pruning goes on
 no new trial is made for it. We chose this over enqueue_trial because an enqueued copy would
 be a new trial number, with a new folder, and the interrupted one would stay failed in the
 study's history. On a database shared with other workers a trial whose worker stopped is
-failed and queued again with the same params (the heartbeat's retry; it starts from step 0),
+failed and queued again with the same params (a new trial, as the heartbeat's retry makes),
 since another worker may take it.
 
 A resumed study's sampler is seeded from the seed and the number of trials in storage
@@ -36,7 +36,7 @@ from hpo.drivers.optuna_driver.storage import (
 )
 from hpo.parallel import ASK_LATER
 from hpo.space import Categorical, Fixed, Float, SearchSpace
-from hpo.study import INTERRUPTED, write_trial
+from hpo.study import INTERRUPTED, trial_dir, write_trial
 from runner.errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,7 @@ class OptunaSuggester:
             self.study.sampler = self.sampler
         if recipe is not None:
             self._store_recipe(study, recipe)
+        self.study_dir = study.dir
         self.beats: dict[int, Heartbeat] = {}
         self.continuable: dict[int, int] = {}  # interrupted trial number -> Optuna trial id
         if study.resume:
@@ -176,7 +177,24 @@ class OptunaSuggester:
             if not isinstance(param.distribution, Fixed) and param.is_active(sampled):
                 sampled[param.name] = _suggest(trial, param.name, param.distribution)
         self.reported[trial.number] = set()
-        return Suggestion(trial.number, self.space.trial_params(sampled), handle=trial)
+        return Suggestion(
+            trial.number,
+            self.space.trial_params(sampled),
+            handle=trial,
+            resume_checkpoint=self._checkpoint_to_continue(trial),
+        )
+
+    def _checkpoint_to_continue(self, trial: Any) -> str | None:
+        """A database's copy of an interrupted or dead trial: that trial's last.pt, when it ran
+        in this folder; None for any other trial."""
+        if not self.shared:
+            return None
+        attrs = self.storage.get_trial_system_attrs(trial._trial_id)
+        earlier = attrs.get(CONTINUES, (attrs.get("retry_history") or [None])[-1])
+        if earlier is None:
+            return None
+        last = trial_dir(self.study_dir, earlier) / "checkpoints" / "last.pt"
+        return str(last) if last.is_file() else None
 
     def _ask_within_budget(self) -> Any:
         """A new or queued trial, unless trials complete, pruned or running anywhere fill the budget."""
@@ -261,12 +279,19 @@ class OptunaSuggester:
             self.study.tell(suggestion.handle, state=self.states.FAIL)
         except self.optuna.exceptions.UpdateFinishedTrialError:
             return  # failed as dead by another worker, which queued it again
-        retry = self.storage.get_heartbeat_stale_trial_callback()
-        if retry is not None:
-            retry(self.study, self.study._storage.get_trial(suggestion.handle._trial_id))
+        frozen = self.storage.get_trial(suggestion.handle._trial_id)
+        self.study.add_trial(
+            self.optuna.trial.create_trial(
+                state=self.states.WAITING,
+                params=frozen.params,
+                distributions=frozen.distributions,
+                system_attrs={CONTINUES: frozen.number},
+            )
+        )
 
 
 CONTINUABLE = ("running", "interrupted")  # trial.json states --resume continues
+CONTINUES = "hpo_continues"  # system attr of a database trial queued to go on with another
 
 
 def _suggest(trial: Any, name: str, distribution: Any) -> Any:
