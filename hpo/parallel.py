@@ -95,6 +95,7 @@ def run_study(
     trackers = MultiTracker(*views, tracker or NullTracker())
     trackers.start_study(space, study, driver)
     started = time.monotonic()
+    # also while the outputs are written: a first Ctrl-C then lets them be finished
     with StopSignals(ANNOUNCE) as stop:
         try:
             loop = _TrialLoop(space, study, objective, suggester, trackers, stop, resumes)
@@ -104,8 +105,8 @@ def run_study(
                 finish_study(study, space, driver, time.monotonic() - started, "interrupted")
             )
             raise
-    result = finish_study(study, space, driver, time.monotonic() - started, stop_reason)
-    trackers.end_study(result)
+        result = finish_study(study, space, driver, time.monotonic() - started, stop_reason)
+        trackers.end_study(result)
     return result
 
 
