@@ -28,9 +28,10 @@ of several machines both must be on storage every node sees (the same path on ea
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from hpo.drivers.base import (
     SEED,
@@ -96,6 +97,7 @@ OPTIONS: dict[str, Option] = {
     ),
 }
 MAX_GRID = 100_000
+_TUNE_SIGINT = "TUNE_DISABLE_SIGINT_HANDLER"
 
 
 def check_space(space: SearchSpace, fail: Callable[[str, str], SpaceError]) -> None:
@@ -137,7 +139,6 @@ class RayDriver:
         tracker: Tracker | None = None,
     ) -> StudyResult:
         previous = previous_trials(study, space)
-        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # StopSignals takes Ctrl-C, see above
         with ray_cluster(space.driver_options, study.parallel):  # a bad address stops here
             previous = open_study(study, space, self.name, previous)
             trackers = MultiTracker(
@@ -145,7 +146,8 @@ class RayDriver:
             )
             trackers.start_study(space, study, self.name)
             events = StudyEvents(space, study, trackers, previous)
-            with StopSignals(ANNOUNCE) as stop:
+            # also while the outputs are written: a first Ctrl-C then lets them be finished
+            with StopSignals(ANNOUNCE) as stop, _tune_sigint_handler_off():
                 stop.on_stop(_stop_tune)
                 events.stop = stop
                 try:
@@ -158,9 +160,23 @@ class RayDriver:
                     raise
                 if stop_reason == "interrupted":
                     events.interrupt()
-        result = finish_study(study, space, self.name, events.elapsed(), stop_reason)
-        trackers.end_study(result)
+                result = finish_study(study, space, self.name, events.elapsed(), stop_reason)
+                trackers.end_study(result)
         return result
+
+
+@contextlib.contextmanager
+def _tune_sigint_handler_off() -> Iterator[None]:
+    """Tune installs no SIGINT handler of its own while StopSignals has the signal."""
+    before = os.environ.get(_TUNE_SIGINT)
+    os.environ[_TUNE_SIGINT] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[_TUNE_SIGINT]
+        else:
+            os.environ[_TUNE_SIGINT] = before
 
 
 def _stop_tune() -> None:
