@@ -290,8 +290,8 @@ def test_ctrl_c_during_start_up_exits_130_without_a_traceback(tmp_path, signum):
 
 
 @pytest.mark.service  # starts a local Ray cluster, twice
-def test_ray_stops_on_the_first_ctrl_c_and_resume_finishes_the_interrupted_trial(tmp_path):
-    budget = 3
+def test_ray_stops_on_the_first_ctrl_c_and_resume_continues_the_interrupted_trials(tmp_path):
+    budget, parallel = 3, 2
     study, log = tmp_path / "runs" / "s", tmp_path / "stderr.txt"
     command = hpo_search(
         tmp_path,
@@ -299,25 +299,32 @@ def test_ray_stops_on_the_first_ctrl_c_and_resume_finishes_the_interrupted_trial
         "ray",
         "--trials",
         str(budget),
+        "--parallel",
+        str(parallel),
         "--objective",
-        "tests.hpo.search_objectives:reports_slowly",
+        "tests.hpo.search_objectives:checkpoints_each_step",
     )
     process = start(command, log)
-    wait_for("the first trial", (study / "trials" / "0" / "started").is_file, process)
+    checkpoints = [study / "trials" / str(n) / "checkpoints" / "last.pt" for n in range(parallel)]
+    wait_for(
+        "the first trials' checkpoints", lambda: all(p.is_file() for p in checkpoints), process
+    )
     os.killpg(process.pid, signal.SIGINT)
     assert finish(process) == 130
     stderr = log.read_text()
-    assert "Traceback" not in stderr, stderr
+    assert "Traceback" not in stderr and "Tuner.restore" not in stderr, stderr
     before = trials(study)
-    assert before[0]["state"] == "interrupted", before
+    assert [before[n]["state"] for n in range(parallel)] == ["interrupted"] * parallel, before
     assert json.loads((study / "summary.json").read_text())["stop_reason"] == "interrupted"
 
     resumed = start([*command, "--resume"], tmp_path / "resumed.txt")
     assert finish(resumed, timeout=300) == 0, (tmp_path / "resumed.txt").read_text()
     after = trials(study)
-    assert after[0]["state"] == "complete" and after[0]["params"] == before[0]["params"]
-    attempts = (study / "trials" / "0" / "ray_attempts.jsonl").read_text().splitlines()
-    assert len(attempts) == 2, "Tune ran the interrupted trial again, as the same trial"
+    for number in range(parallel):  # Tune ran each again as the same trial, from its last.pt
+        assert after[number]["state"] == "complete"
+        assert after[number]["params"] == before[number]["params"]
+        resumed_from = (study / "trials" / str(number) / "resumed_from.txt").read_text()
+        assert int(resumed_from) > 0
     complete = [t for t in after.values() if t["state"] == "complete"]
     assert len(complete) == budget
     assert len({json.dumps(t["params"], sort_keys=True) for t in complete}) == budget

@@ -75,6 +75,8 @@ class Experiments:
         tune_log = logging.getLogger("ray.tune")
         level = tune_log.level
         tune_log.setLevel(logging.CRITICAL if self.study.quiet else level)
+        stopping_hints = logging.getLogger("ray.tune.tune")
+        stopping_hints.addFilter(_without_tune_stop_hints)
         try:  # Ray's banners go to stdout; the live view reports the trials
             with live_study(self.events), contextlib.redirect_stdout(io.StringIO()):
                 tuner.fit()
@@ -87,6 +89,7 @@ class Experiments:
                 self.events.end(number, record.params, {}, None)  # pruned by the timeout
         finally:
             tune_log.setLevel(level)
+            stopping_hints.removeFilter(_without_tune_stop_hints)
         (path / EXPERIMENT_DONE).touch()
 
     def _trainable(self) -> Any:
@@ -134,6 +137,12 @@ class Experiments:
             tune_config=tune_config,
             run_config=run_config,
         )
+
+
+def _without_tune_stop_hints(record: logging.LogRecord) -> bool:
+    """Tune's lines on a stop (Ctrl-C) name its own restore call; hpo says --resume instead."""
+    message = str(record.msg)
+    return not message.startswith(("Stop signal received", "Experiment has been interrupted"))
 
 
 def _pbt_search(space: SearchSpace, study: StudySpec, finished: int) -> dict[str, Any]:
