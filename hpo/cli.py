@@ -14,24 +14,26 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from hpo.interrupts import EXIT_INTERRUPTED, exit_at_next_signal, exit_on_interrupt
+
 DEFAULT_EXPERIMENT = "experiments/lm_tiny.yaml"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from hpo.interrupts import EXIT_INTERRUPTED, exit_at_next_signal, treat_sigterm_as_sigint
-
-    # first: SIGTERM during start-up ends like Ctrl-C, exit 130
-    previous = treat_sigterm_as_sigint()
+    # first: Ctrl-C or SIGTERM while it starts ends it at once, one line, exit 130; a study
+    # (hpo.interrupts.StopSignals) and the runner's loop stop cleanly instead while they run
+    previous = exit_on_interrupt()
     try:
         code = _run_command(argv)
-    except KeyboardInterrupt:  # Ctrl-C at any moment (imports, storage, a second Ctrl-C)
+    except KeyboardInterrupt:  # a second Ctrl-C while a study or a training step ran
         exit_at_next_signal()
         print("hpo: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if previous is not None and code != EXIT_INTERRUPTED:  # main() called from Python
+    if code != EXIT_INTERRUPTED:  # main() called from Python: its handlers back
         import signal
 
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
     return code
 
 

@@ -15,6 +15,9 @@ Ray driver) and in each trial worker process (hpo.trial_processes):
 
 SIGTERM is converted to the same path as SIGINT, so `kill PID`, `timeout`, a scheduler's
 preemption and `dvc repro` under either signal behave as a Ctrl-C does.
+
+Before a study runs (imports, opening storage, MLflow) and after it, exit_on_interrupt ends
+the process at once with `hpo: interrupted` and exit 130.
 """
 
 from __future__ import annotations
@@ -31,25 +34,29 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command ended by Ctrl-C
 
 
-def raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
-    """A handler that turns SIGTERM into the KeyboardInterrupt SIGINT raises (start-up)."""
-    raise KeyboardInterrupt
+def _exit_interrupted(signum: int, frame: FrameType | None) -> None:
+    os.write(2, b"hpo: interrupted\n")  # print() is not safe in a handler
+    os._exit(EXIT_INTERRUPTED)
 
 
-def treat_sigterm_as_sigint() -> object:
-    """From now on SIGTERM interrupts like Ctrl-C (hpo.cli.main calls it first thing);
-    returns the previous handler (None outside the main thread)."""
+def exit_on_interrupt() -> dict[int, object]:
+    """Until a study installs StopSignals: Ctrl-C or SIGTERM ends the process at once, one line
+    on stderr, exit 130 (hpo.cli.main calls it first thing). Returns the previous handlers.
+
+    At once, and not by a KeyboardInterrupt: raised in the middle of an import, Python may
+    swallow one ("Exception ignored in ... _get_module_lock") and go on with the search. Ending
+    here is as safe as a kill -9, which every file of a study is written to survive: nothing
+    is half-written, and --resume continues whatever had started.
+    """
     if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+        return {}
+    return {signum: signal.signal(signum, _exit_interrupted) for signum in STOP_SIGNALS}
 
 
 def exit_at_next_signal() -> None:
     """The command is ending interrupted: another Ctrl-C ends the process now, without a
     traceback from whatever clean-up (atexit, library shutdown) it interrupts."""
-    if threading.current_thread() is threading.main_thread():
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, lambda signum, frame: os._exit(EXIT_INTERRUPTED))
+    exit_on_interrupt()
 
 
 class StopSignals:

@@ -103,6 +103,9 @@ def trials(study: Path) -> dict[int, dict]:
 def catches_sigterm(pid: int) -> bool:
     """Whether the process has installed a SIGTERM handler: hpo.cli.main's first act."""
     try:
+        # first that it runs hpo: between fork and exec it has the test process's handlers
+        if b"hpo.cli" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return False
         status = Path(f"/proc/{pid}/status").read_text()
     except FileNotFoundError:
         return False
@@ -275,16 +278,20 @@ def test_a_second_ctrl_c_ends_the_search_at_once(tmp_path, parallel):
     assert json.loads((study / "summary.json").read_text())["stop_reason"] == "interrupted"
 
 
+@pytest.mark.parametrize("moment", ["main", "storage"])
 @pytest.mark.parametrize("signum", SIGNALS)
-def test_ctrl_c_during_start_up_exits_130_without_a_traceback(tmp_path, signum):
+def test_ctrl_c_during_start_up_exits_130_without_a_traceback(tmp_path, signum, moment):
     log = tmp_path / "stderr.txt"
     command = hpo_search(tmp_path, "--objective", "tests.hpo.search_objectives:quadratic")
     process = start(command, log)
-    # as soon as main() runs: the imports of the drivers, optuna and torch are still ahead
-    wait_for("main()", lambda: catches_sigterm(process.pid), process)
+    if moment == "main":  # as soon as main() runs: the imports of the drivers are still ahead
+        wait_for("main()", lambda: catches_sigterm(process.pid), process)
+    else:  # the study folder is made just before optuna opens its storage
+        wait_for("the study folder", (tmp_path / "runs" / "s").is_dir, process)
     os.killpg(process.pid, signum)
-    assert finish(process) == 130
+    code = finish(process)
     stderr = log.read_text()
+    assert code == 130, stderr
     assert "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1].startswith("hpo: interrupted")
 
