@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from hpo.cli_types import non_negative_int, positive_int
+from hpo.interrupts import EXIT_INTERRUPTED, exit_at_next_signal, exit_on_interrupt
 
 DEFAULT_EXPERIMENT = "experiments/lm_tiny.yaml"
 
@@ -32,6 +33,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     COMMAND` or HPO_DEBUG=1 shows the traceback of either instead. Every line is printable():
     control characters escaped, at most 1000 characters.
     """
+    # first: Ctrl-C or SIGTERM while it starts ends it at once, one line, exit 130; a study
+    # (hpo.interrupts.StopSignals) and the runner's loop stop cleanly instead while they run
+    previous = exit_on_interrupt()
+    try:
+        code = _run_command(argv)
+    except KeyboardInterrupt:  # a second Ctrl-C while a study or a training step ran
+        exit_at_next_signal()
+        print("hpo: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if code != EXIT_INTERRUPTED:  # main() called from Python: its handlers back
+        import signal
+
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+    return code
+
+
+def _run_command(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("HPO_DEBUG", "") not in ("", "0") or _debug_flag_given(argv)
     parser = build_parser()
@@ -340,7 +359,11 @@ def cmd_search(args: argparse.Namespace) -> int:
             )
             tracker.connect()  # an unreachable server stops here, before any trial
         result = get_driver(args.driver).run(space, study, objective, tracker)
-        if tracker is not None and result.stop_reason != "interrupted":
+        if result.stop_reason == "interrupted":
+            from hpo.interrupts import study_interrupted
+
+            return study_interrupted(result)
+        if tracker is not None:
             tracker.publish(result.dir)  # or, when MLflow missed records, `hpo sync` publishes
     if result.count("complete") == 0 and result.count("pruned") == 0:
         from hpo.terminal import printable

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hpo.drivers.base import TrialPruned
+from hpo.drivers.base import TrialInterrupted, TrialPruned
 from runner.config import (
     TrialConfig,
     apply_overrides,
@@ -36,7 +36,9 @@ class RunnerObjective:
 
     The trial trains in the reporter's folder (runs/<study>/trials/<n>/). The value is the
     best evaluation of `metric` (the one the best checkpoint holds), not the last. A reporter
-    with a `resume_checkpoint` path (Ray's PBT exploit) starts from that checkpoint.
+    with a `resume_checkpoint` path (an interrupted trial's own last.pt on --resume, Ray's PBT
+    exploit) starts from that checkpoint. A trial the runner ended interrupted (Ctrl-C,
+    SIGTERM: it saved last.pt) raises TrialInterrupted, so the search stops instead of going on.
     Picklable, so worker processes and Ray actors can run it.
     """
 
@@ -99,6 +101,8 @@ class RunnerObjective:
             result = run_distributed_trial(config, reporter, resume=bool(resume_from))
         else:
             result = run_trial(config, reporter, resume=bool(resume_from))
+        if result.status == "interrupted":
+            raise TrialInterrupted(result.reason)
         if result.status == "pruned":
             raise TrialPruned(result.reason)
         if result.status != "completed" or result.best_value is None:

@@ -11,10 +11,22 @@ budget.trials. budget.timeout stops starting trials; running ones finish. A sugg
 study is shared with other workers may answer ASK_LATER: trials running elsewhere may fill the
 budget, or fail and need replacing; the loop asks again when one of its trials ends, or after
 WAIT_SECONDS when it runs none.
+
+Ctrl-C or SIGTERM (hpo.interrupts.StopSignals): the first starts no more trials and lets each
+running trial finish its current step and save last.pt; those trials end `interrupted` and the
+study's outputs are written, with stop_reason "interrupted" (`hpo` then exits 130). A second
+one kills the workers and records the running trials interrupted at once.
+
+--resume first continues every interrupted trial (the earlier run's Ctrl-C, or a trial left
+running by a kill -9): the same number, params and folder, from its checkpoints/last.pt
+(Suggester.resume; the objective sees reporter.resume_checkpoint), so no step is trained twice;
+then it asks the suggester for new trials until the budget is spent. A driver that cannot
+continue a trial answers None and the trial is recorded failed.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import shutil
@@ -31,8 +43,10 @@ from hpo.drivers.base import (
     Suggester,
     Suggestion,
     Tracker,
+    TrialInterrupted,
     TrialRecord,
 )
+from hpo.interrupts import ANNOUNCE, StopSignals
 from hpo.space import Objective, SearchSpace
 from hpo.study import (
     INTERRUPTED,
@@ -77,28 +91,73 @@ def run_study(
             shutil.rmtree(study.dir, ignore_errors=True)
         raise
     previous = open_study(study, space, driver, previous)
+    resumes = _resumes(study, previous, suggester)
     views = [] if study.quiet else [LiveView(space, previous)]
     trackers = MultiTracker(*views, tracker or NullTracker())
     trackers.start_study(space, study, driver)
     started = time.monotonic()
-    try:
-        stop_reason = _TrialLoop(space, study, objective, suggester, trackers).run()
-    except KeyboardInterrupt:
-        trackers.end_study(
-            finish_study(study, space, driver, time.monotonic() - started, "interrupted")
-        )
-        raise
-    except StorageError:  # a study file could not be written (disk full): the summary may be
+    # also while the outputs are written: a first Ctrl-C then lets them be finished
+    with StopSignals(ANNOUNCE) as stop:
         try:
+            loop = _TrialLoop(space, study, objective, suggester, trackers, stop, resumes)
+            stop_reason = loop.run()
+        except KeyboardInterrupt:  # the second Ctrl-C: the outputs, then exit 130
             trackers.end_study(
-                finish_study(study, space, driver, time.monotonic() - started, "storage")
+                finish_study(study, space, driver, time.monotonic() - started, "interrupted")
             )
-        except StorageError:
-            pass  # the first error says which file; the CLI prints it as one line
-        raise
-    result = finish_study(study, space, driver, time.monotonic() - started, stop_reason)
-    trackers.end_study(result)
+            raise
+        except StorageError:  # a study file could not be written (disk full): the summary may be
+            try:
+                trackers.end_study(
+                    finish_study(study, space, driver, time.monotonic() - started, "storage")
+                )
+            except StorageError:
+                pass  # the first error says which file; the CLI prints it as one line
+            raise
+        result = finish_study(study, space, driver, time.monotonic() - started, stop_reason)
+        trackers.end_study(result)
     return result
+
+
+def _resumes(
+    study: StudySpec, previous: Sequence[TrialRecord], suggester: Suggester
+) -> list[tuple[Suggestion, TrialRecord]]:
+    """The interrupted trials to continue first, each with its last.pt when it saved one."""
+    resumes = []
+    for record in previous:
+        if record.state != "interrupted":
+            continue
+        suggestion = suggester.resume(record)
+        if suggestion is None:  # the driver cannot continue it
+            record.state, record.reason = "failed", INTERRUPTED
+            write_trial(study.dir, record)
+            continue
+        last = trial_dir(study.dir, record.number) / "checkpoints" / "last.pt"
+        suggestion.resume_checkpoint = str(last) if last.is_file() else None
+        resumes.append((suggestion, record))
+    return resumes
+
+
+def interrupted_at_step(directory: Path) -> int | None:
+    """The step an interrupted runner trial saved last.pt at (its result.json), if it says."""
+    try:
+        saved = json.loads((directory / "result.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if isinstance(saved, dict) and saved.get("status") == "interrupted":
+        return saved.get("steps")
+    return None
+
+
+def resumed_from_step(directory: Path, fallback: int | None) -> int | None:
+    """The step a resumed trial continued from: the runner's result.json says (its field
+    resumed_from_step), else what the interrupted run's result.json said."""
+    try:
+        saved = json.loads((directory / "result.json").read_text())
+    except (OSError, ValueError):
+        return fallback
+    step = saved.get("resumed_from_step") if isinstance(saved, dict) else None
+    return step if isinstance(step, int) else fallback
 
 
 class _TrialRun:
@@ -111,16 +170,30 @@ class _TrialRun:
         metric: str,
         suggester: Suggester,
         tracker: Tracker,
+        stop: StopSignals,
+        interrupted: TrialRecord | None = None,
     ) -> None:
         self.suggestion, self.metric = suggestion, metric
-        self.suggester, self.tracker = suggester, tracker
+        self.suggester, self.tracker, self.stop = suggester, tracker, stop
         self.number, self.params = suggestion.number, suggestion.params
         self.dir = trial_dir(study_dir, suggestion.number)
-        self.record = TrialRecord(self.number, self.params, started=time.time())
+        self.resume_checkpoint = suggestion.resume_checkpoint
+        self.started = time.time()
+        self.record = TrialRecord(self.number, self.params, started=self.started)
+        self.earlier_duration = 0.0
+        self.resumed_at: int | None = None
+        if interrupted is not None:  # continued: its time and steps so far count
+            self.record.started, self.record.steps = interrupted.started, interrupted.steps
+            self.earlier_duration = interrupted.duration
+            if self.resume_checkpoint is not None:
+                self.resumed_at = interrupted_at_step(self.dir)
         self.last_value: float | None = None
         self.stop_requested = False
+        self.in_process = True  # False: a worker's reports, relayed (its reporter stops it)
 
     def report(self, step: int, metrics: Mapping[str, float]) -> None:
+        if self.in_process and self.stop.requested:  # stopping: a plain objective ends here
+            raise TrialInterrupted(f"interrupted at step {step}")
         self.record.steps = max(self.record.steps, int(step))
         self.tracker.log_metrics(self.number, int(step), metrics)
         value = metrics.get(self.metric)
@@ -142,9 +215,13 @@ class _TrialRun:
         if state == "pruned":
             values = values or ([self.last_value] if self.last_value is not None else None)
             reason = reason or f"pruned at step {self.record.steps}"
+        if state == "interrupted":
+            reason = INTERRUPTED  # what trackers and resume recognise
         record = self.record
         record.state, record.values, record.reason = state, values, reason
-        record.duration = time.time() - record.started
+        record.duration = self.earlier_duration + time.time() - self.started
+        if self.resume_checkpoint is not None:
+            record.resumed_from_step = resumed_from_step(self.dir, self.resumed_at)
         return record
 
 
@@ -174,9 +251,12 @@ class _TrialLoop:
         objective: ObjectiveFunction,
         suggester: Suggester,
         tracker: Tracker,
+        stop: StopSignals,
+        resumes: Sequence[tuple[Suggestion, TrialRecord]] = (),
     ) -> None:
         self.space, self.study, self.objective = space, study, objective
-        self.suggester, self.tracker = suggester, tracker
+        self.suggester, self.tracker, self.stop = suggester, tracker, stop
+        self.resumes = list(resumes)  # interrupted trials, continued before any new one
         self.started = time.monotonic()
         self.failed = 0
         self.running: dict[int, _TrialRun] = {}
@@ -187,23 +267,30 @@ class _TrialLoop:
             if self.study.in_workers
             else None
         )
+        if pool is not None:
+            self.stop.on_stop(pool.stop_trials)
         exhausted = False
         try:
             while True:
                 stop = "exhausted" if exhausted else self._why_stop()
                 later = False
                 while stop is None and len(self.running) < self.study.parallel:
-                    suggestion = self.suggester.ask()
+                    interrupted = None
+                    if self.resumes:
+                        suggestion, interrupted = self.resumes.pop(0)
+                    else:
+                        suggestion = self.suggester.ask()
                     if suggestion is None:
                         exhausted, stop = True, "exhausted"
                         break
                     if suggestion is ASK_LATER:
                         later = True
                         break
-                    run = self._start(suggestion)
+                    run = self._start(suggestion, interrupted)
                     if pool is None:
                         self._end(run, run_objective(self.objective, run.params, run))
                     else:
+                        run.in_process = False
                         pool.dispatch(run)
                     stop = self._why_stop()
                 if not self.running:
@@ -213,17 +300,20 @@ class _TrialLoop:
                     return stop or "budget"
                 for run, outcome in pool.wait():
                     self._end(run, outcome)
-        except BaseException:
+        except BaseException:  # a second Ctrl-C, or a bug: the running trials are interrupted
+            self.stop.requested = True  # stopping already: nothing to announce or relay
             if pool is not None:
-                pool.terminate()
+                pool.kill_all()
             for run in list(self.running.values()):
-                self._end(run, ("failed", None, INTERRUPTED, None))
+                self._end(run, ("interrupted", None, INTERRUPTED, None))
             raise
         finally:
             if pool is not None:
                 pool.close()
 
     def _why_stop(self) -> str | None:
+        if self.stop.requested:
+            return "interrupted"
         budget = self.space.budget
         if budget.timeout is not None and time.monotonic() - self.started >= budget.timeout:
             return "timeout"
@@ -234,9 +324,15 @@ class _TrialLoop:
                 return "budget"
         return None
 
-    def _start(self, suggestion: Suggestion) -> _TrialRun:
+    def _start(self, suggestion: Suggestion, interrupted: TrialRecord | None) -> _TrialRun:
         run = _TrialRun(
-            suggestion, self.study.dir, self.space.objective.metric, self.suggester, self.tracker
+            suggestion,
+            self.study.dir,
+            self.space.objective.metric,
+            self.suggester,
+            self.tracker,
+            self.stop,
+            interrupted,
         )
         write_trial(self.study.dir, run.record)
         self.running[run.number] = run
@@ -253,3 +349,5 @@ class _TrialLoop:
         self.suggester.tell(run.suggestion, record)
         self.failed += record.state == "failed"
         self.tracker.end_trial(record)
+        if record.state == "interrupted":  # the runner saw the Ctrl-C first: the search stops
+            self.stop.request()

@@ -51,6 +51,8 @@ from runner.files import (
 from runner.yaml_io import excerpt, load_yaml_file
 
 INTERRUPTED = "interrupted: the search stopped while this trial ran"
+# trial states summary.json and `hpo status` count
+COUNTED_STATES = ("complete", "pruned", "failed", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class StudyResult:
             "best_params": best.params if best else None,
             "best_trial": best.number if best else None,
             "pareto_front": list(self.pareto_front),
-            "n_trials": {s: self.count(s) for s in ("complete", "pruned", "failed")},
+            "n_trials": {s: self.count(s) for s in COUNTED_STATES},
             "total_steps": sum(t.steps for t in self.trials),
             "wall_seconds": round(self.wall_seconds, 3),
             "stop_reason": self.stop_reason,
@@ -244,7 +246,10 @@ def previous_trials(study: StudySpec, space: SearchSpace) -> list[TrialRecord]:
 def open_study(
     study: StudySpec, space: SearchSpace, driver: str, previous: Sequence[TrialRecord]
 ) -> list[TrialRecord]:
-    """Write study.yaml and mark trials an earlier run left running as failed (interrupted)."""
+    """Write study.yaml and mark trials an earlier run left running (kill -9) interrupted.
+
+    Interrupted trials are continued from their last.pt by hpo.parallel.run_study (or Ray).
+    """
     study.dir.mkdir(parents=True, exist_ok=True)
     settings = {
         "study": study.name,
@@ -259,7 +264,7 @@ def open_study(
     records = list(previous)
     for record in records:
         if record.state == "running":
-            record.state, record.reason = "failed", INTERRUPTED
+            record.state, record.reason = "interrupted", INTERRUPTED
             write_trial(study.dir, record)
     return records
 
@@ -493,9 +498,7 @@ def read_study(study_dir: str | Path) -> StudyStatus:
         raise UserInputError(f"{study_dir}: no study here (study.yaml not found)")
     settings = load_settings(study_dir)
     records = load_trials(study_dir)
-    counts = {
-        s: sum(1 for r in records if r.state == s) for s in ("running", *FINISHED_STATES, "failed")
-    }
+    counts = {s: sum(1 for r in records if r.state == s) for s in ("running", *COUNTED_STATES)}
     best = best_trial(records, settings_objectives(settings, settings_path))
     return StudyStatus(
         settings["study"], settings.get("driver"), counts, best, read_summary(study_dir)
@@ -556,7 +559,11 @@ class LiveView:
         )
 
     def end_study(self, result: StudyResult) -> None:
-        counts = ", ".join(f"{result.count(s)} {s}" for s in ("complete", "pruned", "failed"))
+        counts = ", ".join(
+            f"{result.count(s)} {s}"
+            for s in COUNTED_STATES
+            if s != "interrupted" or result.count(s)
+        )
         best = result.best
         found = f"best trial {best.number}: {best.value:.5g}" if best else "no complete trial"
         _say(

@@ -7,6 +7,15 @@ failed and never the study. A worker runs one trial after another (the next tria
 dead worker is replaced) and writes its output to the trial's output.log (redirect_output, which
 Ray trials use too). Its reporter relays report() and should_stop() to the driver's process,
 where the driver decides on pruning, so trackers and the driver's library live in one process.
+
+Ctrl-C (hpo.interrupts): each worker runs in a process group of its own, so a Ctrl-C at the
+terminal (SIGINT to the foreground group) or `kill -INT` reaches the driver's process only; it
+relays exactly one SIGINT to each busy worker (stop_trials), whatever reached it (SIGINT,
+SIGTERM, from the terminal, from dvc). In the worker the runner's handler catches it while a
+step runs (the trial saves last.pt and ends interrupted), or the worker's StopSignals does and
+the trial's next report() raises TrialInterrupted. A second Ctrl-C kills the workers
+(kill_all). A worker dies with the driver's process (PR_SET_PDEATHSIG on Linux), so a kill -9
+of the search never leaves a worker writing into a trial folder that --resume reuses.
 """
 
 from __future__ import annotations
@@ -24,7 +33,8 @@ from multiprocessing import connection
 from pathlib import Path
 from typing import Any, Protocol
 
-from hpo.drivers.base import ObjectiveFunction, TrialPruned
+from hpo.drivers.base import ObjectiveFunction, TrialInterrupted, TrialPruned
+from hpo.interrupts import STOP_SIGNALS, StopSignals
 from runner.errors import UserInputError
 
 Outcome = tuple[str, Any, str | None, str | None]  # state, plain result, reason, traceback
@@ -36,6 +46,7 @@ class RunningTrial(Protocol):
     number: int
     dir: Path
     params: dict[str, Any]
+    resume_checkpoint: str | None
 
     def report(self, step: int, metrics: Mapping[str, float]) -> None: ...
 
@@ -48,6 +59,8 @@ def run_objective(objective: ObjectiveFunction, params: dict[str, Any], reporter
         result = objective(dict(params), reporter)
     except TrialPruned as err:
         return "pruned", None, str(err) if err.args and err.args[0] else None, None
+    except TrialInterrupted as err:
+        return "interrupted", None, str(err) if err.args and err.args[0] else None, None
     except (Exception, SystemExit) as err:  # sys.exit() in an objective ends only its trial
         return "failed", None, f"{type(err).__name__}: {err}", traceback.format_exc()
     if isinstance(result, Mapping):
@@ -117,7 +130,7 @@ class WorkerPool:
         while True:
             worker = self.idle.pop() if self.idle else self._start_worker()
             try:
-                worker.conn.send((run.number, str(run.dir), run.params))
+                worker.conn.send((run.number, str(run.dir), run.params, run.resume_checkpoint))
                 break
             except OSError:  # it died while idle: start another
                 worker.process.join()
@@ -127,7 +140,13 @@ class WorkerPool:
 
     def _start_worker(self) -> _Worker:
         slot = self.free_slots.pop(0)
-        return _Worker(self.context, self.objective, self.threads, slot, self.devices[slot])
+        # Ctrl-C while the worker starts (before its own group and handler): held, not a
+        # KeyboardInterrupt traceback in its bootstrap; it unblocks them once it handles them
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            return _Worker(self.context, self.objective, self.threads, slot, self.devices[slot])
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def wait(self) -> list[tuple[RunningTrial, Outcome]]:
         """Block until a worker reports, asks or ends; returns the trials that ended."""
@@ -181,10 +200,21 @@ class WorkerPool:
                 worker.process.kill()
         self.idle, self.busy = [], []
 
-    def terminate(self) -> None:
-        """Stop every worker now (the study is interrupted)."""
+    def stop_trials(self) -> None:
+        """Ask each running trial to stop after its current step: one SIGINT per busy worker.
+
+        Called from the driver's signal handler: it only sends signals.
+        """
+        for worker in self.busy:
+            try:
+                os.kill(worker.process.pid, signal.SIGINT)
+            except (ProcessLookupError, TypeError):
+                pass  # it has just ended: wait() sees it
+
+    def kill_all(self) -> None:
+        """End every worker now (a second Ctrl-C): files they write are replaced atomically."""
         for worker in self.idle + self.busy:
-            worker.process.terminate()
+            worker.process.kill()
         for worker in self.idle + self.busy:
             worker.process.join(timeout=5)
 
@@ -200,10 +230,21 @@ def _death_reason(exitcode: int | None) -> str:
 class _RelayReporter:
     """The reporter of a trial in a worker: every call goes to the driver's process."""
 
-    def __init__(self, conn: Any, number: int, trial_dir: Path, params: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        conn: Any,
+        number: int,
+        trial_dir: Path,
+        params: dict[str, Any],
+        resume_checkpoint: str | None,
+        stop: StopSignals,
+    ) -> None:
         self.conn, self.number, self.dir, self.params = conn, number, trial_dir, params
+        self.resume_checkpoint, self.stop = resume_checkpoint, stop
 
     def report(self, step: int, metrics: Mapping[str, float]) -> None:
+        if self.stop.requested:  # the search is stopping: a plain objective ends here
+            raise TrialInterrupted(f"interrupted at step {step}")
         plain = {str(k): float(v) for k, v in metrics.items() if isinstance(v, numbers.Real)}
         self.conn.send(("report", int(step), plain))
 
@@ -221,7 +262,11 @@ def _worker_main(
         os.environ.setdefault(variable, str(threads))
     if "torch" in sys.modules:  # already imported while unpickling the objective
         sys.modules["torch"].set_num_threads(threads)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the driver's process to handle
+    os.setpgrp()  # the terminal's Ctrl-C goes to the driver's process, which relays one SIGINT
+    _die_with_parent()
+    stop = StopSignals()  # the relayed SIGINT, outside the runner's own handler
+    stop.__enter__()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked while it started
     faulthandler.enable()  # a segfault's traceback lands in the trial's output.log
     while True:
         try:
@@ -230,15 +275,31 @@ def _worker_main(
             return
         if task is None:
             return
-        number, trial_dir, params = task
+        number, trial_dir, params, resume_checkpoint = task
         redirect_output(Path(trial_dir) / "output.log")
-        outcome = run_objective(
-            objective, params, _RelayReporter(conn, number, Path(trial_dir), params)
-        )
+        reporter = _RelayReporter(conn, number, Path(trial_dir), params, resume_checkpoint, stop)
+        outcome = run_objective(objective, params, reporter)
         try:
             conn.send(("done", outcome))
         except OSError:
             return
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when the driver's process dies (kill -9, OOM)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before prctl
+        os._exit(1)
 
 
 def redirect_output(path: Path) -> None:

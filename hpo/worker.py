@@ -207,6 +207,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         tracker = MlflowTracker(args.tracking_uri, system_metrics=not args.no_system_metrics)
         tracker.connect()
     result = optuna_driver.join_study(space, study, objective, tracker)
+    if result.stop_reason == "interrupted":
+        from hpo.interrupts import study_interrupted
+
+        return study_interrupted(result)
     counts = optuna_driver.stored_counts(args.storage, args.study)
     mine = ", ".join(f"{result.count(s)} {s}" for s in ("complete", "pruned", "failed"))
     every = ", ".join(f"{n} {state}" for state, n in counts.items() if n)

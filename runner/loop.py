@@ -400,5 +400,5 @@ class _InterruptFlag:
 
     def __exit__(self, *exc) -> None:
         for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
+            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
         self._previous.clear()

@@ -9,6 +9,7 @@ reuses hpo.study for the outputs.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +19,22 @@ if TYPE_CHECKING:
     from hpo.space import SearchSpace, SpaceError
     from hpo.study import StudyResult
 
-TrialState = Literal["running", "complete", "pruned", "failed"]
+TrialState = Literal["running", "complete", "pruned", "failed", "interrupted"]
 FINISHED_STATES = ("complete", "pruned")  # what counts toward budget.trials, as in Optuna
+# interrupted: Ctrl-C or SIGTERM stopped the search while the trial ran; it saved
+# checkpoints/last.pt (when its objective checkpoints) and `--resume` continues it, same params.
 
 
 class TrialPruned(Exception):  # noqa: N818 (the name Optuna users know)
     """Raised by an objective to end its trial as pruned (after should_stop() said True)."""
+
+
+class TrialInterrupted(Exception):  # noqa: N818 (like TrialPruned)
+    """The search is stopping (Ctrl-C, SIGTERM): the trial ends `interrupted`, to be resumed.
+
+    reporter.report() raises it once a stop is requested, so a plain-function objective stops
+    at its next report; RunnerObjective raises it when the runner ended the trial interrupted.
+    """
 
 
 class TrialReporter(Protocol):
@@ -32,6 +43,8 @@ class TrialReporter(Protocol):
     number: int
     dir: Path  # runs/<study>/trials/<number>/: the objective writes what it wants there
     params: dict[str, Any]
+    # the trial's checkpoints/last.pt when --resume continues an interrupted trial, else None
+    resume_checkpoint: str | None
 
     def report(self, step: int, metrics: Mapping[str, float]) -> None: ...
 
@@ -59,6 +72,7 @@ class TrialRecord:
     duration: float = 0.0  # seconds
     steps: int = 0  # the largest step it reported
     started: float = 0.0  # unix time
+    resumed_from_step: int | None = None  # --resume continued it from last.pt at this step
 
     @property
     def value(self) -> float | None:
@@ -75,11 +89,22 @@ class TrialRecord:
             "duration": round(self.duration, 3),
             "steps": self.steps,
             "started": self.started,
+            "resumed_from_step": self.resumed_from_step,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrialRecord:
-        names = ("number", "params", "state", "values", "reason", "duration", "steps", "started")
+        names = (
+            "number",
+            "params",
+            "state",
+            "values",
+            "reason",
+            "duration",
+            "steps",
+            "started",
+            "resumed_from_step",
+        )
         return cls(**{name: data[name] for name in names if name in data})
 
 
@@ -208,6 +233,7 @@ class Suggestion:
     number: int
     params: dict[str, Any]
     handle: Any = None
+    resume_checkpoint: str | None = None  # an interrupted trial's last.pt, to continue from
 
 
 class Suggester(Protocol):
@@ -219,6 +245,11 @@ class Suggester(Protocol):
 
     def finished_count(self) -> int:
         """Trials complete or pruned so far, including those of earlier runs of the study."""
+        ...
+
+    def resume(self, record: TrialRecord) -> Suggestion | None:
+        """The same trial again (number, params) to continue an interrupted one on --resume,
+        or None when the driver cannot (it is then recorded failed)."""
         ...
 
     def ask(self) -> Suggestion | str | None:
@@ -256,6 +287,19 @@ class Option:
 
 
 SEED = Option(None, "seed of the sampler: a seeded sequential run is reproducible", kind=int)
+
+
+def history_seed(seed: int | None, trials_so_far: int) -> int | None:
+    """The seed of a sampler that starts with `trials_so_far` trials already in the study.
+
+    A new study: the seed itself (a seeded run is reproducible). A resumed one: the seed mixed
+    with the number of trials so far, because a sampler seeded again with the same seed draws
+    the earlier run's random (start-up) configurations again, and the study would spend its
+    budget measuring them twice.
+    """
+    if seed is None or not trials_so_far:
+        return seed
+    return zlib.crc32(f"{seed} after {trials_so_far} trials".encode())
 
 
 def resolve_options(
@@ -337,9 +381,11 @@ __all__ = [
     "Suggester",
     "Suggestion",
     "Tracker",
+    "TrialInterrupted",
     "TrialPruned",
     "TrialRecord",
     "TrialReporter",
     "TrialState",
+    "history_seed",
     "resolve_options",
 ]

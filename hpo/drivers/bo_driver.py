@@ -10,7 +10,9 @@ init_points trials are random (seeded by seed and trial number). With --parallel
 ConstantLiar acquisition hands out K suggestions at once. A failed, pruned or NaN trial is
 never registered. Resume: every registered observation is in runs/<study>/bo_observations.json
 (rewritten atomically); a complete trial missing from it (killed between the two writes) is
-registered from its trial.json.
+registered from its trial.json. An interrupted trial is continued with its own params (its
+point is pending again). The acquisition's random state is seeded from the seed and the
+number of trials already in the study, so a resumed run does not retrace the earlier one.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from hpo.drivers.base import (
     Suggestion,
     Tracker,
     TrialRecord,
+    history_seed,
 )
 from hpo.parallel import run_study
 from hpo.space import Categorical, SearchSpace, SpaceError
@@ -109,7 +112,7 @@ class BayesOptSuggester:
                 f=None,
                 pbounds=self._bounds(),
                 acquisition_function=acq,
-                random_state=self.options["seed"],
+                random_state=history_seed(self.options["seed"], len(previous)),
                 verbose=0,
             )
         self.observations: list[dict[str, Any]] = []
@@ -144,6 +147,10 @@ class BayesOptSuggester:
 
     def finished_count(self) -> int:
         return self.finished
+
+    def resume(self, record: TrialRecord) -> Suggestion:
+        self.pending[record.number] = self._to_point(record.params)
+        return Suggestion(record.number, dict(record.params))
 
     def ask(self) -> Suggestion:
         number = self.next_number

@@ -6,7 +6,8 @@ drivers, this one only supplies a Suggester, the ask/tell core, and lets hpo.par
 run the trials (one at a time or in K worker processes), keep the budget and write the outputs.
 
 Trial n draws its params from a generator seeded with (seed, n): a seeded run is reproducible,
-parallel or not, and a resumed run goes on with the numbers an earlier run did not reach.
+parallel or not, and a resumed run goes on with the numbers an earlier run did not reach
+(no configuration is drawn twice). An interrupted trial is continued with its own params.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ class RandomSuggester:
 
     def finished_count(self) -> int:
         return self.finished
+
+    def resume(self, record: TrialRecord) -> Suggestion:
+        return Suggestion(record.number, dict(record.params))
 
     def ask(self) -> Suggestion:
         number = self.next_number

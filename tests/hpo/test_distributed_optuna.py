@@ -164,7 +164,7 @@ def test_three_workers_one_killed_run_the_budget_once_and_retry_the_dead_trial_o
     record = {r.number: r for r in load_trials(tmp_path / "w1" / "dist")}[failed.number]
     assert (record.state, record.reason) == ("failed", INTERRUPTED)
     summary = json.loads((tmp_path / "w1" / "dist" / "summary.json").read_text())
-    assert summary["n_trials"] == {"complete": 3, "pruned": 0, "failed": 1}
+    assert summary["n_trials"] == {"complete": 3, "pruned": 0, "failed": 1, "interrupted": 0}
     assert summary["stop_reason"] == "budget"
     assert len(optuna.load_study(study_name="dist", storage=postgres_url).trials) == TRIALS + 1
 

@@ -92,7 +92,7 @@ def test_driver_gets_near_the_optimum_and_writes_the_common_layout(driver, make_
     assert SUMMARY_KEYS <= set(summary)
     assert summary["driver"] == driver and summary["best_trial"] == result.best.number
     assert summary["objective"] == {"metric": "val_loss", "direction": "minimize"}
-    assert summary["n_trials"] == {"complete": trials, "pruned": 0, "failed": 0}
+    assert summary["n_trials"] == {"complete": trials, "pruned": 0, "failed": 0, "interrupted": 0}
     assert summary["total_steps"] == 2 * trials
     assert yaml.safe_load((study / "best_params.yaml").read_text()) == result.best.params
     for number in range(trials):

@@ -121,12 +121,14 @@ def interrupted(params, reporter):
     return params["y"]
 
 
-def test_ctrl_c_fails_the_running_trial_and_writes_the_summary(make_space, run_search, tmp_path):
+def test_keyboard_interrupt_marks_the_running_trial_interrupted_and_writes_the_summary(
+    make_space, run_search, tmp_path
+):
     with pytest.raises(KeyboardInterrupt):
         run_search(make_space("random", trials=4), interrupted)
     study = tmp_path / "runs" / "s"
     trial = json.loads((study / "trials" / "1" / "trial.json").read_text())
-    assert trial["state"] == "failed" and trial["reason"] == INTERRUPTED
+    assert trial["state"] == "interrupted" and trial["reason"] == INTERRUPTED
     summary = json.loads((study / "summary.json").read_text())
     assert summary["stop_reason"] == "interrupted" and summary["n_trials"]["complete"] == 1
 
@@ -152,7 +154,13 @@ def test_live_view_shows_each_trial_and_the_best_so_far(make_space, run_search, 
 def test_status_and_best_read_back_from_the_files(make_space, run_search):
     result = run_search(make_space("random", trials=3), crashing, parallel=2)
     status = read_study(result.dir)
-    assert status.counts == {"running": 0, "complete": 3, "pruned": 0, "failed": 2}
+    assert status.counts == {
+        "running": 0,
+        "complete": 3,
+        "pruned": 0,
+        "failed": 2,
+        "interrupted": 0,
+    }
     assert status.best.number == result.best.number and status.driver == "random"
     assert status.summary["best_trial"] == result.best.number
     with pytest.raises(UserInputError, match="no study here"):

@@ -278,7 +278,7 @@ def test_a_resumed_study_reuses_its_parent_and_ends_the_children_a_kill_left_run
     second = tracker_for()
     study, previous = begin(second, space, tmp_path, resume=True)
     assert second.parent_run_id == parent_id
-    assert {r.number: r.state for r in previous} == {0: "complete", 1: "failed", 2: "complete"}
+    assert {r.number: r.state for r in previous} == {0: "complete", 1: "interrupted", 2: "complete"}
     run_trial(second, study, 3)
     finish(second, study, space)
 

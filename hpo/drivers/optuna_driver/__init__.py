@@ -15,15 +15,20 @@ The study is loaded if it exists. On a database, `hpo search` also stores in the
   once (retries) with the same params: a new trial, the failed one stays failed.
 - each process seeds its sampler from the space's seed, its host and its pid, so workers do
   not all propose the same params (qmc keeps the seed: its sequence must be shared).
+- Ctrl-C fails the worker's running trials and queues each again with the same params; the
+  copy continues from the trial's last.pt when the worker that takes it has that trial in its
+  --runs folder, else from step 0.
 - each process writes its trials under its own --runs folder; two processes on one machine
   cannot share one (a lock file says so).
 
-Resume (kill -9 at any point, then --resume): finished trials stay in storage and count toward
-the budget; a trial left RUNNING is failed, unless its trial.json shows it finished (it ended
-between the two writes), in which case it is told with that outcome. Failed trials are not
-retried with the same params: the sampler proposes new ones for the rest of the budget. On a
-database, only this folder's trials are settled, as the heartbeat check would (failed, then
-queued again); other workers' running trials are left to their heartbeats.
+Resume (Ctrl-C or kill -9 at any point, then --resume): finished trials stay in storage and
+count toward the budget. A trial interrupted (Ctrl-C) or left RUNNING (kill -9) is continued as
+the same Optuna trial, from its last.pt (see suggester.py), unless its trial.json shows it
+finished (it ended between the two writes), in which case it is told with that outcome. The
+sampler is seeded from the seed and the number of trials in storage, so the rest of the budget
+goes to configurations not measured yet. On a database, only this folder's trials are settled,
+as the heartbeat check would (failed, then queued again, continuing from their last.pt when
+this folder holds it); other workers' running trials are left to their heartbeats.
 
 Pruning: each report of the objective metric is trial.report(value, step) and should_stop()
 is trial.should_prune(). Optuna cannot prune a study with several objectives.

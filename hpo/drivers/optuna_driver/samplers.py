@@ -8,6 +8,7 @@ import warnings
 import zlib
 from typing import Any
 
+from hpo.drivers.base import history_seed
 from hpo.drivers.grid import grid_values
 from hpo.space import SearchSpace
 from runner.errors import UserInputError
@@ -20,20 +21,37 @@ def _sampler_name(space: SearchSpace) -> str:
     return ("tpe" if len(space.objectives) == 1 else "nsga2") if name == "auto" else name
 
 
-def make_sampler(space: SearchSpace, parallel: int, shared: bool = False) -> Any:
-    """The space's sampler; shared: other processes (workers) ask the same study on a database."""
+def make_sampler(space: SearchSpace, parallel: int, shared: bool = False, history: int = 0) -> Any:
+    """The space's sampler; shared: other processes (workers) ask the same study on a database;
+    history: trials already in the study's storage (a resumed study)."""
     import optuna
 
     with warnings.catch_warnings():  # TPE's group, GP: "experimental feature"
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return _build_sampler(optuna.samplers, space, parallel, shared)
+        return _build_sampler(optuna.samplers, space, parallel, shared, history)
 
 
-def _build_sampler(samplers: Any, space: SearchSpace, parallel: int, shared: bool) -> Any:
+def sampler_seed(space: SearchSpace, shared: bool, history: int) -> int | None:
+    """The seed of this process's sampler.
+
+    A new study on one machine: the space's seed; a resumed one: base.history_seed (the seed
+    mixed with the number of trials already stored). Workers on a database: mixed with
+    host and pid, so they do not all propose the same params. qmc keeps the seed: its sequence
+    is indexed by trial number and must be the same in every process.
+    """
+    seed = space.driver_options["seed"]
+    if seed is None or _sampler_name(space) == "qmc":
+        return seed
+    if shared:
+        return zlib.crc32(f"{seed} {socket.gethostname()} {os.getpid()}".encode())
+    return history_seed(seed, history)
+
+
+def _build_sampler(
+    samplers: Any, space: SearchSpace, parallel: int, shared: bool, history: int
+) -> Any:
     options, name = space.driver_options, _sampler_name(space)
-    seed, startup = options["seed"], options["n_startup_trials"]
-    if shared and seed is not None and name != "qmc":  # workers with one seed ask the same params
-        seed = zlib.crc32(f"{seed} {socket.gethostname()} {os.getpid()}".encode())
+    seed, startup = sampler_seed(space, shared, history), options["n_startup_trials"]
     if name == "tpe":
         # group: conditional params form their own groups, so multivariate TPE handles them;
         # only then, since grouping rescans every past trial on each ask (~12% per trial at 1000)

@@ -1,4 +1,18 @@
-"""OptunaSuggester: the ask/tell core of the Optuna driver, run by hpo.parallel.run_study."""
+"""OptunaSuggester: the ask/tell core of the Optuna driver, run by hpo.parallel.run_study.
+
+An interrupted trial (Ctrl-C, SIGTERM, or left running by a kill -9) is continued as the same
+Optuna trial: on file storage (the journal) it stays RUNNING in storage while interrupted, and
+--resume reopens it (optuna.trial.Trial(study, trial_id)), so it keeps its number, its params,
+its folder and last.pt, and the intermediate values it reported (pruning goes on from them);
+no new trial is made for it. We chose this over enqueue_trial because an enqueued copy would
+be a new trial number, with a new folder, and the interrupted one would stay failed in the
+study's history. On a database shared with other workers a trial whose worker stopped is
+failed and queued again with the same params (a new trial, as the heartbeat's retry makes),
+since another worker may take it.
+
+A resumed study's sampler is seeded from the seed and the number of trials in storage
+(samplers.sampler_seed), so it does not propose the earlier run's configurations again.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +36,7 @@ from hpo.drivers.optuna_driver.storage import (
 )
 from hpo.parallel import ASK_LATER
 from hpo.space import Categorical, Fixed, Float, SearchSpace
-from hpo.study import INTERRUPTED, write_trial
+from hpo.study import INTERRUPTED, trial_dir, write_trial
 from runner.errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -78,9 +92,15 @@ class OptunaSuggester:
             raise UserInputError(f"optuna storage {where}: {err}") from None
         if self.shared:
             self.study_id = self.storage.get_study_id_from_name(study.name)
+        stored = len(self.study.get_trials(deepcopy=False))
+        if stored and not self.shared:  # resumed: not the earlier run's random draws again
+            self.sampler = make_sampler(space, study.parallel, history=stored)
+            self.study.sampler = self.sampler
         if recipe is not None:
             self._store_recipe(study, recipe)
+        self.study_dir = study.dir
         self.beats: dict[int, Heartbeat] = {}
+        self.continuable: dict[int, int] = {}  # interrupted trial number -> Optuna trial id
         if study.resume:
             self._settle_interrupted(study, previous)
         for params in study.enqueue:
@@ -111,6 +131,8 @@ class OptunaSuggester:
                     self.study.tell(trial.number, record.values)
                 elif record is not None and record.state == "pruned":
                     self.study.tell(trial.number, state=self.states.PRUNED)
+                elif not self.shared and record is not None and record.state in CONTINUABLE:
+                    self.continuable[trial.number] = trial._trial_id  # resume() reopens it
                 elif self.shared and record is not None:  # ours, and this folder is locked: dead
                     self.study.tell(trial.number, state=self.states.FAIL)
                     retry = self.storage.get_heartbeat_stale_trial_callback()
@@ -125,6 +147,15 @@ class OptunaSuggester:
                     self.study.tell(trial.number, state=self.states.FAIL)
             except self.optuna.exceptions.UpdateFinishedTrialError:
                 pass  # another worker's heartbeat check failed it meanwhile
+
+    def resume(self, record: TrialRecord) -> Suggestion | None:
+        """The interrupted trial as the same Optuna trial, still RUNNING in storage."""
+        trial_id = self.continuable.pop(record.number, None)
+        if trial_id is None:
+            return None
+        trial = self.optuna.trial.Trial(self.study, trial_id)
+        self.reported[record.number] = set(trial._cached_frozen_trial.intermediate_values)
+        return Suggestion(record.number, dict(record.params), handle=trial)
 
     def finished_count(self) -> int:
         done = (self.states.COMPLETE, self.states.PRUNED)
@@ -146,7 +177,24 @@ class OptunaSuggester:
             if not isinstance(param.distribution, Fixed) and param.is_active(sampled):
                 sampled[param.name] = _suggest(trial, param.name, param.distribution)
         self.reported[trial.number] = set()
-        return Suggestion(trial.number, self.space.trial_params(sampled), handle=trial)
+        return Suggestion(
+            trial.number,
+            self.space.trial_params(sampled),
+            handle=trial,
+            resume_checkpoint=self._checkpoint_to_continue(trial),
+        )
+
+    def _checkpoint_to_continue(self, trial: Any) -> str | None:
+        """A database's copy of an interrupted or dead trial: that trial's last.pt, when it ran
+        in this folder; None for any other trial."""
+        if not self.shared:
+            return None
+        attrs = self.storage.get_trial_system_attrs(trial._trial_id)
+        earlier = attrs.get(CONTINUES, (attrs.get("retry_history") or [None])[-1])
+        if earlier is None:
+            return None
+        last = trial_dir(self.study_dir, earlier) / "checkpoints" / "last.pt"
+        return str(last) if last.is_file() else None
 
     def _ask_within_budget(self) -> Any:
         """A new or queued trial, unless trials complete, pruned or running anywhere fill the budget."""
@@ -203,6 +251,9 @@ class OptunaSuggester:
         beat = self.beats.pop(suggestion.number, None)
         if beat is not None:
             beat.stop()
+        if record.state == "interrupted":
+            self._interrupted(suggestion)
+            return
         try:
             if record.reason:
                 suggestion.handle.set_user_attr("reason", record.reason)
@@ -218,6 +269,29 @@ class OptunaSuggester:
                 suggestion.number,
                 record.state,
             )
+
+    def _interrupted(self, suggestion: Suggestion) -> None:
+        """File storage: left RUNNING for --resume to continue. A database: failed and queued
+        again with the same params (the heartbeat's retry), for whichever worker asks next."""
+        if not self.shared:
+            return
+        try:
+            self.study.tell(suggestion.handle, state=self.states.FAIL)
+        except self.optuna.exceptions.UpdateFinishedTrialError:
+            return  # failed as dead by another worker, which queued it again
+        frozen = self.storage.get_trial(suggestion.handle._trial_id)
+        self.study.add_trial(
+            self.optuna.trial.create_trial(
+                state=self.states.WAITING,
+                params=frozen.params,
+                distributions=frozen.distributions,
+                system_attrs={CONTINUES: frozen.number},
+            )
+        )
+
+
+CONTINUABLE = ("running", "interrupted")  # trial.json states --resume continues
+CONTINUES = "hpo_continues"  # system attr of a database trial queued to go on with another
 
 
 def _suggest(trial: Any, name: str, distribution: Any) -> Any:

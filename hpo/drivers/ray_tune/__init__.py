@@ -11,6 +11,16 @@ One module per part, each importing ray only inside the functions that run a stu
     trainable.py      what runs in the Ray worker: the objective, its reports and checkpoints
     events.py         what runs in this process: trial.json, tracker calls, budget counts
 
+Ctrl-C or SIGTERM: Tune's own SIGINT handler is turned off (TUNE_DISABLE_SIGINT_HANDLER)
+and hpo.interrupts.StopSignals takes both signals. The first asks Tune to stop through the
+SIGUSR1 handler Tune installs while it fits (its "stop gracefully" path: Tune saves the
+experiment's state and stops the trial actors); the trials still running end `interrupted`,
+the outputs are written and stop_reason is "interrupted" (exit 130). A Ray trial runs in a
+worker thread, where the runner cannot take signals: it stops where Tune stops it, and its last
+saved last.pt (every evaluation) is what --resume continues from: Tuner.restore starts the
+experiment's unfinished trials again, same number and params, and the trainable resumes from
+the trial's last.pt. A second Ctrl-C stops at once (KeyboardInterrupt in the driver).
+
 `--parallel K` is Ray's max concurrent trials. Trial n runs in runs/<study>/trials/<n>/
 (output in output.log); Ray's own state and checkpoints are in runs/<study>/ray/. On a cluster
 of several machines both must be on storage every node sees (the same path on each).
@@ -18,7 +28,10 @@ of several machines both must be on storage every node sees (the same path on ea
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+import signal
+from collections.abc import Callable, Iterator
 
 from hpo.drivers.base import (
     SEED,
@@ -33,6 +46,7 @@ from hpo.drivers.grid import check_grid
 from hpo.drivers.ray_tune.cluster import ray_cluster
 from hpo.drivers.ray_tune.events import StudyEvents
 from hpo.drivers.ray_tune.experiments import Experiments
+from hpo.interrupts import ANNOUNCE, StopSignals
 from hpo.space import SearchSpace, SpaceError
 from hpo.study import LiveView, StudyResult, finish_study, open_study, previous_trials
 
@@ -82,6 +96,7 @@ OPTIONS: dict[str, Option] = {
         5, "bayesopt: random trials before the Gaussian process suggests", kind=int
     ),
 }
+_TUNE_SIGINT = "TUNE_DISABLE_SIGINT_HANDLER"
 
 
 def check_space(space: SearchSpace, fail: Callable[[str, str], SpaceError]) -> None:
@@ -122,14 +137,40 @@ class RayDriver:
             )
             trackers.start_study(space, study, self.name)
             events = StudyEvents(space, study, trackers, previous)
-            try:
-                stop_reason = Experiments(space, study, objective, events).run()
-            except BaseException:
-                events.interrupt()
-                trackers.end_study(
-                    finish_study(study, space, self.name, events.elapsed(), "interrupted")
-                )
-                raise
-        result = finish_study(study, space, self.name, events.elapsed(), stop_reason)
-        trackers.end_study(result)
+            # also while the outputs are written: a first Ctrl-C then lets them be finished
+            with StopSignals(ANNOUNCE) as stop, _tune_sigint_handler_off():
+                stop.on_stop(_stop_tune)
+                events.stop = stop
+                try:
+                    stop_reason = Experiments(space, study, objective, events).run()
+                except BaseException:
+                    events.interrupt()
+                    trackers.end_study(
+                        finish_study(study, space, self.name, events.elapsed(), "interrupted")
+                    )
+                    raise
+                if stop_reason == "interrupted":
+                    events.interrupt()
+                result = finish_study(study, space, self.name, events.elapsed(), stop_reason)
+                trackers.end_study(result)
         return result
+
+
+@contextlib.contextmanager
+def _tune_sigint_handler_off() -> Iterator[None]:
+    """Tune installs no SIGINT handler of its own while StopSignals has the signal."""
+    before = os.environ.get(_TUNE_SIGINT)
+    os.environ[_TUNE_SIGINT] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[_TUNE_SIGINT]
+        else:
+            os.environ[_TUNE_SIGINT] = before
+
+
+def _stop_tune() -> None:
+    """Ask a running Tuner.fit to stop gracefully: Tune's SIGUSR1 handler, when installed."""
+    if callable(signal.getsignal(signal.SIGUSR1)):  # not SIG_DFL, which would end the process
+        os.kill(os.getpid(), signal.SIGUSR1)

@@ -17,9 +17,9 @@ from typing import Any
 
 from hpo.drivers.base import FINISHED_STATES, StudySpec, Tracker, TrialRecord
 from hpo.drivers.ray_tune.domains import trial_params
-from hpo.parallel import objective_values
+from hpo.parallel import interrupted_at_step, objective_values, resumed_from_step
 from hpo.space import SearchSpace
-from hpo.study import INTERRUPTED, write_trial
+from hpo.study import INTERRUPTED, trial_dir, write_trial
 
 _LIVE: dict[str, StudyEvents] = {}  # study key -> its events while a fit runs
 
@@ -55,9 +55,15 @@ class StudyEvents:
         self.space, self.study, self.tracker = space, study, tracker
         self.key = str(study.dir.resolve())
         self.started = time.monotonic()
-        self.settled = {
-            r.number for r in previous if r.state != "failed" or r.reason != INTERRUPTED
+        self.settled = {r.number for r in previous if r.state != "interrupted"}
+        # interrupted trials Tune runs again: from the step their last run saved (result.json)
+        self.resumed_at = {
+            r.number: interrupted_at_step(trial_dir(study.dir, r.number))
+            for r in previous
+            if r.state == "interrupted"
         }
+        self.interrupted = {r.number: r for r in previous if r.state == "interrupted"}
+        self.stop: Any = None  # the driver's StopSignals
         self.finished = sum(1 for r in previous if r.state in FINISHED_STATES)
         self.failed = 0  # in this run: as many failures as budget.trials end the study
         self.ended = 0  # trials ended in this run
@@ -67,7 +73,12 @@ class StudyEvents:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    def stop_requested(self) -> bool:
+        return self.stop is not None and self.stop.requested
+
     def why_stop(self) -> str | None:
+        if self.stop_requested():
+            return "interrupted"
         budget = self.space.budget
         if budget.timeout is not None and self.elapsed() >= budget.timeout:
             return "timeout"
@@ -104,7 +115,10 @@ class StudyEvents:
         if record is None:
             return
         record.params = params  # PBT changes them as the trial goes
-        if error is not None:
+        stopped = self.stop_requested() and last.get("hpo_state") != "complete"
+        if error == INTERRUPTED or stopped:  # Tune stopped it for Ctrl-C: resumable
+            record.state, record.reason = "interrupted", INTERRUPTED
+        elif error is not None:
             record.state, record.reason = "failed", error
         elif last.get("hpo_state") == "complete":
             values = json.loads(last["hpo_values"])
@@ -123,15 +137,29 @@ class StudyEvents:
             )
             record.reason = f"stopped by {by} at step {record.steps}"
         record.duration = time.time() - record.started
+        if number in self.resumed_at:
+            directory = trial_dir(self.study.dir, number)
+            record.resumed_from_step = resumed_from_step(directory, self.resumed_at[number])
         del self.running[number]
         write_trial(self.study.dir, record)  # before Ray saves its state: restores never rerun it
-        self.settled.add(number)
+        if record.state != "interrupted":  # Tune's restore runs an interrupted one again
+            self.settled.add(number)
         self.ended += 1
         self.finished += record.state in FINISHED_STATES
         self.failed += record.state == "failed"
         self.tracker.end_trial(record)
 
+    def fail_unrestored(self) -> None:
+        """Interrupted trials the restored experiment did not run again (Tune's saved state,
+        written every few seconds, lagged behind a kill -9 and never knew them): failed."""
+        for number, record in self.interrupted.items():
+            if number not in self.settled and number not in self.running:
+                record.state, record.reason = "failed", INTERRUPTED
+                write_trial(self.study.dir, record)
+                self.settled.add(number)
+
     def interrupt(self) -> None:
+        """The trials still running when the search stopped end interrupted."""
         for number, record in list(self.running.items()):
             self.end(number, record.params, {}, INTERRUPTED)
 

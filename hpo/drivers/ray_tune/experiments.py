@@ -6,8 +6,10 @@ trials is followed by another for the rest. Ray ends trials without a word at th
 timeout: they end pruned.
 
 Resume: Tuner.restore of the study's last Ray experiment (runs/<study>/ray/trials-from-<n>/)
-when its fit never returned; a trial whose trial.json says how it ended is never run again,
-even where Ray's saved state (written every few seconds) lags behind.
+when its fit never returned (kill -9) or was interrupted (Ctrl-C: Tune saved its state); the
+interrupted trials it runs again continue from their last.pt. A trial whose trial.json says
+how it ended is never run again, even where Ray's saved state (written every few seconds) lags
+behind; an interrupted trial that saved state never knew is recorded failed.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ class Experiments:
         made = sorted(self.storage.glob("trials-from-*"), key=lambda p: int(p.name.rsplit("-")[-1]))
         if made and not (made[-1] / EXPERIMENT_DONE).exists() and tune.Tuner.can_restore(made[-1]):
             self._fit(tune.Tuner.restore(str(made[-1]), trainable=self._trainable()), made[-1])
+        if not self.events.stop_requested():
+            self.events.fail_unrestored()
         while not (stop := self.events.why_stop()):
             if self.options["searcher"] == "grid" and not untried_grid(self.space, self.study.dir):
                 return "exhausted"
@@ -71,16 +75,21 @@ class Experiments:
         tune_log = logging.getLogger("ray.tune")
         level = tune_log.level
         tune_log.setLevel(logging.CRITICAL if self.study.quiet else level)
+        stopping_hints = logging.getLogger("ray.tune.tune")
+        stopping_hints.addFilter(_without_tune_stop_hints)
         try:  # Ray's banners go to stdout; the live view reports the trials
             with live_study(self.events), contextlib.redirect_stdout(io.StringIO()):
                 tuner.fit()
-            # Ray ends trials without a word at its time budget, and returns after Ctrl-C.
+            if self.events.stop_requested():  # Ctrl-C: Tune saved its state; restored later
+                return
+            # Ray ends trials without a word at its time budget.
             if self.events.running and self.events.why_stop() != "timeout":
                 raise KeyboardInterrupt
             for number, record in list(self.events.running.items()):
                 self.events.end(number, record.params, {}, None)  # pruned by the timeout
         finally:
             tune_log.setLevel(level)
+            stopping_hints.removeFilter(_without_tune_stop_hints)
         (path / EXPERIMENT_DONE).touch()
 
     def _trainable(self) -> Any:
@@ -128,6 +137,12 @@ class Experiments:
             tune_config=tune_config,
             run_config=run_config,
         )
+
+
+def _without_tune_stop_hints(record: logging.LogRecord) -> bool:
+    """Tune's lines on a stop (Ctrl-C) name its own restore call; hpo says --resume instead."""
+    message = str(record.msg)
+    return not message.startswith(("Stop signal received", "Experiment has been interrupted"))
 
 
 def _pbt_search(space: SearchSpace, study: StudySpec, finished: int) -> dict[str, Any]:

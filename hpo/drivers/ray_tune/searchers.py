@@ -19,7 +19,7 @@ import pickle
 from collections.abc import Mapping
 from typing import Any
 
-from hpo.drivers.base import StudySpec
+from hpo.drivers.base import StudySpec, history_seed
 from hpo.drivers.ray_tune.domains import ray_domain, untried_grid
 from hpo.drivers.ray_tune.events import StudyEvents, live_events
 from hpo.drivers.ray_tune.trial_numbers import reserve_number
@@ -43,7 +43,10 @@ def study_searcher(space: SearchSpace, study: StudySpec, events: StudyEvents) ->
         events.key,
     )
     parallel = study.parallel
-    fresh = not load_trials(study.dir)  # enqueued params go first in a new study only
+    so_far = len(load_trials(study.dir))
+    fresh = not so_far  # enqueued params go first in a new study only
+    # a later experiment of the study (resumed, or after failures): not the same draws again
+    model_seed = history_seed(seed, so_far)
     enqueue = [dict(p) for p in study.enqueue] if fresh else []
     grid = untried_grid(space, study.dir) if options["searcher"] == "grid" else []
 
@@ -57,7 +60,9 @@ def study_searcher(space: SearchSpace, study: StudySpec, events: StudyEvents) ->
             self.suggested = 0
             self.enqueue, self.grid = list(enqueue), list(grid)
             self.gp = (
-                _bayes_optimizer(space, parallel) if options["searcher"] == "bayesopt" else None
+                _bayes_optimizer(space, parallel, model_seed)
+                if options["searcher"] == "bayesopt"
+                else None
             )
             self.coords: dict[str, dict[str, float]] = {}
 
@@ -142,7 +147,9 @@ def study_searcher(space: SearchSpace, study: StudySpec, events: StudyEvents) ->
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
-    sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=parallel > 1)
+    sampler = optuna.samplers.TPESampler(
+        seed=model_seed, multivariate=True, constant_liar=parallel > 1
+    )
     return StudySearcher(
         OptunaSearch(
             space=_OptunaSpace(space),
@@ -154,7 +161,7 @@ def study_searcher(space: SearchSpace, study: StudySpec, events: StudyEvents) ->
     )
 
 
-def _bayes_optimizer(space: SearchSpace, parallel: int) -> Any:
+def _bayes_optimizer(space: SearchSpace, parallel: int, seed: int | None) -> Any:
     """bayes_opt 3 over the sample coordinates: log10 for log params, an index for choices."""
     from bayes_opt import BayesianOptimization, acquisition
 
@@ -176,7 +183,7 @@ def _bayes_optimizer(space: SearchSpace, parallel: int) -> Any:
         f=None,
         pbounds=bounds,
         acquisition_function=acq,
-        random_state=options["seed"],
+        random_state=seed,
         verbose=0,
         allow_duplicate_points=True,
     )

@@ -186,6 +186,6 @@ def _log_exploit(path: Path, donor: dict[str, Any], params: dict[str, Any]) -> N
 def _settled_record(directory: Path) -> TrialRecord | None:
     path = directory / "trial.json"
     record = TrialRecord.from_dict(json.loads(path.read_text())) if path.is_file() else None
-    if record is None or record.state == "running" or record.reason == INTERRUPTED:
+    if record is None or record.state in ("running", "interrupted") or record.reason == INTERRUPTED:
         return None
     return record
