@@ -178,8 +178,10 @@ def test_a_search_whose_disk_fills_during_a_trial_stops_with_one_line_and_resume
         timeout=DEADLINE,
     )
     assert resumed.returncode == 0, resumed.stderr  # the journal and every file still read
+    # the trial whose trial.json could not be written was left running: --resume continues it
+    # (same number, same params) instead of failing it, so the budget ends with 4 trials
     states = [r.state for r in load_trials(study)]
-    assert states.count("complete") == 4 and states[1] == "failed", states
+    assert states == ["complete"] * 4, states
 
 
 def test_a_journal_append_on_a_full_disk_leaves_the_journal_readable(small_disk):
