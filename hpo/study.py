@@ -586,4 +586,7 @@ def _short(value: Any) -> str:
 
 
 def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    from hpo.terminal import printable
+
+    # param values and reasons come from the user's files: never let them drive the terminal
+    print(printable(line, limit=None), file=sys.stderr, flush=True)

@@ -51,7 +51,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if not args.onnx:
         raise UserInputError("hpo export: say which format, e.g. --onnx")
-    report = export_study_onnx(_study_dir(args), args.out, atol=args.atol, log=not args.no_track)
+    report = export_study_onnx(study_dir_of(args), args.out, atol=args.atol, log=not args.no_track)
     print(f"onnx        {printable(report['path'])}")
     print(f"max |diff|  {report['max_abs_diff']:.3g} against PyTorch (atol {args.atol:g})")
     if report.get("logged_to"):
@@ -59,7 +59,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _study_dir(args: argparse.Namespace) -> Path:
+def study_dir_of(args: argparse.Namespace) -> Path:
     given = Path(args.study)
     return given if (given / "study.yaml").exists() else Path(args.runs) / args.study
 
@@ -68,7 +68,7 @@ def cmd_best(args: argparse.Namespace) -> int:
     from hpo.study import read_study
     from runner.errors import UserInputError
 
-    status = read_study(_study_dir(args))
+    status = read_study(study_dir_of(args))
     study = printable(status.study)
     if status.best is None:
         raise UserInputError(f"study {study}: no complete trial yet")
@@ -76,7 +76,7 @@ def cmd_best(args: argparse.Namespace) -> int:
     print(f"study {study}: best trial {best.number} ({best.state}) value {best.value:.6g}")
     for key, value in best.params.items():
         print(f"  {printable(key)} = {printable(value)}")
-    best_dir = _study_dir(args) / "best"
+    best_dir = study_dir_of(args) / "best"
     if (best_dir / "config.yaml").exists():
         print(f"retrain: hpo train --config {printable(best_dir / 'config.yaml')}")
     return 0
@@ -86,9 +86,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     from hpo.study import read_study
     from hpo.study_lock import running_holder
 
-    status = read_study(_study_dir(args))
+    status = read_study(study_dir_of(args))
     print(f"study {printable(status.study)} ({printable(status.driver)})")
-    holder = running_holder(_study_dir(args))
+    holder = running_holder(study_dir_of(args))
     if holder is not None:
         print(f"  run by    {printable(holder.describe())}")
     for state, count in status.counts.items():

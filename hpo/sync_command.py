@@ -44,7 +44,7 @@ def add_tracking_timeout_option(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from hpo.study_commands import _study_dir as study_folder  # one rule for STUDY
+    from hpo.study_commands import study_dir_of as study_folder  # one rule for STUDY
     from hpo.tracking import MlflowTracker  # first: it sets MLflow's environment
 
     study_dir = study_folder(args)

@@ -66,7 +66,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STUDY = "study"  # the buffer's key of the parent run; a trial's is str(number)
-RUN_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
+# an interrupted trial is KILLED (stopped by the user, continued by --resume), never FAILED
+RUN_STATUS = {
+    "complete": "FINISHED",
+    "pruned": "KILLED",
+    "failed": "FAILED",
+    "interrupted": "KILLED",
+}
 LINK_FILE, LOCK_FILE = "mlflow.json", "mlflow.lock"
 RETRY_DELAY_MAX_S = 5.0  # an outage's end is noticed this soon (a refused connect costs nothing)
 __all__ = ["PENDING_FILE", "MlflowTracker", "StudyInUse"]
@@ -249,7 +255,10 @@ class MlflowTracker:
         self.buffer.put_metrics(STUDY, rows)
         for name in ("summary.json", "best_params.yaml"):
             self._put_text(STUDY, result.dir / name, name)
-        status = {"interrupted": "KILLED", "failures": "FAILED"}.get(result.stop_reason, "FINISHED")
+        # a study that stopped on failures or on a write error (disk full) did not finish
+        status = {"interrupted": "KILLED", "failures": "FAILED", "storage": "FAILED"}.get(
+            result.stop_reason, "FINISHED"
+        )
         self.buffer.put(Op("end", STUDY, {"status": status, "end_time": now}))
         # after Ctrl-C, a store that does not answer keeps the user waiting 10 s at most
         self.close(min(self.close_timeout, 10.0) if status == "KILLED" else self.close_timeout)
