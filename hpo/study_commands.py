@@ -92,7 +92,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if holder is not None:
         print(f"  run by    {printable(holder.describe())}")
     for state, count in status.counts.items():
-        print(f"  {state:<9} {count}")
+        print(f"  {state:<11} {count}")
     if status.best is not None:
         print(f"  best      trial {status.best.number}: {status.best.value:.6g}")
     return 0
