@@ -19,7 +19,8 @@ from hpo.space.numeric import number_or_none
 from hpo.space.parsing import KeyCheck, space_from_dict
 from hpo.space.search_space import SearchSpace, SpaceError
 from runner.config import PATH_KEYS
-from runner.yaml_io import excerpt, load_yaml_file
+from runner.errors import UserInputError
+from runner.yaml_io import excerpt, load_yaml_file, load_yaml_file_with_lines
 
 
 def load_space(
@@ -86,31 +87,26 @@ def load_enqueue(path: str | Path, space: SearchSpace) -> tuple[dict[str, Any], 
 
 
 def with_line(error: SpaceError, source: str) -> SpaceError:
-    """The error "SOURCE: what (KEY)" as "SOURCE:LINE: what (KEY)", LINE being where KEY is
-    written in the file; the error unchanged when the key cannot be found."""
-    import yaml
+    """The error "SOURCE: what (KEY)" as "SOURCE:LINE: what (KEY)", LINE being where KEY (or
+    the deepest of its parents written in the file) is; the error unchanged when none is found.
 
+    A param's name holds dots itself (params.train.learning_rate.high), which is why the lines
+    are looked up by the dotted path as runner.yaml_io's key map writes it.
+    """
     prefix = f"{source}: "
     message = str(error)
     if not message.startswith(prefix) or not message.endswith(")") or " (" not in message:
         return error
     key = message.rsplit(" (", 1)[1][:-1]
     try:
-        node = yaml.compose(Path(source).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        _, lines = load_yaml_file_with_lines(source, "space file", SpaceError)
+    except UserInputError:
         return error
-    line, parts = None, key.split(".")
-    while parts and isinstance(node, yaml.MappingNode):
-        # a param's name holds dots itself (params.train.learning_rate.high): the longest
-        # run of parts that is a key of this mapping wins
-        for size in range(len(parts), 0, -1):
-            name = ".".join(parts[:size])
-            child = next((kv for kv in node.value if getattr(kv[0], "value", None) == name), None)
-            if child is not None:
-                line, node, parts = child[0].start_mark.line + 1, child[1], parts[size:]
-                break
-        else:
-            break
+    parts = key.split(".")
+    line = next(
+        (lines[k] for k in (".".join(parts[:n]) for n in range(len(parts), 0, -1)) if k in lines),
+        None,
+    )
     if line is None:
         return error
     return SpaceError(f"{source}:{line}: {message[len(prefix) :]}")
