@@ -145,7 +145,7 @@ def test_a_params_value_carrying_a_shell_command_runs_nothing(project, key):
     assert "Traceback" not in output
     assert not list(project.parent.rglob("pwned")), "a value from params.yaml ran as a command"
     if key == "space":  # a path may hold any character: it reaches hpo as one argument
-        assert "hpo: error: 0; touch pwned #: params:" in output, output
+        assert "hpo: error: 0; touch pwned #:1: " in output and "(params)" in output, output
     else:
         assert "hpo: error: params.yaml:" in output and f"(search.{key})" in output, output
     assert not (project / "runs").exists(), "the search started before its params were checked"
