@@ -77,6 +77,8 @@ def _run_command(argv: Sequence[str] | None) -> int:
         return _report_error(err, debug, code=2)
     except StorageError as err:
         return _report_error(err, debug, code=1)
+    except BrokenPipeError:  # `hpo status --json | head`: the reader has what it wanted
+        return _stdout_closed()
     except Exception as err:  # a bug: one line, the traceback with --debug
         if debug:
             raise
@@ -88,6 +90,20 @@ def _run_command(argv: Sequence[str] | None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def _stdout_closed() -> int:
+    """Exit 141 (128 + SIGPIPE), as a process SIGPIPE ended, without a message.
+
+    stdout now points at /dev/null, so that Python's flush at exit does not fail a second time.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is no file (main() called from Python)
+        pass
+    return 141
 
 
 def _debug_flag_given(argv: list[str]) -> bool:
@@ -120,6 +136,19 @@ class HpoArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
+class PrintVersion(argparse.Action):
+    """--version: `hpo VERSION` on stdout, exit 0 (the version is looked up only when asked)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        from hpo.version import hpo_version
+
+        print(f"hpo {hpo_version()}")
+        parser.exit(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = HpoArgumentParser(
         prog="hpo",
@@ -130,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show the traceback of an error (also HPO_DEBUG=1); give it before the command",
     )
+    parser.add_argument("--version", action=PrintVersion, help="print hpo's version and exit")
     commands = parser.add_subparsers(title="commands")  # subparsers are HpoArgumentParsers too
 
     train = commands.add_parser("train", help="run one training trial from an experiment config")

@@ -481,13 +481,15 @@ def _libc() -> Any:
 
 @dataclass(frozen=True)
 class StudyStatus:
-    """What `hpo status` and `hpo best` print."""
+    """What `hpo status` and `hpo best` print (hpo.study_report renders it)."""
 
     study: str
     driver: str | None
     counts: dict[str, int]  # running, complete, pruned, failed
     best: TrialRecord | None
     summary: dict[str, Any] | None  # summary.json, once a run of the study has ended
+    objectives: tuple[Objective, ...] = ()  # what study.yaml says it optimizes
+    trials: tuple[TrialRecord, ...] = ()  # every trial.json, by number
 
 
 def read_study(study_dir: str | Path) -> StudyStatus:
@@ -499,9 +501,16 @@ def read_study(study_dir: str | Path) -> StudyStatus:
     settings = load_settings(study_dir)
     records = load_trials(study_dir)
     counts = {s: sum(1 for r in records if r.state == s) for s in ("running", *COUNTED_STATES)}
-    best = best_trial(records, settings_objectives(settings, settings_path))
+    objectives = settings_objectives(settings, settings_path)
+    best = best_trial(records, objectives)
     return StudyStatus(
-        settings["study"], settings.get("driver"), counts, best, read_summary(study_dir)
+        settings["study"],
+        settings.get("driver"),
+        counts,
+        best,
+        read_summary(study_dir),
+        tuple(objectives),
+        tuple(records),
     )
 
 

@@ -3,7 +3,8 @@
 A study is named as under --runs (default runs/) or given as its folder:
 
     hpo best lr_wd               # the best trial of runs/lr_wd/, and how to retrain it
-    hpo status runs/lr_wd        # its trials by state
+    hpo status runs/lr_wd        # its trials by state, then one line per trial
+    hpo status lr_wd --json      # the same as one JSON document, for a script
     hpo export lr_wd --onnx      # its best model as ONNX, checked against PyTorch
 """
 
@@ -23,9 +24,12 @@ def add_study_commands(commands: argparse._SubParsersAction) -> None:
     best.add_argument("--runs", default="runs")
     best.set_defaults(command=cmd_best)
 
-    status = commands.add_parser("status", help="count a study's trials by state")
+    status = commands.add_parser("status", help="count a study's trials by state, list them")
     status.add_argument("study", help="study name (under --runs) or folder")
     status.add_argument("--runs", default="runs")
+    status.add_argument(
+        "--json", action="store_true", help="print one JSON document (for scripts) instead"
+    )
     status.set_defaults(command=cmd_status)
 
     export = commands.add_parser("export", help="export a study's best model (ONNX)")
@@ -66,6 +70,7 @@ def study_dir_of(args: argparse.Namespace) -> Path:
 
 def cmd_best(args: argparse.Namespace) -> int:
     from hpo.study import read_study
+    from hpo.study_report import describe_values
     from runner.errors import UserInputError
 
     status = read_study(study_dir_of(args))
@@ -73,7 +78,10 @@ def cmd_best(args: argparse.Namespace) -> int:
     if status.best is None:
         raise UserInputError(f"study {study}: no complete trial yet")
     best = status.best
-    print(f"study {study}: best trial {best.number} ({best.state}) value {best.value:.6g}")
+    print(
+        f"study {study}: best trial {best.number}: "
+        f"{describe_values(status.objectives, best.values)}"
+    )
     for key, value in best.params.items():
         print(f"  {printable(key)} = {printable(value)}")
     best_dir = study_dir_of(args) / "best"
@@ -85,14 +93,22 @@ def cmd_best(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from hpo.study import read_study
     from hpo.study_lock import running_holder
+    from hpo.study_report import describe_values, print_json, print_trial_table, status_document
 
     status = read_study(study_dir_of(args))
-    print(f"study {printable(status.study)} ({printable(status.driver)})")
     holder = running_holder(study_dir_of(args))
-    if holder is not None:
-        print(f"  run by    {printable(holder.describe())}")
+    run_by = holder.describe() if holder is not None else None
+    if args.json:
+        print_json(status_document(status, run_by))
+        return 0
+    print(f"study {printable(status.study)} ({printable(status.driver)})")
+    if run_by is not None:
+        print(f"  run by    {printable(run_by)}")
     for state, count in status.counts.items():
         print(f"  {state:<11} {count}")
     if status.best is not None:
-        print(f"  best      trial {status.best.number}: {status.best.value:.6g}")
+        best = status.best
+        print(f"  best      trial {best.number}: {describe_values(status.objectives, best.values)}")
+    print()
+    print_trial_table(status.trials)
     return 0
