@@ -105,7 +105,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if run_by is not None:
         print(f"  run by    {printable(run_by)}")
     for state, count in status.counts.items():
-        print(f"  {state:<9} {count}")
+        print(f"  {state:<11} {count}")
     if status.best is not None:
         best = status.best
         print(f"  best      trial {best.number}: {describe_values(status.objectives, best.values)}")

@@ -86,7 +86,7 @@ def test_search_on_the_default_experiment_writes_the_study_layout(driver, tmp_pa
     assert main(["best", "s", "--runs", str(tmp_path)]) == 0
     assert f"best trial {best}" in capsys.readouterr().out
     assert main(["status", "s", "--runs", str(tmp_path)]) == 0
-    assert "complete  3" in capsys.readouterr().out
+    assert "complete    3" in capsys.readouterr().out
 
 
 def test_the_winner_retrains_from_its_best_config(tmp_path):
