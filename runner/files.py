@@ -14,12 +14,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import json
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -141,3 +143,45 @@ def sweep_temporaries(path: str | Path) -> None:
     path = Path(path)
     for stale in path.parent.glob(f".{path.name}.*.tmp"):
         stale.unlink(missing_ok=True)
+
+
+def append_whole(fd: int, data: bytes, path: str | Path) -> None:
+    """Append `data` to `fd` (opened with O_APPEND) in full, or leave the file as it was.
+
+    Unbuffered writes, so a short write (the disk filling) is seen here and not left in a
+    buffer; on failure the file is cut back to its size before, so no half record stays for a
+    reader (metrics.jsonl, the Optuna journal, the tracking journal). StorageError naming `path`.
+    The caller fsyncs when the record must survive a power cut.
+    """
+    size = os.fstat(fd).st_size
+    rest = memoryview(data)
+    try:
+        while rest:
+            written = os.write(fd, rest)
+            if written == 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            rest = rest[written:]
+    except OSError as err:
+        try:
+            os.ftruncate(fd, size)
+        except OSError:
+            pass
+        raise storage_error(err, path) from err
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_path: str | Path) -> Iterator[None]:
+    """Hold an exclusive flock on `lock_path` (created when missing) while the block runs.
+
+    The kernel releases it when the process dies, so a killed holder never blocks the next one.
+    The file stays: deleting it would let a third process lock a new inode. StorageError when
+    the lock file cannot be opened.
+    """
+    lock_path = Path(lock_path)
+    try:
+        handle = lock_path.open("a")
+    except OSError as err:
+        raise storage_error(err, lock_path, "opening") from err
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the handle closes
+        yield

@@ -17,14 +17,13 @@ file whole through kill -9, disk full and resume:
 
 from __future__ import annotations
 
-import errno
 import json
 import math
 import os
 from pathlib import Path
 from typing import Any
 
-from runner.files import atomic_write, storage_error, sweep_temporaries
+from runner.files import append_whole, atomic_write, storage_error, sweep_temporaries
 
 
 def encode(record: dict[str, Any]) -> bytes:
@@ -80,21 +79,7 @@ class Appender:
 
     def append(self, record: dict[str, Any]) -> None:
         """Write `record` as one line; StorageError (and the file as it was) when that fails."""
-        line = encode(record)
-        size = os.fstat(self._fd).st_size
-        try:
-            rest = memoryview(line)
-            while rest:  # a short write happens when the disk fills; the next one says why
-                written = os.write(self._fd, rest)
-                if written == 0:
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                rest = rest[written:]
-        except OSError as err:
-            try:
-                os.ftruncate(self._fd, size)  # no half record left behind
-            except OSError:
-                pass
-            raise storage_error(err, self.path) from err
+        append_whole(self._fd, encode(record), self.path)
 
     def sync(self) -> None:
         """Make every appended record durable (fsync)."""

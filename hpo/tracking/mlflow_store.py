@@ -4,7 +4,6 @@ MLflow requests, and the names and values MLflow accepts."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -101,17 +100,13 @@ def store_creation_lock(uri: str) -> Iterator[None]:
     if path is None:
         yield
         return
-    lock = path.with_name(path.name + ".lock")
-    try:
-        handle = lock.open("a")
-    except OSError as err:
-        from runner.files import describe_os_error
+    from runner.files import StorageError, exclusive_lock
 
-        raise UserInputError(
-            f"MLflow store {uri}: {describe_os_error(err, lock, 'opening')}"
-        ) from None
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the handle closes
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(exclusive_lock(path.with_name(path.name + ".lock")))
+        except StorageError as err:  # the lock file cannot be made: the URI's folder is wrong
+            raise UserInputError(f"MLflow store {uri}: {err}") from None
         yield
 
 

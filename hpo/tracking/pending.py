@@ -19,16 +19,21 @@ tags and ends repeat their values. NaN metric values are written as NaN (Python'
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from runner.files import StorageError, atomic_write_text, describe_os_error
+from runner.files import (
+    StorageError,
+    append_whole,
+    atomic_write_text,
+    describe_os_error,
+    exclusive_lock,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +83,7 @@ class PendingJournal:
                     size = os.fstat(fd).st_size
                     if size and os.pread(fd, 1, size - 1) != b"\n":  # after a torn line
                         line = b"\n" + line
-                    view = memoryview(line)
-                    while view:  # a regular file takes it whole, unless the disk is full
-                        view = view[os.write(fd, view) :]
+                    append_whole(fd, line, self.path)
                     os.fsync(fd)
                 finally:
                     os.close(fd)
@@ -121,16 +124,8 @@ class PendingJournal:
                 entries.append({**entry, "id": str(entry.get("id") or f"line-{number}")})
         return entries
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        lock = self.path.with_name(self.path.name + ".lock")
-        try:
-            handle = lock.open("a")
-        except OSError as err:
-            raise StorageError(describe_os_error(err, lock, "opening"), err.errno) from err
-        with handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            yield
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return exclusive_lock(self.path.with_name(self.path.name + ".lock"))
 
 
 def _line(pending: dict[str, Any]) -> bytes:

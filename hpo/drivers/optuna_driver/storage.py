@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from hpo.drivers.base import StudySpec
 from hpo.space import SearchSpace
 from runner.errors import UserInputError
-from runner.files import storage_error
+from runner.files import append_whole, storage_error
 
 if TYPE_CHECKING:
     from hpo.study_lock import FileLock
@@ -83,7 +83,7 @@ def journal_backend(path: Path) -> Any:
 
         def append_logs(self, logs: list[dict[str, Any]]) -> None:
             lines = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)
-            data = memoryview(lines.encode("utf-8"))
+            data = lines.encode("utf-8")
             try:
                 self._hpo_lock.acquire()  # a symlink beside the journal
             except OSError as err:
@@ -94,13 +94,10 @@ def journal_backend(path: Path) -> Any:
                 self._hpo_lock.release()
                 raise storage_error(err, self._hpo_path) from err
             try:
-                size = os.fstat(fd).st_size
+                append_whole(fd, data, self._hpo_path)  # whole, or cut back: never half a line
                 try:
-                    while data:  # unbuffered: a short write is seen, not left in a buffer
-                        data = data[os.write(fd, data) :]
                     os.fsync(fd)
                 except OSError as err:
-                    os.ftruncate(fd, size)
                     raise storage_error(err, self._hpo_path) from err
             finally:
                 os.close(fd)
