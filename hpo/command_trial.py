@@ -12,9 +12,9 @@ driver, --parallel and --resume run it as they run the runner. Per trial it:
   runs the trial again, HPO_RESUME=1. The command line run is written to command.json.
 - reads the reports as they come (reports.jsonl, and `hpo: {...}` lines of output.log) and
   hands each to the driver: the tracker logs it, the pruner decides on it.
-- pruned: creates the prune file, sends SIGTERM to the process group (a script that checks
-  hpo.should_prune() first gets kill_after seconds to stop itself), then SIGKILL kill_after
-  seconds later. The trial is pruned whatever the command's exit code.
+- pruned: creates the prune file, sends SIGTERM to the process group (at once, 0.5 s later; a
+  script that checks hpo.should_prune() first gets kill_after seconds to stop itself), then
+  SIGKILL kill_after seconds later. The trial is pruned whatever the command's exit code.
 - Ctrl-C or SIGTERM of the search: one SIGINT to the process group (a Python script gets
   KeyboardInterrupt: save a checkpoint there), SIGKILL kill_after seconds later; the trial ends
   `interrupted` and --resume runs the command again in the same folder with HPO_RESUME=1 (its
@@ -62,6 +62,10 @@ PRUNE_MARK = "pruned"  # in the trial's folder: created when the pruner stops th
 PRINTED_REPORT = b"hpo: {"  # a line of output.log that is a report
 POLL_SECONDS = 0.05  # how often the files and the process are looked at
 REASON_LINES = 5  # lines of output a failed trial's reason quotes
+# A script that checks hpo.should_prune() right after its report says so (a line of the report
+# file) within this time of the pruner's decision on its first report; until then, and for a
+# script that never says so, SIGTERM waits only this long.
+STOPS_ITSELF_WAIT = 0.5
 log = logging.getLogger(__name__)
 
 # Run first in the new session: SIGKILL this process when the search's process dies (Linux),
@@ -161,7 +165,7 @@ class CommandObjective:
         if ending == "interrupted":
             raise TrialInterrupted(f"interrupted at step {state.steps}")
         if ending == "pruned":
-            raise TrialPruned(f"pruned at step {state.steps}")
+            raise TrialPruned(f"pruned at step {watch.pruned_at}")
         if process.returncode != 0:
             raise CommandFailed(
                 f"{_exit_text(process.returncode)}: {_last_lines(output, started_at)}"
@@ -265,6 +269,7 @@ class _Watch:
         self.ending: str | None = None  # "pruned" or "interrupted" once decided
         self.decided_at = 0.0
         self.signalled_at: float | None = None  # when SIGTERM or SIGINT went
+        self.pruned_at = 0  # the step of the report the pruner stopped the trial at
 
     def run(self, reporter: Any, state: _TrialState, *tails: _Tail) -> str | None:
         """Serve the command until it exits; "pruned", "interrupted" or None (it ended)."""
@@ -292,9 +297,8 @@ class _Watch:
             reporter.report(step, metrics)
             if reporter.should_stop():
                 self.ending, self.decided_at = "pruned", time.monotonic()
-                self.prune_mark.touch()
-                if not state.stops_itself:
-                    self._signal(signal.SIGTERM)
+                self.pruned_at = step
+                self.prune_mark.touch()  # SIGTERM follows (_escalate)
         except TrialInterrupted:  # the search is stopping (in this process: its report says)
             self._interrupt()
 
@@ -306,8 +310,9 @@ class _Watch:
         now = time.monotonic()
         if self.ending is None:
             return
-        if self.signalled_at is None:  # pruned, and the script stops itself: its time is up
-            if now - self.decided_at >= self.kill_after:
+        if self.signalled_at is None:  # pruned: SIGTERM, unless it stops itself in time
+            wait = self.kill_after if state.stops_itself else STOPS_ITSELF_WAIT
+            if now - self.decided_at >= min(wait, self.kill_after):
                 self._signal(signal.SIGTERM)
         elif now - self.signalled_at >= self.kill_after:
             self._signal(signal.SIGKILL)

@@ -132,8 +132,9 @@ def log_best_model(
 
     study_dir = Path(study_dir)
     best = study_dir / "best"
-    study = yaml.safe_load((study_dir / "study.yaml").read_text())
-    command_trials = bool(study["space"].get("command"))
+    settings = study_dir / "study.yaml"
+    study = yaml.safe_load(settings.read_text()) if settings.is_file() else {}
+    command_trials = bool((study.get("space") or {}).get("command"))
     checkpoint = best / ("best" if command_trials else "best.pt")
     if not (checkpoint.is_dir() if command_trials else checkpoint.is_file()):
         raise UserInputError(

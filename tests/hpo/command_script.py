@@ -23,6 +23,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lr", type=float, required=True)
     parser.add_argument("--tag", default="")
+    parser.add_argument("--out", default="")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--sleep", type=float, default=0.0)
     parser.add_argument("--report", choices=["api", "print"], default="api")
@@ -65,14 +66,15 @@ def main() -> int:
                     hpo.report_checkpoint(folder / "model.txt")
             if args.report == "api":
                 hpo.report(step, {"val_loss": loss, "train_loss": loss + 0.5})
+                done = step
                 if args.stops_itself and hpo.should_prune():
                     print(f"pruned: stopping by myself at step {step}")
                     (here / "stopped_itself").write_text(str(step))
                     return 0
             else:
                 print("hpo: " + json.dumps({"step": step, "val_loss": loss}))
+                done = step
             print(f"step {step} loss {loss:.4f}")
-            done = step
     except KeyboardInterrupt:
         progress.write_text(json.dumps({"step": done}))
         print(f"interrupted after step {done}: progress saved")
