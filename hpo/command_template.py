@@ -3,8 +3,10 @@
     python train.py --lr {train.learning_rate} --out {trial_dir}
 
 A placeholder is a param of the space (its dotted name) or one of TRIAL_KEYS: trial_dir (the
-trial's folder, absolute), trial_number, study (the study's name) and max_steps (the budget's,
-when the space sets one). Each value is replaced by its text quoted for the shell
+trial's folder, absolute, where the command runs), trial_number, study (the study's name),
+max_steps (the budget's, when the space sets one) and cwd (the folder `hpo search` was started
+in, absolute: `python {cwd}/train.py`, since a relative path is relative to the trial folder)
+and python (the Python that runs hpo: `{python} train.py` finds hpo without an activated venv). Each value is replaced by its text quoted for the shell
 (shlex.quote), so that no value, whatever it holds (`; touch pwned`), is ever read by the shell
 as anything but one word: do not put quotes around a placeholder yourself. A string is its
 text, a number or a boolean its JSON form (0.001, 1e-05, true), null and a param inactive in
@@ -21,7 +23,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-TRIAL_KEYS = ("trial_dir", "trial_number", "study", "max_steps")
+TRIAL_KEYS = ("trial_dir", "trial_number", "study", "max_steps", "cwd", "python")
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 
 

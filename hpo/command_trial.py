@@ -93,6 +93,7 @@ class CommandObjective:
         self.command = command
         self.objectives = tuple(objectives)
         self.max_steps = max_steps
+        self.cwd = os.getcwd()  # {cwd}: here, not where a worker (or Ray) runs the trial
 
     def __call__(self, params: Mapping[str, Any], reporter: Any) -> dict[str, float]:
         directory = Path(reporter.dir).resolve()
@@ -113,6 +114,8 @@ class CommandObjective:
             "trial_number": reporter.number,
             "study": study,
             "max_steps": self.max_steps,
+            "cwd": self.cwd,
+            "python": sys.executable,
         }
         line = render(self.command.template, values)
         atomic_write_json(directory / "command.json", {"command": line, "resumed": resumed})

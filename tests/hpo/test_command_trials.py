@@ -307,3 +307,18 @@ def test_ctrl_c_interrupts_a_command_trial_and_resume_reruns_it_with_hpo_resume(
     steps = [r["step"] for r in reports(trial)]
     assert steps == list(range(1, 13)), "each step reported once, across the two runs"
     assert after["value"] == min(r["val_loss"] for r in reports(trial))
+
+
+def test_the_readme_example_space_runs_as_written(tmp_path, monkeypatch):
+    from hpo.space import load_space
+
+    monkeypatch.chdir(ROOT)  # {cwd}: the README runs it from the repository's root
+    space = load_space("experiments/spaces/command_example.yaml", driver="optuna")
+    result = run_study(tmp_path, space.with_budget(trials=2))
+
+    assert [t.state for t in result.trials] == ["complete", "complete"]
+    best = tmp_path / "runs" / "s" / "best"
+    assert json.loads((best / "best" / "model.json").read_text()) == {"step": 20}
+    assert result.best.value == min(
+        r["val_loss"] for r in reports(best.parent / "trials" / str(result.best.number))
+    )
