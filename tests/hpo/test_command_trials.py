@@ -322,3 +322,17 @@ def test_the_readme_example_space_runs_as_written(tmp_path, monkeypatch):
     assert result.best.value == min(
         r["val_loss"] for r in reports(best.parent / "trials" / str(result.best.number))
     )
+
+
+def test_hpo_worker_runs_the_command_the_study_stored():
+    from hpo.command_trial import CommandObjective
+    from hpo.worker import objective_from_recipe, space_from_recipe, study_recipe
+
+    space = command_space(f"{RUN_SCRIPT} --lr {{lr}}", {"lr": GOOD_LR}, driver="optuna")
+    space = space.with_command(None, kill_after=3)
+    recipe = json.loads(json.dumps(study_recipe(space, check_search(space, track=False))))
+    objective = objective_from_recipe(recipe, "s")
+    assert isinstance(objective, CommandObjective)
+    assert objective.command.template == space.command.template
+    assert objective.command.kill_after == 3.0
+    assert space_from_recipe(recipe).command == objective.command
