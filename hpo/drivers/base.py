@@ -36,7 +36,11 @@ class TrialInterrupted(Exception):  # noqa: N818 (like TrialPruned)
 
 
 class TrialReporter(Protocol):
-    """What an objective sees of the search: runner.reporting.Reporter plus the trial's identity."""
+    """What an objective sees of the search: runner.reporting.Reporter plus the trial's identity.
+
+    The reporters of hpo.parallel and of its worker processes also carry `stop`, the search's
+    StopSignals: a command trial (hpo.command_trial) watches stop.requested between reports.
+    """
 
     number: int
     dir: Path  # runs/<study>/trials/<number>/: the objective writes what it wants there

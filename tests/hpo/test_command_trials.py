@@ -336,3 +336,46 @@ def test_hpo_worker_runs_the_command_the_study_stored():
     assert objective.command.template == space.command.template
     assert objective.command.kill_after == 3.0
     assert space_from_recipe(recipe).command == objective.command
+
+
+@pytest.mark.parametrize(
+    ("space_text", "args", "message"),
+    [
+        pytest.param(
+            "command: echo {train.learning_rate}\nexperiment: x.yaml\n",
+            [],
+            "a space runs an experiment or a command, not both (command)",
+            id="command-and-experiment",
+        ),
+        pytest.param(
+            "command: echo {train.learning_rate}\n",
+            ["-o", "train.seed=1"],
+            "a command trial has none",
+            id="-o",
+        ),
+        pytest.param(
+            "command: echo {train.learning_rate}\n",
+            ["--objective", "tests.hpo.search_objectives:bowl"],
+            "a command or an objective function, not both",
+            id="--objective",
+        ),
+        pytest.param(
+            "command:\n  run: echo {train.learning_rate}\n  kill_after: -1\n",
+            [],
+            "expected seconds >= 0, got -1 (command.kill_after)",
+            id="kill_after",
+        ),
+        pytest.param("", ["--kill-after", "5"], "only command trials", id="--kill-after"),
+    ],
+)
+def test_a_command_given_wrong_is_one_line_and_exit_2(tmp_path, capsys, space_text, args, message):
+    space_file = tmp_path / "s.yaml"
+    space_file.write_text(
+        space_text
+        + "budget: {trials: 1}\nparams:\n  train.learning_rate: {type: float, low: 0.1, high: 1}\n"
+    )
+    runs = tmp_path / "runs"
+    code = main(["search", "--space", str(space_file), "--runs", str(runs), "--no-track", *args])
+    err = capsys.readouterr().err
+    assert code == 2 and not runs.exists()
+    assert err.startswith("hpo: error: ") and message in err and err.count("\n") == 1, err
