@@ -15,10 +15,10 @@ creates once its pruner has stopped the trial. No socket, no library of the sear
 script may run in another virtual environment that has only hpo itself (or, without hpo, print
 `hpo: {"step": 3, "val_loss": 1.2}` lines on stdout, which count as reports too).
 
-Pruning: once the pruner decides, the search creates HPO_PRUNE_FILE and sends SIGTERM to the
-command's process group (SIGKILL after the grace period, `kill_after`). A script that called
-should_prune() or raise_when_pruned() stops itself: the search then waits the grace period for
-it to exit before the SIGTERM. After raise_when_pruned(), hpo.report raises hpo.TrialPruned once
+Pruning: once the pruner decides, the search creates HPO_PRUNE_FILE and, half a second later,
+sends SIGTERM to the command's process group (SIGKILL after the grace period, `kill_after`). A
+script that called should_prune() or raise_when_pruned() stops itself: the search then waits
+the grace period for it to exit before the SIGTERM. After raise_when_pruned(), hpo.report raises hpo.TrialPruned once
 the trial is pruned; let it propagate (the trial is recorded pruned whatever the exit code), or
 catch it to clean up first.
 
