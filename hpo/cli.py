@@ -269,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hpo.study_commands import add_study_commands
 
     add_study_commands(commands)
+    from hpo.space_command import add_space_command
+
+    add_space_command(commands)
     add_sync_command(commands)
     add_pipeline_commands(commands, DEFAULT_EXPERIMENT)
     return parser

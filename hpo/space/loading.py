@@ -11,6 +11,7 @@ limits, duplicate keys refused).
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from hpo.space.distributions import Categorical, Fixed, Float, Int
 from hpo.space.numeric import number_or_none
 from hpo.space.parsing import KeyCheck, space_from_dict
 from hpo.space.search_space import SearchSpace, SpaceError
+from hpo.terminal import printable
 from runner.config import PATH_KEYS
 from runner.errors import UserInputError
 from runner.yaml_io import excerpt, load_yaml_file, load_yaml_file_with_lines
@@ -52,7 +54,9 @@ def load_space(
         path = Path(path)
         raw = _read_yaml(path, "space file")
         source, base_dir, in_file = str(path), path.parent, True
-    raw, _ = to_hpo_space(raw, source)
+    raw, notes = to_hpo_space(raw, source)
+    for note in notes:  # what a W&B or Ray space holds that hpo leaves out
+        logging.getLogger("hpo.space").warning("hpo: note: %s: %s", printable(source), note)
     try:
         space = space_from_dict(raw, source, experiment, driver, config_key_check)
     except SpaceError as err:
