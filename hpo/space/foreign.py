@@ -42,7 +42,9 @@ A Ray Tune-style space (values written as calls of ray.tune's sampling functions
   qlograndint and every other name. The strings are never evaluated: each is parsed with
   Python's ast (which runs nothing), its function must be `tune.NAME` with NAME in the table
   below, and each argument must be a literal (ast.literal_eval on that argument alone).
-  Such strings are also accepted as param values inside hpo's own `params:`.
+  Any string value that starts with `tune.` must be such a call (a typo is an error, not a
+  constant); other strings are constants. tune.* strings are also accepted as param values
+  inside hpo's own `params:`.
 
 A converted space is then checked exactly as a hand-written one; its errors name hpo's keys.
 """
@@ -59,7 +61,8 @@ from hpo.space.search_space import SpaceError
 from runner.yaml_io import excerpt
 
 MAX_TUNE_TEXT = 2000  # characters of one tune.* value: a space needs a few dozen
-_TUNE_CALL = re.compile(r"\s*tune\s*\.\s*[A-Za-z_]\w*\s*\(")
+# a value meant for Ray: refused unless it is one allowed tune.NAME(...) call
+_TUNE_VALUE = re.compile(r"\s*tune\s*\.")
 _HPO_TOP_KEYS = ("experiment", "objective", "budget", "driver", "description")
 
 WANDB_TOP_KEYS = (
@@ -388,7 +391,7 @@ def _ray_params(tree: dict[str, Any], dotted: str, prefix: str, out: dict, fail:
 
 
 def _is_tune(value: Any) -> bool:
-    return isinstance(value, str) and _TUNE_CALL.match(value) is not None
+    return isinstance(value, str) and _TUNE_VALUE.match(value) is not None
 
 
 def _has_tune_value(tree: Any) -> bool:
