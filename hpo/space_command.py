@@ -40,13 +40,16 @@ def convert_space_file(path: str) -> tuple[str, list[str]]:
 
     import yaml
 
-    from hpo.space import SpaceError, space_from_dict
-    from hpo.space.foreign import to_hpo_space
+    from hpo.space import SpaceError, space_from_dict, with_line
+    from hpo.space.foreign import to_hpo_space, with_original_key
     from runner.yaml_io import load_yaml_file
 
     raw = load_yaml_file(Path(path), "space file", SpaceError)
-    converted, notes = to_hpo_space(raw, path)
-    space_from_dict(converted, path)  # what hpo search would refuse is refused here too
+    converted, notes, original_key = to_hpo_space(raw, path)
+    try:
+        space_from_dict(converted, path)  # what hpo search would refuse is refused here too
+    except SpaceError as err:
+        raise with_line(with_original_key(err, original_key), path) from None
     if converted is raw:
         notes = [*notes, "already hpo's space format: printed as it is"]
     elif not isinstance(converted, dict) or "experiment" not in converted:

@@ -134,13 +134,51 @@ _TUNE_REFUSED = {
 Fail = Callable[[str, str], SpaceError]
 
 
-def to_hpo_space(raw: Any, source: str) -> tuple[Any, list[str]]:
-    """(hpo's space dict, notes) from a W&B sweep or a Ray Tune-style space; anything else,
-    hpo's own format included, comes back as it is (with tune.* param values converted).
+def to_hpo_space(raw: Any, source: str) -> tuple[Any, list[str], Callable[[str], str]]:
+    """(hpo's space dict, notes, original_key) from a W&B sweep or a Ray Tune-style space;
+    anything else, hpo's own format included, comes back as it is (with tune.* param values
+    converted).
 
-    notes: what was left out and why (`hpo space convert` prints them). Raises SpaceError
-    "SOURCE: what (KEY)" naming the key of the original file for what has no equivalent.
+    notes: what was left out and why (`hpo space convert` prints them). original_key: the key
+    of the original file that an hpo key (params.NAME.low) came from, for the errors of the
+    checks that follow. Raises SpaceError "SOURCE: what (KEY)" naming the key of the original
+    file for what has no equivalent.
     """
+    origins: dict[str, str] = {}  # hpo key -> the original file's key
+    space, notes = _convert(raw, source, origins)
+    return space, notes, lambda key: _original_key(key, origins)
+
+
+def with_original_key(error: SpaceError, original_key: Callable[[str], str]) -> SpaceError:
+    """The error "SOURCE: what (KEY)" naming, instead of an hpo KEY, the converted file's key."""
+    message, key = str(error), error.key
+    if key is None or not message.endswith(f" ({key})"):
+        return error
+    return SpaceError(f"{message[: -len(key) - 3]} ({original_key(key)})")
+
+
+def _original_key(key: str, origins: dict[str, str]) -> str:
+    for hpo_key in sorted(origins, key=len, reverse=True):
+        if key == hpo_key or key.startswith(f"{hpo_key}."):
+            where, rest = origins[hpo_key], key[len(hpo_key) + 1 :]
+            if not rest or not where.startswith("parameters."):  # a Ray value: the whole call
+                return where
+            field = rest.split(".", 1)[0]
+            return f"{where}.{_FIELD_NAMES.get(field, field)}"
+    return key
+
+
+# hpo's field names -> W&B's (a W&B param's error names the field of the sweep file)
+_FIELD_NAMES = {
+    "low": "min",
+    "high": "max",
+    "choices": "values",
+    "type": "distribution",
+    "step": "q",
+}
+
+
+def _convert(raw: Any, source: str, origins: dict[str, str]) -> tuple[Any, list[str]]:
 
     def fail(key: str, problem: str) -> SpaceError:
         return SpaceError(f"{source}: {problem} ({excerpt(key, 120)[1:-1]})")
@@ -148,7 +186,7 @@ def to_hpo_space(raw: Any, source: str) -> tuple[Any, list[str]]:
     if not isinstance(raw, dict):
         return raw, []
     if "parameters" in raw and "params" not in raw:
-        return from_wandb(raw, fail)
+        return from_wandb(raw, fail, origins)
     if "params" in raw:
         if isinstance(raw["params"], dict) and any(_is_tune(v) for v in raw["params"].values()):
             params = {
@@ -164,14 +202,16 @@ def to_hpo_space(raw: Any, source: str) -> tuple[Any, list[str]]:
             return {**raw, "params": params}, []
         return raw, []
     if any(k in raw for k in ("param_space", "config")) or _has_tune_value(raw):
-        return from_ray(raw, fail)
+        return from_ray(raw, fail, origins)
     return raw, []
 
 
 # ----------------------------------------------------------------------------- W&B
 
 
-def from_wandb(raw: dict[str, Any], fail: Fail) -> tuple[dict[str, Any], list[str]]:
+def from_wandb(
+    raw: dict[str, Any], fail: Fail, origins: dict[str, str] | None = None
+) -> tuple[dict[str, Any], list[str]]:
     """hpo's space from a W&B sweep configuration."""
     notes: list[str] = []
     for key in raw:
@@ -235,12 +275,19 @@ def from_wandb(raw: dict[str, Any], fail: Fail) -> tuple[dict[str, Any], list[st
     if not isinstance(parameters, dict) or not parameters:
         raise fail("parameters", "expected a mapping of at least one parameter")
     space["params"] = {}
-    _wandb_params(parameters, "", "parameters", space["params"], fail)
+    origins = {} if origins is None else origins
+    origins.update({"objective": "metric", "budget": "run_cap", "driver": "method"})
+    _wandb_params(parameters, "", "parameters", space["params"], fail, origins)
     return space, notes
 
 
 def _wandb_params(
-    parameters: dict[str, Any], prefix: str, where: str, out: dict[str, Any], fail: Fail
+    parameters: dict[str, Any],
+    prefix: str,
+    where: str,
+    out: dict[str, Any],
+    fail: Fail,
+    origins: dict[str, str],
 ) -> None:
     for name, spec in parameters.items():
         key, dotted = f"{where}.{name}", f"{prefix}{name}"
@@ -249,9 +296,10 @@ def _wandb_params(
         if "parameters" in spec:
             if set(spec) != {"parameters"} or not isinstance(spec["parameters"], dict):
                 raise fail(key, "a nested group holds only `parameters: {...}`")
-            _wandb_params(spec["parameters"], f"{dotted}.", f"{key}.parameters", out, fail)
+            _wandb_params(spec["parameters"], f"{dotted}.", f"{key}.parameters", out, fail, origins)
             continue
         out[dotted] = _wandb_param(spec, key, fail)
+        origins[f"params.{dotted}"] = key
 
 
 def _wandb_param(spec: dict[str, Any], key: str, fail: Fail) -> Any:
@@ -307,7 +355,9 @@ def _wandb_param(spec: dict[str, Any], key: str, fail: Fail) -> Any:
 # ----------------------------------------------------------------------------- Ray Tune
 
 
-def from_ray(raw: dict[str, Any], fail: Fail) -> tuple[dict[str, Any], list[str]]:
+def from_ray(
+    raw: dict[str, Any], fail: Fail, origins: dict[str, str] | None = None
+) -> tuple[dict[str, Any], list[str]]:
     """hpo's space from a Ray Tune-style YAML (tune.* calls written as strings)."""
     space: dict[str, Any] = {k: raw[k] for k in _HPO_TOP_KEYS if k in raw}
     notes: list[str] = []
@@ -338,7 +388,12 @@ def from_ray(raw: dict[str, Any], fail: Fail) -> tuple[dict[str, Any], list[str]
             raise fail("mode", f"expected min or max, got {excerpt(mode)}")
         space["objective"] = {"metric": metric, "direction": f"{mode}imize"}
     params: dict[str, Any] = {}
-    _ray_params(params_raw, "", prefix, params, fail)
+    origins = {} if origins is None else origins
+    _ray_params(params_raw, "", prefix, params, fail, origins)
+    if "metric" in raw or "mode" in raw:
+        origins["objective"] = "metric"
+    if "num_samples" in raw:
+        origins["budget"] = "num_samples"
     grids = [name for name, spec in params.items() if isinstance(spec, dict) and spec.get("_grid")]
     sampled = [
         name
@@ -379,11 +434,14 @@ def from_ray(raw: dict[str, Any], fail: Fail) -> tuple[dict[str, Any], list[str]
     return space, notes
 
 
-def _ray_params(tree: dict[str, Any], dotted: str, prefix: str, out: dict, fail: Fail) -> None:
+def _ray_params(
+    tree: dict[str, Any], dotted: str, prefix: str, out: dict, fail: Fail, origins: dict
+) -> None:
     for name, value in tree.items():
         key = f"{dotted}{name}"
+        origins[f"params.{key}"] = f"{prefix}{key}"
         if isinstance(value, dict) and value:
-            _ray_params(value, f"{key}.", prefix, out, fail)
+            _ray_params(value, f"{key}.", prefix, out, fail, origins)
         elif _is_tune(value):
             out[key] = _tune_spec(value, f"{prefix}{key}", fail)
         else:

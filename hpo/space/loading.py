@@ -45,7 +45,7 @@ def load_space(
         config_key_check: `check_key(key, source)` raising UserInputError on unknown config keys
             (runner.config.check_key for runner trials; None for plain-function objectives).
     """
-    from hpo.space.foreign import to_hpo_space
+    from hpo.space.foreign import to_hpo_space, with_original_key
 
     if isinstance(path, Mapping):
         raw: Any = dict(path)
@@ -54,12 +54,13 @@ def load_space(
         path = Path(path)
         raw = _read_yaml(path, "space file")
         source, base_dir, in_file = str(path), path.parent, True
-    raw, notes = to_hpo_space(raw, source)
+    raw, notes, original_key = to_hpo_space(raw, source)
     for note in notes:  # what a W&B or Ray space holds that hpo leaves out
         logging.getLogger("hpo.space").warning("hpo: note: %s: %s", printable(source), note)
     try:
         space = space_from_dict(raw, source, experiment, driver, config_key_check)
     except SpaceError as err:
+        err = with_original_key(err, original_key)  # a converted file's own key
         raise (with_line(err, source) if in_file else err) from None
     if experiment is not None:
         where = Path(experiment).expanduser().resolve()

@@ -178,6 +178,10 @@ NO_EQUIVALENT = [
         "y",
     ),
     ("num_samples: 3\nx: tune.grid_search([1, 2])\n", "runs each point once", "num_samples"),
+    # refused by hpo's own checks after the conversion: the key is still the file's
+    ("method: random\nparameters:\n  x: {values: [[1], [2]]}\n", "scalars", "parameters.x.values"),
+    ("method: random\nparameters:\n  x: {min: 0.5, max: 0.1}\n", "below high", "parameters.x"),
+    ("param_space:\n  x: tune.choice([[1], [2]])\n", "scalars", "param_space.x"),
 ]
 
 
@@ -253,7 +257,7 @@ def test_hostile_tune_strings_are_refused_and_nothing_runs(tmp_path, monkeypatch
 def test_a_string_that_is_no_tune_call_is_a_constant_never_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     text = "(lambda: open('PWNED', 'w'))()"
-    space, _ = to_hpo_space({"param_space": {"x": text, "y": "tune.uniform(0, 1)"}}, "s.yaml")
+    space, _, _ = to_hpo_space({"param_space": {"x": text, "y": "tune.uniform(0, 1)"}}, "s.yaml")
     assert space["params"]["x"] == {"type": "fixed", "value": text}
     assert not (tmp_path / "PWNED").exists()
 
