@@ -204,3 +204,20 @@ def test_the_readme_snippet_runs_as_written(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "best" in proc.stdout
     assert (tmp_path / "runs" / "quickstart" / "summary.json").exists()
+
+
+def test_import_hpo_and_its_api_names_stay_light():
+    code = (
+        "import sys, hpo\n"
+        "hpo.search, hpo.train, hpo.errors.SpaceError, hpo.errors.UserInputError\n"
+        "heavy = [m for m in ('torch', 'optuna', 'ray', 'mlflow', 'pandas') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
