@@ -416,7 +416,9 @@ def train(
     "key=value" strings (-o). output: the trial folder (--output; default the config's
     output_dir). resume: continue from OUTPUT/checkpoints/last.pt. With train.nproc > 1 it
     trains on that many processes under torchrun, as `hpo train --nproc N`.
-    Raises a UserInputError subclass (hpo.errors) for bad input, before any folder is created.
+    Raises a UserInputError subclass (hpo.errors) for bad input, before any folder is created,
+    and KeyboardInterrupt after a Ctrl-C ended the trial at a step with checkpoints/last.pt
+    saved (resume=True continues it).
     """
     for name, value in (("resume", resume), ("quiet", quiet)):
         if not isinstance(value, bool):
@@ -429,7 +431,13 @@ def train(
     from hpo.validation import check_train
 
     check_train(trial_config, source)  # the data, before the trial folder is created
-    return run_train(trial_config, resume=resume, quiet=quiet)
+    result = run_train(trial_config, resume=resume, quiet=quiet)
+    if result.status == "interrupted":  # as hpo.search: the cell stops, the trial resumes
+        raise KeyboardInterrupt(
+            f"trial interrupted at step {result.steps}: {result.last_checkpoint} saved; "
+            "continue with resume=True"
+        )
+    return result
 
 
 def load_train_config(

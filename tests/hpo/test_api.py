@@ -182,6 +182,15 @@ def test_train_runs_the_tiny_experiment_and_returns_its_result(tmp_path, monkeyp
     assert not (tmp_path / "bad").exists()
 
 
+def test_train_takes_a_config_dict_and_refuses_a_bad_one_before_any_folder(tmp_path):
+    with pytest.raises(hpo.errors.ConfigError) as caught:
+        hpo.train({"task": "lm", "train": {"max_steps": 0}}, output=tmp_path / "t")
+    assert caught.value.key == "train.max_steps" or "train.max_steps" in str(caught.value)
+    with pytest.raises(UsageError):
+        hpo.train(["not", "a", "config"])
+    assert not (tmp_path / "t").exists()
+
+
 def readme_snippet() -> str:
     text = (ROOT / "README.md").read_text()
     section = text.split("## Python API", 1)[1]
