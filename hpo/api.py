@@ -167,7 +167,13 @@ class SearchResult:
         datetime_start, datetime_complete, duration, params_<key>..., state; then steps and
         reason. state is hpo's: complete, pruned, failed, interrupted or running.
         """
-        import pandas
+        try:
+            import pandas  # installed with mlflow and optuna's extras; not hpo's own dependency
+        except ImportError:
+            raise ImportError(
+                "trials_dataframe() needs pandas (pip install pandas); result.trials holds the "
+                "same records"
+            ) from None
 
         rows = []
         keys = list(dict.fromkeys(k for t in self.trials for k in t.params))
