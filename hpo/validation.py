@@ -51,15 +51,17 @@ TRACKING_SCHEMES = (
 def check_search(
     space: SearchSpace,
     *,
-    objective: str | None = None,
+    objective: Any = None,
     overrides: Sequence[str] = (),
     storage: str | None = None,
     tracking_uri: str | None = None,
     track: bool = True,
+    parallel: int = 1,
 ) -> Any:
     """Every check of `hpo search` on its inputs; returns the objective it will run.
 
-    objective: --objective MODULE:FUNCTION, or None for the runner on space.experiment.
+    objective: --objective MODULE:FUNCTION, a function (hpo.search(objective=f)), or None for
+    the runner on space.experiment. parallel: trials at once (> 1: a function must pickle).
     """
     check_storage_url(storage, "--storage", must_exist=False)
     if storage is not None and space.driver != "optuna":
@@ -80,6 +82,10 @@ def check_search(
                 "the command line (command)"
             )
         return check_command(space)
+    if callable(objective):
+        from hpo.objective import check_function
+
+        return check_function(objective, in_workers=parallel > 1)
     if objective is not None:
         from hpo.objective import load_function
 
