@@ -1,11 +1,16 @@
 """Ray Tune: ray.tune.Tuner runs each trial as a function trainable; only here is ray imported.
 
-    driver: {seed: 0, ray: {searcher: optuna, scheduler: asha, cpus_per_trial: 1}}
+    driver: {seed: 0, ray: {searcher: random, scheduler: asha, cpus_per_trial: 1}}
+
+By default (searcher optuna, scheduler auto) it tries what --driver optuna tries: the optuna
+driver's sampler and pruner, built from the same options (sampler, pruner, n_startup_trials...),
+run inside Ray (optuna_search.py). Ray's own searchers and schedulers are there to be chosen.
 
 One module per part, each importing ray only inside the functions that run a study:
     cluster.py        joins the cluster at driver.address, or starts a local one; resource checks
     experiments.py    the study's Tuner runs: schedulers, PBT's population, restore and resume
     searchers.py      the Searcher that reserves trial numbers and keeps the budget
+    optuna_search.py  searcher optuna: the optuna driver's sampler and pruner inside Ray
     domains.py        the space in Ray's terms: domains, grid points, a trial's params
     trial_numbers.py  trial n is Ray's trial "n" and runs in runs/<study>/trials/<n>/
     trainable.py      what runs in the Ray worker: the objective, its reports and checkpoints
@@ -43,6 +48,8 @@ from hpo.drivers.base import (
     Tracker,
 )
 from hpo.drivers.grid import check_grid
+from hpo.drivers.optuna_driver import OPTIONS as OPTUNA_OPTIONS
+from hpo.drivers.optuna_driver import check_space as check_optuna_space
 from hpo.drivers.ray_tune.cluster import ray_cluster
 from hpo.drivers.ray_tune.events import StudyEvents
 from hpo.drivers.ray_tune.experiments import Experiments
@@ -52,15 +59,24 @@ from hpo.study import LiveView, StudyResult, finish_study, open_study, previous_
 
 __all__ = ["OPTIONS", "RayDriver", "check_space"]
 
+# The optuna driver's sampler and pruner options, which searcher optuna and scheduler auto
+# read; its storage options mean nothing here (and its grace_period is not Ray's).
+_OPTUNA_ONLY = ("seed", "heartbeat_interval", "grace_period", "retries")
 OPTIONS: dict[str, Option] = {
+    **{name: o for name, o in OPTUNA_OPTIONS.items() if name not in _OPTUNA_ONLY},
     "seed": SEED,
     "searcher": Option(
-        "random", "Ray search algorithm", choices=("random", "grid", "optuna", "bayesopt")
+        "optuna",
+        "optuna: the sampler driver.sampler names, as --driver optuna builds it (the same "
+        "params); random, grid, bayesopt: Ray's own",
+        choices=("optuna", "random", "grid", "bayesopt"),
     ),
     "scheduler": Option(
-        "none",
-        "Ray trial scheduler: stops (or, pbt, exploits) trials by their reports",
-        choices=("none", "asha", "hyperband", "median", "pbt"),
+        "auto",
+        "auto: under searcher optuna, the pruner driver.pruner names, as --driver optuna uses "
+        "it; under the others none. asha, hyperband, median, pbt: Ray's schedulers, which stop "
+        "(or, pbt, exploit) trials by their reports",
+        choices=("auto", "none", "asha", "hyperband", "median", "pbt"),
     ),
     "cpus_per_trial": Option(1, "CPUs Ray reserves for each trial", kind=float),
     "gpus_per_trial": Option(
@@ -79,7 +95,11 @@ OPTIONS: dict[str, Option] = {
     ),
     "grace_period": Option(1, "asha, median: steps before a trial can be stopped", kind=int),
     "reduction_factor": Option(
-        3, "asha, hyperband: 1 / fraction of trials kept at each rung", kind=int
+        3,
+        "asha, hyperband schedulers; successive_halving, hyperband pruners: 1 / fraction of "
+        "trials kept at each rung",
+        kind=int,
+        low=2,
     ),
     "min_samples_required": Option(3, "median: trials reported before it stops any", kind=int),
     "perturbation_interval": Option(
@@ -102,6 +122,14 @@ _TUNE_SIGINT = "TUNE_DISABLE_SIGINT_HANDLER"
 def check_space(space: SearchSpace, fail: Callable[[str, str], SpaceError]) -> None:
     """Reject what the chosen searcher or scheduler cannot do, before Ray starts."""
     options = space.driver_options
+    if options["searcher"] == "optuna":
+        check_optuna_space(space, fail)  # its sampler and pruner: what optuna cannot do
+    elif options["sampler"] != "auto":
+        raise fail("driver.sampler", f"searcher {options['searcher']} picks params itself")
+    if options["pruner"] != "auto" and (
+        options["scheduler"] != "auto" or options["searcher"] != "optuna"
+    ):
+        raise fail("driver.pruner", "Optuna's pruner needs searcher optuna and scheduler auto")
     if options["searcher"] == "grid":  # counted, not listed: a 1e9-value range is one line
         check_grid(space, fail, "grid needs choices, a linear int range or a float step")
     if options["scheduler"] in ("asha", "hyperband") and space.budget.max_steps is None:
