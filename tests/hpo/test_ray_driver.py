@@ -308,3 +308,8 @@ def test_ray_tries_the_same_params_and_prunes_the_same_trials_as_optuna(tmp_path
         assert trial.steps < 4 and trial.reason == f"pruned at step {trial.steps}"
         assert (on_ray.dir / "trials" / str(trial.number) / "prune").is_file()
     assert [t.value for t in on_ray.trials] == pytest.approx([t.value for t in local.trials])
+    # and both say so: the same sampler, pruner and settings in summary.json
+    local_method, ray_method = (
+        json.loads((r.dir / "summary.json").read_text())["method"] for r in (local, on_ray)
+    )
+    assert ray_method == local_method and ray_method["sampler"] == "tpe"

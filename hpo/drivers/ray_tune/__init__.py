@@ -3,8 +3,9 @@
     driver: {seed: 0, ray: {searcher: random, scheduler: asha, cpus_per_trial: 1}}
 
 By default (searcher optuna, scheduler auto) it tries what --driver optuna tries: the optuna
-driver's sampler and pruner, built from the same options (sampler, pruner, n_startup_trials...),
-run inside Ray (optuna_search.py). Ray's own searchers and schedulers are there to be chosen.
+driver's sampler and pruner, built from the same options (sampler, pruner, n_startup_trials...,
+flat or in the space's `optuna:` section, which ray reads too), run inside Ray
+(optuna_search.py). Ray's own searchers and schedulers are there to be chosen.
 
 One module per part, each importing ray only inside the functions that run a study:
     cluster.py        joins the cluster at driver.address, or starts a local one; resource checks
@@ -37,6 +38,7 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from hpo.drivers.base import (
     SEED,
@@ -48,22 +50,28 @@ from hpo.drivers.base import (
     Tracker,
 )
 from hpo.drivers.grid import check_grid
+from hpo.drivers.methods import method
 from hpo.drivers.optuna_driver import OPTIONS as OPTUNA_OPTIONS
 from hpo.drivers.optuna_driver import check_space as check_optuna_space
+from hpo.drivers.optuna_driver.pruners import pruner_name, pruner_settings
+from hpo.drivers.optuna_driver.samplers import sampler_name, sampler_settings
 from hpo.drivers.ray_tune.cluster import ray_cluster
 from hpo.drivers.ray_tune.events import StudyEvents
 from hpo.drivers.ray_tune.experiments import Experiments
+from hpo.drivers.ray_tune.optuna_search import optuna_prunes
 from hpo.interrupts import ANNOUNCE, StopSignals
 from hpo.space import SearchSpace, SpaceError
 from hpo.study import LiveView, StudyResult, finish_study, open_study, previous_trials
 
-__all__ = ["OPTIONS", "RayDriver", "check_space"]
+__all__ = ["OPTIONS", "RayDriver", "check_space", "search_method"]
 
 # The optuna driver's sampler and pruner options, which searcher optuna and scheduler auto
 # read; its storage options mean nothing here (and its grace_period is not Ray's).
 _OPTUNA_ONLY = ("seed", "heartbeat_interval", "grace_period", "retries")
+SHARED = {"optuna": tuple(name for name in OPTUNA_OPTIONS if name not in _OPTUNA_ONLY)}
+"""What ray takes from a space's `optuna:` section too (resolve_options): the same study."""
 OPTIONS: dict[str, Option] = {
-    **{name: o for name, o in OPTUNA_OPTIONS.items() if name not in _OPTUNA_ONLY},
+    **{name: OPTUNA_OPTIONS[name] for name in SHARED["optuna"]},
     "seed": SEED,
     "searcher": Option(
         "optuna",
@@ -143,6 +151,39 @@ def check_space(space: SearchSpace, fail: Callable[[str, str], SpaceError]) -> N
             raise fail(f"driver.{name}", f"must be >= 0, got {options[name]}")
     if options["cpus_per_trial"] == 0 and options["gpus_per_trial"] == 0:
         raise fail("driver.cpus_per_trial", "a trial needs a CPU or a GPU")
+
+
+_SCHEDULER_SETTINGS = {
+    "asha": ("grace_period", "reduction_factor"),
+    "hyperband": ("reduction_factor",),
+    "median": ("grace_period", "min_samples_required"),
+    "pbt": ("perturbation_interval", "quantile_fraction", "resample_probability"),
+}
+
+
+def search_method(space: SearchSpace, study: StudySpec) -> dict[str, Any]:
+    """Searcher optuna and scheduler auto: the optuna driver's sampler and pruner, as it says
+    them; Ray's own searchers and schedulers otherwise (those named ray_...)."""
+    options = space.driver_options
+    searcher, scheduler = options["searcher"], options["scheduler"]
+    sampler: tuple[str, dict[str, Any]] = {
+        "optuna": lambda: (sampler_name(space), sampler_settings(space, study.parallel)),
+        "random": lambda: ("random", {"seed": options["seed"]}),
+        "grid": lambda: ("grid", {}),
+        "bayesopt": lambda: (
+            "bayes_opt",
+            {k: options[k] for k in ("seed", "acquisition", "init_points")},
+        ),
+    }[searcher]()
+    if scheduler in ("auto", "none"):
+        prunes = optuna_prunes(space)
+        pruner = pruner_name(space) if prunes else "none", pruner_settings(space) if prunes else {}
+    else:
+        settings = {name: options[name] for name in _SCHEDULER_SETTINGS[scheduler]}
+        if scheduler in ("asha", "hyperband"):
+            settings["max_t"] = space.budget.max_steps
+        pruner = f"ray_{scheduler}", settings
+    return method(*sampler, *pruner)
 
 
 class RayDriver:
