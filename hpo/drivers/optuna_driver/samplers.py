@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import warnings
@@ -93,11 +94,28 @@ def _build_sampler(
     if name == "random":
         return samplers.RandomSampler(**settings)
     if name == "grid":  # check_space counted it: at most MAX_GRID_POINTS points
-
-        class AskTellGridSampler(samplers.GridSampler):
-            def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
-                pass  # its study.stop() works only inside study.optimize: ask() checks instead
-
         grid = {p.name: grid_values(p.distribution) for p in space.searched}
-        return AskTellGridSampler(grid, **settings)
+        return _ask_tell_grid_sampler()(grid, **settings)
     return samplers.NSGAIISampler(**settings)
+
+
+@functools.cache
+def _ask_tell_grid_sampler() -> type:
+    """GridSampler without its study.stop(), which works only inside study.optimize: ask()
+    checks is_exhausted instead. A module attribute (see __getattr__) so that it pickles, as
+    Ray's searcher is pickled with its Optuna study; made on first use: optuna loads then."""
+    from optuna.samplers import GridSampler
+
+    class AskTellGridSampler(GridSampler):
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            pass
+
+    AskTellGridSampler.__module__ = __name__
+    AskTellGridSampler.__qualname__ = "AskTellGridSampler"
+    return AskTellGridSampler
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AskTellGridSampler":
+        return _ask_tell_grid_sampler()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

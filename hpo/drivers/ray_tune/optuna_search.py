@@ -74,6 +74,13 @@ class OptunaTrials:
         self.trials: dict[str, Any] = {}  # Ray trial id -> its Optuna trial
         self.reported: dict[str, set[int]] = {}  # Ray trial id -> steps reported
 
+    def exhausted(self) -> bool:
+        """sampler grid: every point handed out (OptunaSuggester.ask checks the same)."""
+        from optuna.samplers import GridSampler
+
+        sampler = self.study.sampler
+        return isinstance(sampler, GridSampler) and sampler.is_exhausted(self.study)
+
     def suggest(self, trial_id: str) -> dict[str, Any]:
         trial = self.study.ask()
         self.trials[trial_id], self.reported[trial_id] = trial, set()

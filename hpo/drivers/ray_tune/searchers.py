@@ -76,6 +76,8 @@ def study_searcher(space: SearchSpace, study: StudySpec, events: StudyEvents) ->
             if (
                 options["searcher"] == "grid"
                 and not self.grid
+                or self.inner is not None
+                and self.inner.exhausted()
                 or (
                     study_events.why_stop()
                     if study_events
