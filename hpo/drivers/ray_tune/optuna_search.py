@@ -61,7 +61,7 @@ class OptunaTrials:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # the live view reports trials
-        self.space, self.metric = space, space.objective.metric
+        self.space, self.metric, self.parallel = space, space.objective.metric, study.parallel
         self.prunes = optuna_prunes(space)
         self.study = optuna.create_study(
             sampler=make_sampler(space, study.parallel, history=history),
@@ -73,6 +73,11 @@ class OptunaTrials:
             self.study.enqueue_trial(dict(params), skip_if_exists=True)
         self.trials: dict[str, Any] = {}  # Ray trial id -> its Optuna trial
         self.reported: dict[str, set[int]] = {}  # Ray trial id -> steps reported
+
+    def reseed(self, history: int) -> None:
+        """Tune restored this from its saved state (--resume after a kill): a sampler seeded as
+        a resumed study's, since the saved one would draw again what it drew after the save."""
+        self.study.sampler = make_sampler(self.space, self.parallel, history=history)
 
     def exhausted(self) -> bool:
         """sampler grid: every point handed out (OptunaSuggester.ask checks the same)."""

@@ -147,6 +147,8 @@ def study_searcher(space: SearchSpace, study: StudySpec, events: StudyEvents) ->
         def restore(self, checkpoint_path: str) -> None:
             with open(checkpoint_path, "rb") as f:
                 self.__dict__.update(pickle.load(f))
+            if self.inner is not None:
+                self.inner.reseed(len(load_trials(study_dir)))
 
     if options["searcher"] != "optuna":
         return StudySearcher()
