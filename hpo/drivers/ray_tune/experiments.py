@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hpo.drivers.base import ObjectiveFunction, StudySpec
+from hpo.drivers.optuna_driver.samplers import sampler_name
 from hpo.drivers.ray_tune.domains import grid_values, ray_domain, untried_grid
 from hpo.drivers.ray_tune.events import StudyEvents, events_callback, live_study
 from hpo.drivers.ray_tune.optuna_search import optuna_prunes
@@ -65,7 +66,7 @@ class Experiments:
         if not self.events.stop_requested():
             self.events.fail_unrestored()
         while not (stop := self.events.why_stop()):
-            if self.options["searcher"] == "grid" and not untried_grid(self.space, self.study.dir):
+            if self._grid() and not untried_grid(self.space, self.study.dir):
                 return "exhausted"
             ended = self.events.ended
             name = f"trials-from-{next_free_number(self.study.dir)}"
@@ -73,6 +74,12 @@ class Experiments:
             if self.events.ended == ended:  # the searcher had nothing left (a grid, say)
                 return self.events.why_stop() or "exhausted"
         return stop
+
+    def _grid(self) -> bool:
+        """Searcher grid, or searcher optuna with sampler grid: done once every point ran (a
+        new experiment's GridSampler would start the grid again)."""
+        searcher = self.options["searcher"]
+        return searcher == "grid" or searcher == "optuna" and sampler_name(self.space) == "grid"
 
     def _fit(self, tuner: Any, path: Path) -> None:
         tune_log = logging.getLogger("ray.tune")
