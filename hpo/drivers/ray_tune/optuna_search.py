@@ -8,7 +8,10 @@ it asks each param through suggester.suggest_params (the same calls in the same 
 tells each trial's end as OptunaSuggester does: complete with its values, pruned, or failed.
 So a seeded study run one trial at a time tries the same params on both drivers
 (tests/hpo/test_ray_driver.py). Several trials at once make the order depend on timing on
-both drivers alike.
+both drivers alike. One difference is left: the study lives in Tune's saved searcher state,
+not in a journal, so a later Ray experiment of the study (after --resume) starts a new
+in-memory study; its sampler is seeded as a resumed study's (no params drawn twice) but does
+not see the earlier trials, which --driver optuna's journal keeps.
 
 Pruning is the optuna driver's too, and as cooperative: each result holding the objective
 metric is trial.report(value, step), and when trial.should_prune() says so the searcher writes
