@@ -6,7 +6,7 @@
                             the objective writes the rest (config.yaml, metrics.jsonl, checkpoints/)
         best/               the best trial's best checkpoint, config.yaml, result.json
         best_params.yaml    the best params, nested by their dotted keys (DVC reads it)
-        summary.json        best value and params, counts by state, total steps, wall time
+        summary.json        best value and params, counts by state, total steps, wall time, method
 
 Every file is written atomically and durably through runner.files (temporary file, fsync,
 rename): a kill -9 or a power cut leaves the previous version or the new one, never half of
@@ -68,6 +68,7 @@ class StudyResult:
     pareto_front: tuple[int, ...]  # trial numbers; several objectives only
     wall_seconds: float
     stop_reason: str  # budget | timeout | exhausted | failures | interrupted | storage
+    method: dict[str, Any] | None = None  # sampler, pruner, settings: hpo.drivers.methods
 
     def count(self, state: str) -> int:
         return sum(1 for t in self.trials if t.state == state)
@@ -83,6 +84,7 @@ class StudyResult:
         return {
             "study": self.study,
             "driver": self.driver,
+            "method": self.method,
             "objective": vars(self.objectives[0]),
             "objectives": [vars(o) for o in self.objectives],
             "best_value": best.value if best else None,
@@ -311,6 +313,8 @@ def finish_study(
     Each is attempted even when an earlier one failed (a full disk may still take summary.json
     when it cannot take a checkpoint); then the first StorageError is raised.
     """
+    from hpo.drivers import search_method
+
     records = load_trials(study.dir)
     if records:  # a resumed study: add the wall time of earlier runs
         try:
@@ -328,6 +332,7 @@ def finish_study(
         pareto_front=tuple(pareto_front(records, space.objectives)),
         wall_seconds=wall_seconds,
         stop_reason=stop_reason,
+        method=search_method(space, study),
     )
     failures: list[StorageError] = []
 
@@ -544,14 +549,18 @@ class LiveView:
         self.finished_now = 0
 
     def start_study(self, space: SearchSpace, study: StudySpec, driver: str) -> None:
+        from hpo.drivers import search_method
+        from hpo.drivers.methods import method_line
+
         budget = space.budget
         limits = [
             f"{budget.trials} trials" if budget.trials else "",
             f"{budget.timeout:g} s" if budget.timeout else "",
         ]
-        _say(
-            f"study {study.name}: {driver} {dict(space.driver_options)}, "
-            f"{' / '.join(x for x in limits if x)}, {study.parallel} at once -> {study.dir}"
+        _say(  # what searches it first: a study's result is read with its method
+            f"study {study.name}: {method_line(driver, search_method(space, study))}, "
+            f"{' / '.join(x for x in limits if x) or 'no budget'}, {study.parallel} at once "
+            f"-> {study.dir}"
         )
 
     def start_trial(self, number: int, params: Any) -> None:

@@ -394,6 +394,13 @@ space_case(
     "params.seed",
     argv=("--driver", "ray"),
 )
+space_case(  # Ray's ASHA decides which trials stop: an Optuna pruner beside it would not
+    "ray-pruner-with-ray-scheduler",
+    GOOD_SPACE + "driver: {pruner: hyperband, ray: {scheduler: asha}}\n",
+    "driver.pruner",
+    "scheduler auto",
+    argv=("--driver", "ray"),
+)
 space_case(
     "when-unknown-param",
     SPACE_HEAD

@@ -62,6 +62,19 @@ def driver_sources() -> dict[str, list[Path]]:
     return drivers
 
 
+# The one exception, and all it may import: ray runs the optuna driver's own sampler and pruner
+# (issue 19: a study moved to Ray tries the same params), built by the same functions from the
+# same options, so that they cannot drift apart.
+ALLOWED = {
+    "ray_tune": {
+        "hpo.drivers.optuna_driver",
+        "hpo.drivers.optuna_driver.samplers",
+        "hpo.drivers.optuna_driver.pruners",
+        "hpo.drivers.optuna_driver.suggester",
+    }
+}
+
+
 def test_no_driver_imports_another_driver():
     drivers = driver_sources()
     assert "ray_tune" in drivers and len(drivers["ray_tune"]) > 1  # a package counts as one
@@ -70,7 +83,7 @@ def test_no_driver_imports_another_driver():
         for path in paths:
             found = {
                 n for n in imported_names(path) for o in others if n == o or n.startswith(o + ".")
-            }
+            } - ALLOWED.get(name, set())
             assert not found, f"{path.relative_to(ROOT)} imports {found}"
 
 

@@ -1,7 +1,8 @@
 """The search drivers by the name `--driver` takes; a driver's module is imported only when used.
 
 Each driver module declares OPTIONS (what a space file's `driver:` section may set),
-check_space(space, fail) (what that driver cannot search) and its Driver class; the module
+check_space(space, fail) (what that driver cannot search), search_method(space, study) (its
+sampler and pruner, see methods.py) and its Driver class; the module
 imports its library (optuna, bayes_opt, ray) only inside the functions that run a study.
 """
 
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from runner.errors import UserInputError
 
 if TYPE_CHECKING:
-    from hpo.drivers.base import Driver, Option
+    from hpo.drivers.base import Driver, Option, StudySpec
     from hpo.space import SearchSpace, SpaceError
 
 # name -> (module, class); a driver is one module of hpo/drivers/ or, like ray, a package.
@@ -65,9 +66,15 @@ def resolve_driver_options(
     for other in DRIVERS:
         module = driver_module(other)
         tables[other] = None if module is None else module.OPTIONS
-    return resolve_options(name, tables, raw, fail)
+    return resolve_options(name, tables, raw, fail, getattr(driver_module(name), "SHARED", None))
 
 
 def check_space(space: SearchSpace, fail: Callable[[str, str], SpaceError]) -> None:
     """Raise (through fail) when the space's driver cannot search it, e.g. grid over a range."""
     driver_module(space.driver).check_space(space, fail)
+
+
+def search_method(space: SearchSpace, study: StudySpec) -> dict[str, Any]:
+    """The sampler and pruner the study runs with, and their settings (hpo.drivers.methods):
+    summary.json's `method` and the first line of `hpo search`."""
+    return driver_module(space.driver).search_method(space, study)

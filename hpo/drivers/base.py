@@ -10,7 +10,7 @@ reuses hpo.study for the outputs.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -309,18 +309,22 @@ def resolve_options(
     tables: Mapping[str, Mapping[str, Option] | None],
     raw: Mapping[str, Any],
     fail: Callable[[str, str], SpaceError],
+    shared: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """The driver's options: defaults, then the flat keys of `driver:`, then its own sub-section.
 
     tables holds every known driver's option table (None where that driver is not installed).
     A sub-section named after another driver is checked against that driver's table but not
-    applied, so one space file serves every driver.
+    applied, so one space file serves every driver; except the options `shared` names per
+    other driver (ray runs optuna's sampler and pruner: it takes those of `optuna:`), which
+    apply after the flat keys and before the driver's own sub-section.
     """
     table = tables[driver] or {}
     resolved = {name: option.default for name, option in table.items()}
     if not isinstance(raw, Mapping):
         raise fail("driver", "expected a mapping of option: value")
     own: dict[str, Any] = {}
+    borrowed: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in tables:
             resolved[key] = _checked(driver, table, key, value, f"driver.{key}", fail)
@@ -334,7 +338,9 @@ def resolve_options(
                 )
                 if key == driver:
                     own[name] = checked
-    return {**resolved, **own}  # the driver's own section wins over flat keys
+                elif name in (shared or {}).get(key, ()):
+                    borrowed[name] = checked
+    return {**resolved, **borrowed, **own}  # the driver's own section wins over flat keys
 
 
 def _checked(

@@ -33,6 +33,7 @@ from hpo.drivers.base import (
     TrialRecord,
     history_seed,
 )
+from hpo.drivers.methods import method
 from hpo.parallel import run_study
 from hpo.space import Categorical, SearchSpace, SpaceError
 from hpo.study import StudyResult, write_json
@@ -62,6 +63,16 @@ def check_space(space: SearchSpace, fail: Callable[[str, str], SpaceError]) -> N
         raise fail("objective", "the bo driver optimizes one objective; use optuna (nsga2)")
     if not any(_is_searched(p.distribution) for p in space.searched):
         raise fail("params", "the bo driver needs at least one param with more than one value")
+
+
+def search_method(space: SearchSpace, study: StudySpec) -> dict[str, Any]:
+    """bayes_opt's Gaussian process after init_points random trials; nothing is pruned."""
+    options = space.driver_options
+    exploration = "kappa" if options["acquisition"] == "ucb" else "xi"
+    settings = {name: options[name] for name in ("seed", "acquisition", exploration, "init_points")}
+    if study.parallel > 1:
+        settings["liar"] = options["liar"]
+    return method("bayes_opt", settings)
 
 
 class BayesOptDriver:

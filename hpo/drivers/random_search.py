@@ -26,6 +26,7 @@ from hpo.drivers.base import (
     Tracker,
     TrialRecord,
 )
+from hpo.drivers.methods import method
 from hpo.parallel import run_study
 from hpo.space import Categorical, Distribution, Fixed, SearchSpace, SpaceError
 from hpo.study import StudyResult
@@ -35,6 +36,11 @@ OPTIONS: dict[str, Option] = {"seed": SEED}
 
 def check_space(space: SearchSpace, fail: Callable[[str, str], SpaceError]) -> None:
     """Random search samples any space."""
+
+
+def search_method(space: SearchSpace, study: StudySpec) -> dict[str, Any]:
+    """Draws seeded by (seed, trial number); nothing is pruned."""
+    return method("random", {"seed": space.driver_options["seed"]})
 
 
 def draw(distribution: Distribution, rng: random.Random) -> Any:

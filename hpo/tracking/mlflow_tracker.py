@@ -141,19 +141,20 @@ class MlflowTracker:
     # ------------------------------------------------------------------ the Tracker protocol
 
     def start_study(self, space: SearchSpace, study: StudySpec, driver: str) -> None:
+        from hpo.drivers import search_method
         from hpo.study import load_trials
 
         self.connect()
         self._space, self._study_dir = space, Path(study.dir)
-        options = dict(space.driver_options)
+        method = search_method(space, study)  # auto resolved, as summary.json says it
         self._tags = {
             "mlflow.user": getpass.getuser(),
             "mlflow.source.name": "hpo search",
             "mlflow.source.type": "LOCAL",
             "hpo.study": study.name,
             "hpo.driver": driver,
-            "hpo.sampler": str(options.get("sampler") or driver),
-            "hpo.pruner": str(options.get("pruner") or options.get("scheduler") or "none"),
+            "hpo.sampler": method["sampler"],
+            "hpo.pruner": method["pruner"],
             **provenance.provenance_tags(space.experiment, space.source),
         }
         link = _read_json(self._study_dir / LINK_FILE)

@@ -279,3 +279,89 @@ def test_a_search_against_a_real_mlflow_server_tracks_and_registers_the_winner(
     model = mlflow.pyfunc.load_model(f"models:/lm_tiny/{newest.version}")
     prediction = model.predict(["def main("])
     assert len(prediction) == 1 and "next_token" in prediction.columns
+
+
+@pytest.mark.parametrize("driver", ["optuna", "random", "bo"])
+def test_the_first_line_and_summary_say_the_sampler_and_pruner(driver, tmp_path, capsys):
+    from hpo.drivers import search_method
+    from hpo.drivers.base import StudySpec
+    from hpo.drivers.methods import method_line
+    from hpo.space import load_space
+
+    space_file = tmp_path / "defaults.yaml"  # every driver option left to its default
+    space_file.write_text(
+        "objective: val_loss\nbudget: {trials: 2}\n"
+        "params:\n  train.learning_rate: {type: float, low: 1e-5, high: 1e-2, log: true}\n"
+    )
+    runs, objective = tmp_path / "runs", "tests.hpo.search_objectives:quadratic"
+    argv = ["--space", str(space_file), "--runs", str(runs), "--driver", driver, "--seed", "3"]
+    assert main(["search", "--no-track", "--objective", objective, *argv]) == 0
+
+    method = json.loads((runs / "defaults" / "summary.json").read_text())["method"]
+    first = capsys.readouterr().err.splitlines()[0]
+    where = f"2 trials, 1 at once -> {runs / 'defaults'}"
+    assert first == f"study defaults: {method_line(driver, method)}, {where}"
+    space = load_space(space_file, driver=driver).with_seed(3)
+    assert method == search_method(space, StudySpec.for_space(space, runs=runs))
+    assert method["sampler_settings"]["seed"] == 3
+    if driver == "optuna":  # which pruner `auto` picks is read from its one place, not copied
+        from hpo.drivers.optuna_driver.pruners import pruner_name, pruner_settings
+
+        assert first.startswith("study defaults: optuna TPE (seed 3, 10 startup trials, ")
+        assert method["sampler"] == "tpe" and method["sampler_settings"]["multivariate"]
+        assert (method["pruner"], method["pruner_settings"]) == (
+            pruner_name(space),
+            pruner_settings(space),
+        )
+    else:
+        assert method["pruner"] == "none" and first.endswith(f"no pruner, {where}")
+
+
+def test_the_method_line_names_each_setting():
+    from hpo.drivers.methods import method, method_line
+
+    tpe = {"seed": 0, "n_startup_trials": 10, "multivariate": True, "group": False}
+    assert (
+        method_line(
+            "optuna", method("tpe", tpe, "median", {"n_startup_trials": 5, "n_warmup_steps": 0})
+        )
+        == "optuna TPE (seed 0, 10 startup trials, multivariate), "
+        "pruner median (5 startup trials, warm-up 0 steps)"
+    )
+    hyperband = {"max_resource": 52, "reduction_factor": 3}
+    assert (
+        method_line("ray", method("tpe", {"seed": None}, "hyperband", hyperband))
+        == "ray TPE (unseeded), pruner hyperband (max resource 52, reduction factor 3)"
+    )
+    asha = {"grace_period": 1, "reduction_factor": 3, "max_t": 81}
+    assert (
+        method_line("ray", method("random", {"seed": 1}, "ray_asha", asha))
+        == "ray random (seed 1), pruner Ray's ASHA (grace period 1 steps, reduction factor 3, max 81 steps)"
+    )
+    assert method_line("random", method("random", {"seed": 1})) == "random (seed 1), no pruner"
+
+
+def test_ray_searches_with_the_optuna_drivers_sampler_and_pruner_unless_told_otherwise(tmp_path):
+    from hpo.drivers import search_method
+    from hpo.drivers.base import StudySpec
+    from hpo.space import space_from_dict
+
+    def method(driver: str, **options):
+        raw = {
+            "objective": "val_loss",
+            "budget": {"trials": 4, "max_steps": 81},
+            "driver": {"seed": 0, "n_startup_trials": 3, **options},
+            "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        }
+        space = space_from_dict(raw, source="s.yaml", driver=driver)
+        return search_method(space, StudySpec.for_space(space, runs=tmp_path, parallel=2))
+
+    assert method("ray") == method("optuna")
+    assert method("ray", pruner="hyperband") == method("optuna", pruner="hyperband")
+    # a space file's optuna: section is the same study's settings (lr_wd.yaml has one)
+    section = {"optuna": {"n_startup_trials": 4, "pruner": "percentile", "heartbeat_interval": 9}}
+    assert method("ray", **section) == method("optuna", **section)
+    assert method("ray", **section)["sampler_settings"]["n_startup_trials"] == 4
+    asha = method("ray", ray={"searcher": "random", "scheduler": "asha"})
+    assert (asha["sampler"], asha["pruner"]) == ("random", "ray_asha")
+    assert asha["pruner_settings"] == {"grace_period": 1, "reduction_factor": 3, "max_t": 81}

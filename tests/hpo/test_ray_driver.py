@@ -1,4 +1,5 @@
-"""The ray driver's own behaviour: schedulers, PBT on real runner trials, concurrency, failures.
+"""The ray driver's own behaviour: schedulers, PBT on real runner trials, concurrency, failures,
+and the optuna driver's sampler and pruner by default (the same trials as --driver optuna).
 
 The common contract (optimum, layout, seeds, conditions, NaN, enqueue, --resume) is in
 test_drivers_contract.py, parametrized over every driver, ray included; kill -9 and resume is in
@@ -9,6 +10,7 @@ One local Ray cluster serves this whole module; the driver joins it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import sys
@@ -19,7 +21,7 @@ import pytest
 import yaml
 
 from hpo.drivers import get_driver
-from hpo.drivers.base import NullTracker, StudySpec
+from hpo.drivers.base import NullTracker, StudySpec, TrialPruned
 from hpo.objective import RunnerObjective
 from hpo.space import space_from_dict
 
@@ -257,3 +259,57 @@ def test_model_based_searchers_keep_conditions_and_the_budget(tmp_path, searcher
     assert [t.reason for t in result.trials if t.state == "failed"] == []
     assert result.count("complete") == 4 and len(result.trials) == 4
     assert len({t.params["lr"] for t in result.trials}) == 4
+
+
+# --driver ray tries what --driver optuna tries: the same sampler, seed and pruner
+SAME_PARAMS = {
+    "lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+    "y": {"type": "float", "low": 0.0, "high": 1.0},
+    "layers": {"type": "int", "low": 1, "high": 4},
+    "optim": {"type": "categorical", "choices": ["adamw", "sgd"]},
+    "momentum": {"type": "float", "low": 0.5, "high": 0.99, "when": {"optim": "sgd"}},
+}
+
+
+def curve(params, reporter):
+    """A learning curve that asks should_stop() after each report, as the runner does."""
+    final = (math.log10(params["lr"]) + 3) ** 2 + (params["y"] - 0.3) ** 2 + params["layers"] / 10
+    for step in (1, 2, 3, 4):
+        reporter.report(step, {"val_loss": final + 1.0 / step})
+        if reporter.should_stop():
+            raise TrialPruned()
+    return final
+
+
+def search(tmp_path, driver: str, trials: int):
+    # only the defaults: a sampler, a pruner and their settings would be the same on both
+    raw = {
+        "objective": "val_loss",
+        "budget": {"trials": trials},
+        # 3 random trials, then TPE's own; pruning from the 3rd complete trial on
+        "driver": {"seed": 0, "n_startup_trials": 3, "pruner_startup_trials": 2},
+        "params": SAME_PARAMS,
+    }
+    space = space_from_dict(raw, source="same.yaml", driver=driver)
+    study = StudySpec.for_space(space, runs=tmp_path / driver, quiet=True)
+    return get_driver(driver).run(space, study, curve)
+
+
+def test_ray_tries_the_same_params_and_prunes_the_same_trials_as_optuna(tmp_path):
+    local = search(tmp_path, "optuna", trials=10)
+    on_ray = search(tmp_path, "ray", trials=10)
+
+    # one trial at a time: the same TPE, told the same outcomes, proposes the same params
+    assert [t.params for t in on_ray.trials] == [t.params for t in local.trials]
+    assert [(t.state, t.steps) for t in on_ray.trials] == [(t.state, t.steps) for t in local.trials]
+    pruned = [t for t in on_ray.trials if t.state == "pruned"]
+    assert pruned, "the default pruner stopped no trial on Ray"
+    for trial in pruned:
+        assert trial.steps < 4 and trial.reason == f"pruned at step {trial.steps}"
+        assert (on_ray.dir / "trials" / str(trial.number) / "prune").is_file()
+    assert [t.value for t in on_ray.trials] == pytest.approx([t.value for t in local.trials])
+    # and both say so: the same sampler, pruner and settings in summary.json
+    local_method, ray_method = (
+        json.loads((r.dir / "summary.json").read_text())["method"] for r in (local, on_ray)
+    )
+    assert ray_method == local_method and ray_method["sampler"] == "tpe"

@@ -48,8 +48,9 @@ from typing import Any
 
 from hpo.drivers.base import SEED, ObjectiveFunction, Option, StudySpec, Tracker
 from hpo.drivers.grid import check_grid
-from hpo.drivers.optuna_driver.pruners import PRUNERS
-from hpo.drivers.optuna_driver.samplers import SAMPLERS
+from hpo.drivers.methods import method
+from hpo.drivers.optuna_driver.pruners import PRUNERS, pruner_name, pruner_settings
+from hpo.drivers.optuna_driver.samplers import SAMPLERS, sampler_name, sampler_settings
 from hpo.drivers.optuna_driver.storage import RECIPE, on_database, open_database, without_password
 from hpo.drivers.optuna_driver.suggester import OptunaSuggester
 from hpo.parallel import run_study
@@ -65,6 +66,7 @@ __all__ = [
     "check_space",
     "join_study",
     "read_recipe",
+    "search_method",
     "stored_counts",
 ]
 
@@ -118,6 +120,18 @@ def check_space(space: SearchSpace, fail: Callable[[str, str], SpaceError]) -> N
             raise fail("driver.sampler", "cmaes optimizes one objective; use nsga2 or tpe")
     if options["sampler"] == "grid":  # counted, not listed: a 1e9-value range is one line
         check_grid(space, fail, "the grid sampler needs a step (no log scale)")
+
+
+def search_method(space: SearchSpace, study: StudySpec) -> dict[str, Any]:
+    """The sampler and pruner as make_sampler and make_pruner build them (a worker on a
+    database mixes the seed with its host and pid; a resumed study with its trials so far)."""
+    shared = on_database(study)
+    return method(
+        sampler_name(space),
+        sampler_settings(space, study.parallel, shared),
+        pruner_name(space),
+        pruner_settings(space),
+    )
 
 
 class OptunaDriver:

@@ -24,23 +24,36 @@ def pruner_name(space: SearchSpace) -> str:
     return "median" if one_objective and space.driver_options["sampler"] != "gp" else "none"
 
 
+def pruner_settings(space: SearchSpace) -> dict[str, Any]:
+    """The keyword arguments make_pruner builds the pruner with: what summary.json's `method`
+    and the search's first line say, read from here so that they cannot differ from it."""
+    options, name = space.driver_options, pruner_name(space)
+    if name in ("median", "percentile"):
+        settings = {
+            "n_startup_trials": options["pruner_startup_trials"],
+            "n_warmup_steps": options["n_warmup_steps"],
+        }
+        return (
+            {"percentile": options["percentile"], **settings} if name == "percentile" else settings
+        )
+    if name == "successive_halving":
+        return {"reduction_factor": options["reduction_factor"]}
+    if name == "hyperband":
+        return {
+            "max_resource": space.budget.max_steps or "auto",
+            "reduction_factor": options["reduction_factor"],
+        }
+    return {}
+
+
 def make_pruner(space: SearchSpace) -> Any:
     """The space's Optuna pruner (NopPruner for none)."""
     import optuna.pruners as pruners
 
-    options, name = space.driver_options, pruner_name(space)
-    startup, warmup = options["pruner_startup_trials"], options["n_warmup_steps"]
-    if name == "median":
-        return pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=warmup)
-    if name == "percentile":
-        return pruners.PercentilePruner(
-            options["percentile"], n_startup_trials=startup, n_warmup_steps=warmup
-        )
-    if name == "successive_halving":
-        return pruners.SuccessiveHalvingPruner(reduction_factor=options["reduction_factor"])
-    if name == "hyperband":
-        return pruners.HyperbandPruner(
-            max_resource=space.budget.max_steps or "auto",
-            reduction_factor=options["reduction_factor"],
-        )
-    return pruners.NopPruner()
+    settings = pruner_settings(space)
+    return {
+        "median": pruners.MedianPruner,
+        "percentile": pruners.PercentilePruner,
+        "successive_halving": pruners.SuccessiveHalvingPruner,
+        "hyperband": pruners.HyperbandPruner,
+    }.get(pruner_name(space), pruners.NopPruner)(**settings)

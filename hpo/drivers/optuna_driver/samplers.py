@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import warnings
@@ -16,9 +17,30 @@ from runner.errors import UserInputError
 SAMPLERS = ("auto", "tpe", "gp", "cmaes", "qmc", "random", "grid", "nsga2")
 
 
-def _sampler_name(space: SearchSpace) -> str:
+def sampler_name(space: SearchSpace) -> str:
+    """The sampler's name, auto resolved: tpe for one objective, nsga2 for several."""
     name = space.driver_options["sampler"]
     return ("tpe" if len(space.objectives) == 1 else "nsga2") if name == "auto" else name
+
+
+def sampler_settings(space: SearchSpace, parallel: int = 1, shared: bool = False) -> dict[str, Any]:
+    """The keyword arguments the sampler of a new study is built with (seed: the space's; a
+    resumed study or a worker mixes it, see sampler_seed): what summary.json's `method` and
+    the search's first line say, read from here so that they cannot differ from it."""
+    options, name = space.driver_options, sampler_name(space)
+    settings: dict[str, Any] = {"seed": options["seed"]}
+    if name in ("tpe", "gp", "cmaes"):
+        settings["n_startup_trials"] = options["n_startup_trials"]
+    if name == "tpe":
+        # group: conditional params form their own groups, so multivariate TPE handles them;
+        # only then, since grouping rescans every past trial on each ask (~12% per trial at 1000)
+        # constant_liar: parallel trials see pending ones as bad and spread out.
+        settings["multivariate"] = True
+        settings["group"] = any(p.condition for p in space.params)
+        settings["constant_liar"] = parallel > 1 or shared
+    if name == "qmc":
+        settings["scramble"] = True
+    return settings
 
 
 def make_sampler(space: SearchSpace, parallel: int, shared: bool = False, history: int = 0) -> Any:
@@ -40,7 +62,7 @@ def sampler_seed(space: SearchSpace, shared: bool, history: int) -> int | None:
     is indexed by trial number and must be the same in every process.
     """
     seed = space.driver_options["seed"]
-    if seed is None or _sampler_name(space) == "qmc":
+    if seed is None or sampler_name(space) == "qmc":
         return seed
     if shared:
         return zlib.crc32(f"{seed} {socket.gethostname()} {os.getpid()}".encode())
@@ -50,21 +72,15 @@ def sampler_seed(space: SearchSpace, shared: bool, history: int) -> int | None:
 def _build_sampler(
     samplers: Any, space: SearchSpace, parallel: int, shared: bool, history: int
 ) -> Any:
-    options, name = space.driver_options, _sampler_name(space)
-    seed, startup = sampler_seed(space, shared, history), options["n_startup_trials"]
+    name = sampler_name(space)
+    settings = {
+        **sampler_settings(space, parallel, shared),
+        "seed": sampler_seed(space, shared, history),
+    }
     if name == "tpe":
-        # group: conditional params form their own groups, so multivariate TPE handles them;
-        # only then, since grouping rescans every past trial on each ask (~12% per trial at 1000)
-        # constant_liar: parallel trials see pending ones as bad and spread out.
-        return samplers.TPESampler(
-            seed=seed,
-            n_startup_trials=startup,
-            multivariate=True,
-            group=any(p.condition for p in space.params),
-            constant_liar=parallel > 1 or shared,
-        )
+        return samplers.TPESampler(**settings)
     if name == "gp":
-        return samplers.GPSampler(seed=seed, n_startup_trials=startup)
+        return samplers.GPSampler(**settings)
     if name == "cmaes":
         try:
             import cmaes  # noqa: F401 (Optuna imports it only when it first samples)
@@ -72,17 +88,34 @@ def _build_sampler(
             raise UserInputError(
                 "sampler cmaes needs the cmaes package: pip install cmaes"
             ) from None
-        return samplers.CmaEsSampler(seed=seed, n_startup_trials=startup)
+        return samplers.CmaEsSampler(**settings)
     if name == "qmc":
-        return samplers.QMCSampler(seed=seed, scramble=True, warn_asynchronous_seeding=False)
+        return samplers.QMCSampler(**settings, warn_asynchronous_seeding=False)
     if name == "random":
-        return samplers.RandomSampler(seed=seed)
+        return samplers.RandomSampler(**settings)
     if name == "grid":  # check_space counted it: at most MAX_GRID_POINTS points
-
-        class AskTellGridSampler(samplers.GridSampler):
-            def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
-                pass  # its study.stop() works only inside study.optimize: ask() checks instead
-
         grid = {p.name: grid_values(p.distribution) for p in space.searched}
-        return AskTellGridSampler(grid, seed=seed)
-    return samplers.NSGAIISampler(seed=seed)
+        return _ask_tell_grid_sampler()(grid, **settings)
+    return samplers.NSGAIISampler(**settings)
+
+
+@functools.cache
+def _ask_tell_grid_sampler() -> type:
+    """GridSampler without its study.stop(), which works only inside study.optimize: ask()
+    checks is_exhausted instead. A module attribute (see __getattr__) so that it pickles, as
+    Ray's searcher is pickled with its Optuna study; made on first use: optuna loads then."""
+    from optuna.samplers import GridSampler
+
+    class AskTellGridSampler(GridSampler):
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            pass
+
+    AskTellGridSampler.__module__ = __name__
+    AskTellGridSampler.__qualname__ = "AskTellGridSampler"
+    return AskTellGridSampler
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AskTellGridSampler":
+        return _ask_tell_grid_sampler()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

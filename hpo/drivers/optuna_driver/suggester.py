@@ -172,14 +172,10 @@ class OptunaSuggester:
                 return ASK_LATER
         else:
             trial = self.study.ask()
-        sampled: dict[str, Any] = {}
-        for param in self.space.params:  # parents first: conditions see their parent's value
-            if not isinstance(param.distribution, Fixed) and param.is_active(sampled):
-                sampled[param.name] = _suggest(trial, param.name, param.distribution)
         self.reported[trial.number] = set()
         return Suggestion(
             trial.number,
-            self.space.trial_params(sampled),
+            self.space.trial_params(suggest_params(trial, self.space)),
             handle=trial,
             resume_checkpoint=self._checkpoint_to_continue(trial),
         )
@@ -292,6 +288,19 @@ class OptunaSuggester:
 
 CONTINUABLE = ("running", "interrupted")  # trial.json states --resume continues
 CONTINUES = "hpo_continues"  # system attr of a database trial queued to go on with another
+
+
+def suggest_params(trial: Any, space: SearchSpace) -> dict[str, Any]:
+    """The searched params that are active, asked of an Optuna trial in the space's order.
+
+    The Ray driver's optuna searcher asks through this function too: the same calls in the
+    same order are what make a seeded sampler propose the same params on both drivers.
+    """
+    sampled: dict[str, Any] = {}
+    for param in space.params:  # parents first: conditions see their parent's value
+        if not isinstance(param.distribution, Fixed) and param.is_active(sampled):
+            sampled[param.name] = _suggest(trial, param.name, param.distribution)
+    return sampled
 
 
 def _suggest(trial: Any, name: str, distribution: Any) -> Any:

@@ -1,11 +1,17 @@
 """Ray Tune: ray.tune.Tuner runs each trial as a function trainable; only here is ray imported.
 
-    driver: {seed: 0, ray: {searcher: optuna, scheduler: asha, cpus_per_trial: 1}}
+    driver: {seed: 0, ray: {searcher: random, scheduler: asha, cpus_per_trial: 1}}
+
+By default (searcher optuna, scheduler auto) it tries what --driver optuna tries: the optuna
+driver's sampler and pruner, built from the same options (sampler, pruner, n_startup_trials...,
+flat or in the space's `optuna:` section, which ray reads too), run inside Ray
+(optuna_search.py). Ray's own searchers and schedulers are there to be chosen.
 
 One module per part, each importing ray only inside the functions that run a study:
     cluster.py        joins the cluster at driver.address, or starts a local one; resource checks
     experiments.py    the study's Tuner runs: schedulers, PBT's population, restore and resume
     searchers.py      the Searcher that reserves trial numbers and keeps the budget
+    optuna_search.py  searcher optuna: the optuna driver's sampler and pruner inside Ray
     domains.py        the space in Ray's terms: domains, grid points, a trial's params
     trial_numbers.py  trial n is Ray's trial "n" and runs in runs/<study>/trials/<n>/
     trainable.py      what runs in the Ray worker: the objective, its reports and checkpoints
@@ -32,6 +38,7 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from hpo.drivers.base import (
     SEED,
@@ -43,24 +50,41 @@ from hpo.drivers.base import (
     Tracker,
 )
 from hpo.drivers.grid import check_grid
+from hpo.drivers.methods import method
+from hpo.drivers.optuna_driver import OPTIONS as OPTUNA_OPTIONS
+from hpo.drivers.optuna_driver import check_space as check_optuna_space
+from hpo.drivers.optuna_driver.pruners import pruner_name, pruner_settings
+from hpo.drivers.optuna_driver.samplers import sampler_name, sampler_settings
 from hpo.drivers.ray_tune.cluster import ray_cluster
 from hpo.drivers.ray_tune.events import StudyEvents
 from hpo.drivers.ray_tune.experiments import Experiments
+from hpo.drivers.ray_tune.optuna_search import optuna_prunes
 from hpo.interrupts import ANNOUNCE, StopSignals
 from hpo.space import SearchSpace, SpaceError
 from hpo.study import LiveView, StudyResult, finish_study, open_study, previous_trials
 
-__all__ = ["OPTIONS", "RayDriver", "check_space"]
+__all__ = ["OPTIONS", "RayDriver", "check_space", "search_method"]
 
+# The optuna driver's sampler and pruner options, which searcher optuna and scheduler auto
+# read; its storage options mean nothing here (and its grace_period is not Ray's).
+_OPTUNA_ONLY = ("seed", "heartbeat_interval", "grace_period", "retries")
+SHARED = {"optuna": tuple(name for name in OPTUNA_OPTIONS if name not in _OPTUNA_ONLY)}
+"""What ray takes from a space's `optuna:` section too (resolve_options): the same study."""
 OPTIONS: dict[str, Option] = {
+    **{name: OPTUNA_OPTIONS[name] for name in SHARED["optuna"]},
     "seed": SEED,
     "searcher": Option(
-        "random", "Ray search algorithm", choices=("random", "grid", "optuna", "bayesopt")
+        "optuna",
+        "optuna: the sampler driver.sampler names, as --driver optuna builds it (the same "
+        "params); random, grid, bayesopt: Ray's own",
+        choices=("optuna", "random", "grid", "bayesopt"),
     ),
     "scheduler": Option(
-        "none",
-        "Ray trial scheduler: stops (or, pbt, exploits) trials by their reports",
-        choices=("none", "asha", "hyperband", "median", "pbt"),
+        "auto",
+        "auto: under searcher optuna, the pruner driver.pruner names, as --driver optuna uses "
+        "it; under the others none. asha, hyperband, median, pbt: Ray's schedulers, which stop "
+        "(or, pbt, exploit) trials by their reports",
+        choices=("auto", "none", "asha", "hyperband", "median", "pbt"),
     ),
     "cpus_per_trial": Option(1, "CPUs Ray reserves for each trial", kind=float),
     "gpus_per_trial": Option(
@@ -79,7 +103,11 @@ OPTIONS: dict[str, Option] = {
     ),
     "grace_period": Option(1, "asha, median: steps before a trial can be stopped", kind=int),
     "reduction_factor": Option(
-        3, "asha, hyperband: 1 / fraction of trials kept at each rung", kind=int
+        3,
+        "asha, hyperband schedulers; successive_halving, hyperband pruners: 1 / fraction of "
+        "trials kept at each rung",
+        kind=int,
+        low=2,
     ),
     "min_samples_required": Option(3, "median: trials reported before it stops any", kind=int),
     "perturbation_interval": Option(
@@ -102,6 +130,14 @@ _TUNE_SIGINT = "TUNE_DISABLE_SIGINT_HANDLER"
 def check_space(space: SearchSpace, fail: Callable[[str, str], SpaceError]) -> None:
     """Reject what the chosen searcher or scheduler cannot do, before Ray starts."""
     options = space.driver_options
+    if options["searcher"] == "optuna":
+        check_optuna_space(space, fail)  # its sampler and pruner: what optuna cannot do
+    elif options["sampler"] != "auto":
+        raise fail("driver.sampler", f"searcher {options['searcher']} picks params itself")
+    if options["pruner"] != "auto" and (
+        options["scheduler"] != "auto" or options["searcher"] != "optuna"
+    ):
+        raise fail("driver.pruner", "Optuna's pruner needs searcher optuna and scheduler auto")
     if options["searcher"] == "grid":  # counted, not listed: a 1e9-value range is one line
         check_grid(space, fail, "grid needs choices, a linear int range or a float step")
     if options["scheduler"] in ("asha", "hyperband") and space.budget.max_steps is None:
@@ -115,6 +151,39 @@ def check_space(space: SearchSpace, fail: Callable[[str, str], SpaceError]) -> N
             raise fail(f"driver.{name}", f"must be >= 0, got {options[name]}")
     if options["cpus_per_trial"] == 0 and options["gpus_per_trial"] == 0:
         raise fail("driver.cpus_per_trial", "a trial needs a CPU or a GPU")
+
+
+_SCHEDULER_SETTINGS = {
+    "asha": ("grace_period", "reduction_factor"),
+    "hyperband": ("reduction_factor",),
+    "median": ("grace_period", "min_samples_required"),
+    "pbt": ("perturbation_interval", "quantile_fraction", "resample_probability"),
+}
+
+
+def search_method(space: SearchSpace, study: StudySpec) -> dict[str, Any]:
+    """Searcher optuna and scheduler auto: the optuna driver's sampler and pruner, as it says
+    them; Ray's own searchers and schedulers otherwise (those named ray_...)."""
+    options = space.driver_options
+    searcher, scheduler = options["searcher"], options["scheduler"]
+    sampler: tuple[str, dict[str, Any]] = {
+        "optuna": lambda: (sampler_name(space), sampler_settings(space, study.parallel)),
+        "random": lambda: ("random", {"seed": options["seed"]}),
+        "grid": lambda: ("grid", {}),
+        "bayesopt": lambda: (
+            "bayes_opt",
+            {k: options[k] for k in ("seed", "acquisition", "init_points")},
+        ),
+    }[searcher]()
+    if scheduler in ("auto", "none"):
+        prunes = optuna_prunes(space)
+        pruner = pruner_name(space) if prunes else "none", pruner_settings(space) if prunes else {}
+    else:
+        settings = {name: options[name] for name in _SCHEDULER_SETTINGS[scheduler]}
+        if scheduler in ("asha", "hyperband"):
+            settings["max_t"] = space.budget.max_steps
+        pruner = f"ray_{scheduler}", settings
+    return method(*sampler, *pruner)
 
 
 class RayDriver:

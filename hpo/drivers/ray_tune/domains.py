@@ -61,5 +61,9 @@ def trial_params(space: SearchSpace, config: Mapping[str, Any]) -> dict[str, Any
     for p in space.searched:
         d, value = p.distribution, sampled.get(p.name)
         if isinstance(d, Float | Int) and isinstance(value, numbers.Real):
-            sampled[p.name] = d.from_sample(d.to_sample(min(max(value, d.low), d.high)))
+            value = min(max(value, d.low), d.high)
+            # a continuous value stays as sampled: a log10 round trip changes its last digit
+            if not (isinstance(d, Float) and d.step is None):
+                value = d.from_sample(d.to_sample(value))  # onto its step
+            sampled[p.name] = value
     return space.trial_params(sampled)

@@ -128,14 +128,12 @@ class StudyEvents:
             value = self.last_value.get(number)
             record.state, record.values = "pruned", None if value is None else [value]
             timeout, scheduler = self.space.budget.timeout, self.space.driver_options["scheduler"]
-            by = (
-                "the study's timeout"
-                if timeout and self.elapsed() >= timeout
-                else f"Ray's {scheduler} scheduler"
-                if scheduler != "none"
-                else "the objective (TrialPruned)"
-            )
-            record.reason = f"stopped by {by} at step {record.steps}"
+            if timeout and self.elapsed() >= timeout:
+                record.reason = f"stopped by the study's timeout at step {record.steps}"
+            elif scheduler in ("auto", "none"):  # the objective stopped (Optuna's pruner asked)
+                record.reason = f"pruned at step {record.steps}"  # as --driver optuna says
+            else:
+                record.reason = f"stopped by Ray's {scheduler} scheduler at step {record.steps}"
         record.duration = time.time() - record.started
         if number in self.resumed_at:
             directory = trial_dir(self.study.dir, number)

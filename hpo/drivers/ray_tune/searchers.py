@@ -2,8 +2,8 @@
 
 Searchers: random draws Ray domains (tune.uniform, loguniform, quniform, randint, lograndint,
 qrandint, choice) with a generator seeded by (seed, trial number), so a seeded run repeats, in
-parallel too; grid runs every distinct point once; optuna is Ray's OptunaSearch (TPE) with a
-define-by-run space; bayesopt is a small Searcher over bayes_opt 3 (Ray's BayesOptSearch calls
+parallel too; grid runs every distinct point once; optuna (the default) is the optuna driver's
+own sampler and pruner (optuna_search.py: the same params as --driver optuna); bayesopt is a small Searcher over bayes_opt 3 (Ray's BayesOptSearch calls
 bayes_opt.UtilityFunction, removed in bayes_opt 2). Conditions: optuna and grid never draw an
 inactive param; random and bayesopt draw every param and drop the inactive ones before the
 objective runs. The wrapper reserves trial numbers and keeps the budget: it stops suggesting
@@ -22,9 +22,11 @@ from typing import Any
 from hpo.drivers.base import StudySpec, history_seed
 from hpo.drivers.ray_tune.domains import ray_domain, untried_grid
 from hpo.drivers.ray_tune.events import StudyEvents, live_events
+from hpo.drivers.ray_tune.optuna_search import PRUNE_FILE, OptunaTrials
 from hpo.drivers.ray_tune.trial_numbers import reserve_number
-from hpo.space import Categorical, Fixed, Float, SearchSpace
-from hpo.study import load_trials
+from hpo.space import Categorical, SearchSpace
+from hpo.study import load_trials, trial_dir
+from runner.files import atomic_write_text
 
 
 def study_searcher(space: SearchSpace, study: StudySpec, events: StudyEvents) -> Any:
@@ -55,7 +57,7 @@ def study_searcher(space: SearchSpace, study: StudySpec, events: StudyEvents) ->
 
         def __init__(self, inner: Any = None) -> None:
             super().__init__(metric=metric, mode=mode)
-            self.inner = inner  # OptunaSearch, or None: random, grid and bayesopt pick themselves
+            self.inner = inner  # OptunaTrials, or None: random, grid and bayesopt pick themselves
             self.live: dict[str, int] = {}  # Ray trial id -> trial number
             self.suggested = 0
             self.enqueue, self.grid = list(enqueue), list(grid)
@@ -74,6 +76,8 @@ def study_searcher(space: SearchSpace, study: StudySpec, events: StudyEvents) ->
             if (
                 options["searcher"] == "grid"
                 and not self.grid
+                or self.inner is not None
+                and self.inner.exhausted()
                 or (
                     study_events.why_stop()
                     if study_events
@@ -95,7 +99,7 @@ def study_searcher(space: SearchSpace, study: StudySpec, events: StudyEvents) ->
 
         def pick(self, trial_id: str, number: int) -> dict[str, Any]:
             enqueued = self.enqueue.pop(0) if self.enqueue else {}
-            if self.inner is not None:  # OptunaSearch's points_to_evaluate holds the enqueued
+            if self.inner is not None:  # its Optuna study holds the enqueued params
                 return self.inner.suggest(trial_id)
             if options["searcher"] == "grid":
                 return self.grid.pop(0)
@@ -115,15 +119,17 @@ def study_searcher(space: SearchSpace, study: StudySpec, events: StudyEvents) ->
             return params
 
         def on_trial_result(self, trial_id: str, result: dict) -> None:
-            if self.inner is not None:
-                self.inner.on_trial_result(trial_id, result)
+            if self.inner is not None and self.inner.report(trial_id, result):
+                prune = trial_dir(study_dir, self.live[trial_id]) / PRUNE_FILE
+                if not prune.exists():  # read by the trial's should_stop(): see optuna_search
+                    atomic_write_text(prune, f"pruned at step {result['step']}\n")
 
         def on_trial_complete(
             self, trial_id: str, result: dict | None = None, error: bool = False
         ) -> None:
             self.live.pop(trial_id, None)
             if self.inner is not None:
-                self.inner.on_trial_complete(trial_id, result, error)
+                self.inner.tell(trial_id, result, error)
             coords, value = self.coords.pop(trial_id, None), (result or {}).get(metric)
             if (
                 coords is not None
@@ -141,24 +147,12 @@ def study_searcher(space: SearchSpace, study: StudySpec, events: StudyEvents) ->
         def restore(self, checkpoint_path: str) -> None:
             with open(checkpoint_path, "rb") as f:
                 self.__dict__.update(pickle.load(f))
+            if self.inner is not None:
+                self.inner.reseed(len(load_trials(study_dir)))
 
     if options["searcher"] != "optuna":
         return StudySearcher()
-    import optuna
-    from ray.tune.search.optuna import OptunaSearch
-
-    sampler = optuna.samplers.TPESampler(
-        seed=model_seed, multivariate=True, constant_liar=parallel > 1
-    )
-    return StudySearcher(
-        OptunaSearch(
-            space=_OptunaSpace(space),
-            metric=metric,
-            mode=mode,
-            sampler=sampler,
-            points_to_evaluate=enqueue or None,
-        )
-    )
+    return StudySearcher(OptunaTrials(space, study, so_far, enqueue))
 
 
 def _bayes_optimizer(space: SearchSpace, parallel: int, seed: int | None) -> Any:
@@ -213,25 +207,3 @@ def _to_coords(space: SearchSpace, values: Mapping[str, Any]) -> dict[str, float
 def _plain(params: Mapping[str, Any]) -> dict[str, Any]:
     """numpy scalars from Ray's samplers as Python numbers (YAML and JSON want those)."""
     return {k: v.item() if hasattr(v, "item") else v for k, v in params.items()}
-
-
-class _OptunaSpace:
-    """OptunaSearch's define-by-run space: a param is suggested only when its condition holds."""
-
-    def __init__(self, space: SearchSpace) -> None:
-        self.space = space
-
-    def __call__(self, trial: Any) -> None:
-        chosen: dict[str, Any] = {}
-        for p in self.space.params:
-            d = p.distribution
-            if isinstance(d, Fixed) or not p.is_active(chosen):
-                continue
-            if isinstance(d, Categorical):
-                chosen[p.name] = trial.suggest_categorical(p.name, list(d.choices))
-            elif isinstance(d, Float):
-                chosen[p.name] = trial.suggest_float(p.name, d.low, d.high, log=d.log, step=d.step)
-            else:
-                chosen[p.name] = trial.suggest_int(
-                    p.name, d.low, d.high, log=d.log, step=1 if d.log else d.step
-                )

@@ -3,7 +3,8 @@
 What Ray sees of a trial: one tune.report per evaluation (a report holding the objective metric)
 with its step and every report since the previous one, then a last one with done=True when the
 objective returns (hpo_state: complete). A trial Ray ends before that was stopped by its
-scheduler or the timeout: it ends pruned. An exception is Ray's trial error: retried
+scheduler or the timeout: it ends pruned; so does one that raised TrialPruned, or returned, after
+should_stop() said Optuna's pruner wants it stopped (optuna_search.py). An exception is Ray's trial error: retried
 max_failures times, then failed.
 
 Checkpoints: with pbt, or max_failures > 0, each evaluation hands the runner's
@@ -33,6 +34,7 @@ from typing import Any
 
 from hpo.drivers.base import ObjectiveFunction, TrialPruned, TrialRecord
 from hpo.drivers.ray_tune.domains import trial_params
+from hpo.drivers.ray_tune.optuna_search import PRUNE_FILE
 from hpo.space import SearchSpace
 from hpo.study import INTERRUPTED, trial_dir
 from hpo.trial_processes import redirect_output
@@ -46,6 +48,7 @@ class TrialSetup:
     space: SearchSpace
     study_dir: str  # absolute: Ray workers do not run in the driver's directory
     checkpoints: bool  # hand the runner's last.pt to Ray at each evaluation (pbt, retries)
+    optuna_prunes: bool = False  # Optuna's pruner decides (optuna_search.py), not a Ray scheduler
 
 
 class _RayReporter:
@@ -58,6 +61,9 @@ class _RayReporter:
         self.metric = setup.space.objective.metric
         self.max_steps = setup.space.budget.max_steps
         self.checkpoints = setup.checkpoints
+        # Ray's schedulers stop a trial at max_t: its last evaluation rides with the end instead
+        self.sends_last = setup.optuna_prunes
+        self.pruned = False  # should_stop() said so: the trial ends pruned
         self.resume_checkpoint: str | None = None  # RunnerObjective starts from it when set
         self.steps = 0
         self.pending: list[list[Any]] = []  # [step, metrics] not yet sent to Ray
@@ -68,11 +74,15 @@ class _RayReporter:
         self.pending.append([int(step), plain])
         # The last evaluation rides with the complete report: at max_t ASHA and HyperBand stop
         # a trial, and the objective's value would never reach Ray.
-        if self.metric in plain and (self.max_steps is None or step < self.max_steps):
+        last = self.max_steps is not None and step >= self.max_steps
+        if self.metric in plain and (self.sends_last or not last):
             self.send(plain, checkpoint=self.checkpoints)
 
     def should_stop(self) -> bool:
-        return False  # Ray stops a trial itself: its tune.report does not return
+        # Ray's schedulers stop a trial themselves (its tune.report does not return); Optuna's
+        # pruner leaves the file, written before the report above returned (optuna_search.py)
+        self.pruned = self.pruned or (self.dir / PRUNE_FILE).exists()
+        return self.pruned
 
     def send(self, metrics: Mapping[str, float], checkpoint: bool = False, **extra: Any) -> None:
         from ray import tune
@@ -133,6 +143,8 @@ def train_trial(config: dict[str, Any], setup: TrialSetup) -> None:
         except Exception:
             (directory / "traceback.txt").write_text(traceback.format_exc())
             raise  # Ray's trial error: retried max_failures times, then failed
+    if reporter.pruned:  # returned after should_stop() said True: pruned, as under optuna
+        return
     if isinstance(value, Mapping):
         values = {str(k): float(v) for k, v in value.items() if isinstance(v, numbers.Real)}
     elif isinstance(value, numbers.Real) and not isinstance(value, bool):
