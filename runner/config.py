@@ -56,6 +56,18 @@ class DataConfig:
     val_fraction: float = _f(
         0.1, "fraction of the data held out for validation, split deterministically by seed"
     )
+    packing_strategy: Literal["wrapped", "documents"] = _f(
+        "wrapped",
+        "lm: wrapped (TRL's name): documents concatenated and cut into blocks, attention crosses "
+        "documents; documents: the same blocks, but position ids restart at each document, so "
+        "attention stays within it (block-diagonal causal mask), and the target across a "
+        "boundary is ignored",
+    )
+    add_bos_token: bool = _f(
+        False,
+        "lm: start each document with a begin-of-document token (the tokenizer's <cls>, or a "
+        "pretrained tokenizer's bos), so its first token is predicted too",
+    )
     max_chars: int = _f(3_000_000, "lm: read at most this many characters of the corpus (0: all)")
     min_doc_chars: int = _f(16, "lm cleaning: drop documents shorter than this")
     max_doc_chars: int = _f(1_000_000, "lm cleaning: drop documents longer than this")
