@@ -55,7 +55,9 @@ def main() -> None:
             optimizer.zero_grad(set_to_none=True)
             losses[name] = loss.item()
             times[name].append(time.perf_counter() - start)
-    ratios = [d / w for d, w in zip(times["documents"], times["wrapped"])][args.warmup :]
+    ratios = [d / w for d, w in zip(times["documents"], times["wrapped"], strict=True)][
+        args.warmup :
+    ]
     print(
         f"{args.experiment} {' '.join(args.override)}: {args.steps} steps, batch "
         f"{t.per_device_train_batch_size} x {config.data.block_size}, torch threads "

@@ -38,7 +38,7 @@ from runner.metrics_log import MetricsLog
 from runner.model import build_model, check_pretrained_dir
 from runner.monitor import AnomalyMonitor
 from runner.optim import build_optimizer
-from runner.precision import enable_fast_matmul, resolve_precision
+from runner.precision import enable_fast_matmul, resolve_precision, unscale_and_clip
 from runner.reporting import NullReporter, Reporter
 from runner.result import TrialResult
 from runner.samples import restart_samples, write_samples
@@ -216,9 +216,7 @@ def run_trial(
                     loss = loss / t.gradient_accumulation_steps
                 scaler.scale(loss).backward()
                 loss_sum += loss.detach()
-            # clip after unscaling so max_grad_norm means the true gradient norm
-            scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm or math.inf)
+            grad_norm = unscale_and_clip(scaler, optimizer, params, t.max_grad_norm)
             # one host sync for the numbers the guard and the log need; under DDP the loss is
             # the mean over ranks and tokens are all ranks'
             loss_value, grad_norm, tokens = world.step_totals(loss_sum, grad_norm, tokens)
