@@ -106,6 +106,18 @@ class TrainConfig:
         32, "lm: blocks per micro-batch (classify uses data.max_tokens_per_batch)"
     )
     gradient_accumulation_steps: int = _f(1, "micro-batches accumulated per optimizer step")
+    auto_find_batch_size: bool = _f(
+        False,
+        "before training, halve per_device_train_batch_size until a step fits in memory (CUDA: "
+        "no out-of-memory error; CPU: within cpu_memory_budget_mb), multiplying "
+        "gradient_accumulation_steps so the effective batch is unchanged; the choice is in "
+        "result.json",
+    )
+    cpu_memory_budget_mb: float = _f(
+        0.0,
+        "auto_find_batch_size on CPU: a step's measured tensor memory (saved activations + "
+        "weights + gradients + optimizer state) must fit in this many MB (0: no budget)",
+    )
     optim: Literal["adamw", "sgd"] = _f(
         "adamw", "optimizer: AdamW with decoupled weight decay, or SGD with momentum"
     )
@@ -537,6 +549,16 @@ def validate(config: TrialConfig, source: str) -> None:
         t.gradient_accumulation_steps > 0,
         "train.gradient_accumulation_steps",
         f"must be > 0, got {t.gradient_accumulation_steps}",
+    )
+    need(
+        math.isfinite(t.cpu_memory_budget_mb) and t.cpu_memory_budget_mb >= 0,
+        "train.cpu_memory_budget_mb",
+        f"must be >= 0, got {t.cpu_memory_budget_mb}",
+    )
+    need(
+        not (t.auto_find_batch_size and config.task == "classify"),
+        "train.auto_find_batch_size",
+        "lm only: classify batches are sized by data.max_tokens_per_batch",
     )
     need(t.warmup_steps >= 0, "train.warmup_steps", f"must be >= 0, got {t.warmup_steps}")
     need(0 <= t.warmup_ratio < 1, "train.warmup_ratio", f"must be in [0, 1), got {t.warmup_ratio}")

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from runner.batch_size import find_batch_size
 from runner.checkpoint import (
     RESUME_KEYS,
     capture_rng_state,
@@ -83,7 +84,6 @@ def run_trial(
     if saved is not None and saved["config"]["task"] != config.task:
         raise CheckpointError(f"{last_path}: checkpoint is for task {saved['config']['task']!r}")
     data = world.main_first(prepare_data, config)  # rank 0 fills the data cache first
-    val_batches = data.val_batches(t.per_device_train_batch_size, ev.max_eval_batches)
 
     # -- model, optimizer, precision --------------------------------------------------------
     seed_everything(config.seed + world.rank)  # DDP copies rank 0's weights; dropout differs
@@ -92,6 +92,18 @@ def run_trial(
     model = build_model(config, data.tokenizer.vocab_size, data.tokenizer.pad_id, num_labels)
     model.to(device).train()
     optimizer = build_optimizer(model, t, device)
+    batch_size, accumulation = t.per_device_train_batch_size, t.gradient_accumulation_steps
+    chosen = None
+    if t.auto_find_batch_size and (device.type == "cuda" or t.cpu_memory_budget_mb > 0):
+        chosen = world.from_main(  # rank 0 searches; every rank trains with its choice
+            _find_batch_size(model, data, config, precision) if world.is_main else None
+        )
+        batch_size, accumulation = (
+            chosen["per_device_train_batch_size"],
+            chosen["gradient_accumulation_steps"],
+        )
+        log_to_console.info("auto_find_batch_size: %s", chosen)
+    val_batches = data.val_batches(batch_size, ev.max_eval_batches)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.use_grad_scaler)
     monitor = AnomalyMonitor(config.monitor)
     state = TrialState(greater_is_better=config.objective_greater_is_better)
@@ -200,12 +212,10 @@ def run_trial(
             step_start = time.perf_counter()
             loss_sum = torch.zeros((), device=device)
             tokens = 0
-            for micro in range(t.gradient_accumulation_steps):
-                world.sync_gradients(micro == t.gradient_accumulation_steps - 1)
+            for micro in range(accumulation):
+                world.sync_gradients(micro == accumulation - 1)
                 # rank r of N takes micro-batch index + r: together one global micro-batch
-                batch = data.train_batch(
-                    state.micro_index + world.rank, t.per_device_train_batch_size
-                )
+                batch = data.train_batch(state.micro_index + world.rank, batch_size)
                 state.micro_index += world.size
                 tokens += data.num_tokens(batch)
                 batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
@@ -213,7 +223,7 @@ def run_trial(
                     loss, _ = forward_loss(
                         train_model, batch, config.task, t.label_smoothing_factor
                     )
-                    loss = loss / t.gradient_accumulation_steps
+                    loss = loss / accumulation
                 scaler.scale(loss).backward()
                 loss_sum += loss.detach()
             grad_norm = unscale_and_clip(scaler, optimizer, params, t.max_grad_norm)
@@ -318,6 +328,7 @@ def run_trial(
         events=dict(monitor.counts),
         wall_seconds=time.perf_counter() - started,
         resumed_from_step=resumed_from,
+        batch_size=chosen,
     )
     if world.is_main:
         try:
@@ -326,6 +337,26 @@ def run_trial(
             also = f"{result.reason}; " if result.status == "failed" and result.reason else ""
             result = dataclasses.replace(result, status="failed", reason=f"{also}{err}")
     return result
+
+
+def _find_batch_size(model, data, config: TrialConfig, precision) -> dict[str, Any]:
+    """train.auto_find_batch_size (runner.batch_size), probing with micro-batch 0."""
+    t = config.train
+
+    def forward_at(size: int) -> torch.Tensor:
+        batch = {k: v.to(precision.device) for k, v in data.train_batch(0, size).items()}
+        with precision.autocast():
+            return forward_loss(model, batch, config.task, t.label_smoothing_factor)[0]
+
+    choice = find_batch_size(
+        model,
+        precision.device,
+        t.per_device_train_batch_size,
+        t.gradient_accumulation_steps,
+        t.cpu_memory_budget_mb,
+        forward_at,
+    )
+    return dataclasses.asdict(choice)
 
 
 def _describe_stats(stats: dict) -> str:
