@@ -145,6 +145,16 @@ class TrainConfig:
         "processes (GPUs) the trial trains on, with DDP under torchrun; the global batch is "
         "per_device_train_batch_size * nproc (hpo train and hpo search start torchrun)",
     )
+    dataloader_num_workers: int = _f(
+        0,
+        "worker processes building training batches ahead of the step (0: in the trial's process)",
+    )
+    dataloader_pin_memory: bool = _f(
+        False, "page-locked batches for faster copies to a GPU (ignored without CUDA)"
+    )
+    dataloader_prefetch_factor: int | None = _f(
+        None, "batches each worker builds ahead (None: torch's default, 2; needs workers)"
+    )
     logging_steps: int = _f(10, "log train metrics every N optimizer steps")
     save_steps: int = _f(0, "write the last checkpoint every N steps (0: at each evaluation)")
     max_nonfinite_steps: int = _f(5, "this many consecutive NaN/Inf steps end the trial as failed")
@@ -567,6 +577,17 @@ def validate(config: TrialConfig, source: str) -> None:
         0 <= t.label_smoothing_factor < 1,
         "train.label_smoothing_factor",
         f"must be in [0, 1), got {t.label_smoothing_factor}",
+    )
+    need(
+        0 <= t.dataloader_num_workers <= 256,
+        "train.dataloader_num_workers",
+        f"must be in [0, 256], got {t.dataloader_num_workers}",
+    )
+    need(
+        t.dataloader_prefetch_factor is None
+        or (t.dataloader_prefetch_factor > 0 and t.dataloader_num_workers > 0),
+        "train.dataloader_prefetch_factor",
+        "must be > 0, and needs train.dataloader_num_workers > 0",
     )
     need(t.logging_steps > 0, "train.logging_steps", f"must be > 0, got {t.logging_steps}")
     need(t.save_steps >= 0, "train.save_steps", f"must be >= 0, got {t.save_steps}")

@@ -30,6 +30,7 @@ from runner.checkpoint import (
 )
 from runner.config import TrialConfig, config_to_dict, save_config
 from runner.data import prepare_data
+from runner.data.loader import train_batches
 from runner.distributed import DiscardedLog, join_world
 from runner.errors import CheckpointError
 from runner.evaluate import evaluate
@@ -203,6 +204,8 @@ def run_trial(
 
     # -- the loop -------------------------------------------------------------------------
     status, reason = "completed", None
+    # this rank's micro-batches: index micro_index + rank, then every world.size-th
+    batches = train_batches(data, state.micro_index + world.rank, world.size, batch_size, t)
     window_start = time.perf_counter()  # the train-metric window's clock since its last banking
     with interrupted:
         while state.step < t.max_steps and not write_failed:
@@ -215,7 +218,7 @@ def run_trial(
             for micro in range(accumulation):
                 world.sync_gradients(micro == accumulation - 1)
                 # rank r of N takes micro-batch index + r: together one global micro-batch
-                batch = data.train_batch(state.micro_index + world.rank, batch_size)
+                batch = next(batches)  # micro-batch index state.micro_index + world.rank
                 state.micro_index += world.size
                 tokens += data.num_tokens(batch)
                 batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
@@ -304,6 +307,7 @@ def run_trial(
                 )
                 break
 
+    del batches  # stops DataLoader workers, if any
     log.close()
     world.leave()
     if write_failed or writes.error is not None:  # also a failure at the last step's writes
