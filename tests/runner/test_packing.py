@@ -100,6 +100,9 @@ def test_bos_starts_every_document(corpus, tmp_path):
     # the bos is a start (position 0, no target); the token after it is a target at position 1
     at_bos = batch["input_ids"] == bos
     assert (batch["position_ids"][at_bos] == 0).all() and (batch["labels"][at_bos] == -100).all()
+    after_bos = torch.zeros_like(at_bos)
+    after_bos[:, 1:] = at_bos[:, :-1]
+    assert after_bos.any() and (batch["labels"][after_bos] != -100).all()
 
 
 def test_bos_that_is_the_eos_is_refused(corpus, tmp_path, monkeypatch):
