@@ -80,7 +80,10 @@ class LMDataset:
             "train_blocks": len(self.train_blocks),
             "val_blocks": len(self.val_blocks),
             "unigram_val_loss": unigram_val_loss(
-                self.train_blocks, self.val_blocks, tokenizer.vocab_size
+                self.train_blocks,
+                self.val_blocks,
+                tokenizer.vocab_size,
+                tokenizer.eos_id if packing_strategy == "documents" else None,
             ),
         }
         self._permutations: dict[int, np.ndarray] = {}
@@ -275,15 +278,26 @@ def _concatenate(
     return stream
 
 
-def unigram_val_loss(train_blocks: np.ndarray, val_blocks: np.ndarray, vocab_size: int) -> float:
+def unigram_val_loss(
+    train_blocks: np.ndarray,
+    val_blocks: np.ndarray,
+    vocab_size: int,
+    documents_eos_id: int | None = None,
+) -> float:
     """Validation loss of predicting every token by its training frequency (add-one smoothed).
 
     The bar a language model must clear to have learned anything beyond token counts; scored on
-    the same positions as the model's loss (every token of a block but the first).
+    the same positions as the model's loss (every token of a block but the first; with
+    documents packing, pass its eos id: not the document starts, which the loss ignores).
     """
     counts = np.bincount(np.asarray(train_blocks).ravel(), minlength=vocab_size) + 1.0
     log_probs = np.log(counts / counts.sum())
-    targets = np.asarray(val_blocks)[:, 1:].ravel()
+    blocks = np.asarray(val_blocks)
+    if documents_eos_id is None:
+        targets = blocks[:, 1:].ravel()
+    else:
+        _, labels = document_positions_and_labels(blocks, documents_eos_id)
+        targets = labels[:, 1:][labels[:, 1:] != -100]
     return float(-log_probs[targets].mean()) if targets.size else float("nan")
 
 

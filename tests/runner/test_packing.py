@@ -124,3 +124,16 @@ def test_loss_ignores_the_boundary_targets(corpus, tmp_path):
     expected = torch.nn.functional.cross_entropy(logits[:, :-1][keep], targets[keep])
     assert torch.allclose(loss, expected, atol=1e-6)
     assert keep.sum() < targets.numel()
+
+
+def test_unigram_baseline_scores_the_positions_the_loss_scores():
+    from runner.data.lm import unigram_val_loss
+
+    train = np.array([[5, 5, 6, EOS]])
+    val = np.array([[5, EOS, 7, 5]])  # with documents packing, 7 (a document start) is no target
+    wrapped = unigram_val_loss(train, val, 8)
+    documents = unigram_val_loss(train, val, 8, EOS)
+    counts = np.bincount(train.ravel(), minlength=8) + 1.0
+    log_probs = np.log(counts / counts.sum())
+    assert wrapped == pytest.approx(-log_probs[[EOS, 7, 5]].mean())
+    assert documents == pytest.approx(-log_probs[[EOS, 5]].mean())
