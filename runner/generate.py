@@ -54,10 +54,10 @@ def _with_generate(model, prompt, max_new_tokens, temperature, top_k, top_p, gen
         pad_token_id=model.config.pad_token_id if model.config.pad_token_id is not None else 0,
         use_cache=True,
     )
-    seed = generator.initial_seed() if generator is not None else torch.seed()
     # generate draws from the global RNG: fork it so training's stream is left as it was
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
+        if generator is not None:  # the seed of the private generator, as the loop uses
+            torch.manual_seed(generator.initial_seed())
         out = model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=config)
     return out[0, len(prompt) :].tolist()
 

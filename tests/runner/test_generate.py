@@ -55,6 +55,7 @@ def test_generate_leaves_the_training_rng_alone(model):
     expected = torch.rand(3)
     torch.manual_seed(5)
     generate(model, [1], 8, 32, 1.0, 0, 1.0, torch.Generator().manual_seed(0))
+    generate(model, [1], 8, 32, greedy=True)  # no generator: must not reseed either
     assert torch.equal(torch.rand(3), expected)
 
 
