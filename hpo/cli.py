@@ -235,6 +235,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="search a Python function (params, reporter) -> float instead of the runner",
     )
     search.add_argument(
+        "--command",
+        dest="command_line",  # args.command is the subcommand's function
+        help="run this command line as each trial, {param} placeholders filled (shell-quoted); "
+        "it reports with hpo.report or printed 'hpo: {...}' lines (README: command trials)",
+    )
+    search.add_argument(
+        "--kill-after",
+        type=float,
+        metavar="SECONDS",
+        help="command trials: seconds between SIGTERM (pruned) or SIGINT (Ctrl-C) and SIGKILL "
+        "(default: the space's command.kill_after, else 10)",
+    )
+    search.add_argument(
         "-o",
         "--override",
         action="append",
@@ -269,13 +282,16 @@ def build_parser() -> argparse.ArgumentParser:
     from hpo.study_commands import add_study_commands
 
     add_study_commands(commands)
+    from hpo.space_command import add_space_command
+
+    add_space_command(commands)
     add_sync_command(commands)
     add_pipeline_commands(commands, DEFAULT_EXPERIMENT)
     return parser
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from runner.config import describe_config, load_config
+    from runner.config import describe_config
 
     if args.help_config:
         print(describe_config())
@@ -283,7 +299,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = list(args.override) + ([f"output_dir={args.output}"] if args.output else [])
     if args.nproc is not None:
         overrides.append(f"train.nproc={args.nproc}")
-    config = load_config(args.config, overrides)
+    from hpo.api import load_train_config, run_train
+
+    config = load_train_config(args.config, overrides)  # what hpo.train runs, checked alike
     from hpo.validation import check_train
 
     check_train(config, args.config)  # the data, before the trial folder is created
@@ -297,118 +315,61 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
         return launch.run_torchrun(command, launch.rank_env(config.train.nproc))
 
-    from hpo.progress import ProgressBar
-    from runner import NullReporter, run_trial
-
-    main_rank = launch.is_main_rank()  # under torchrun only rank 0 shows progress and the result
-    quiet = args.quiet or not main_rank
-    progress = NullReporter() if quiet else ProgressBar(config.train.max_steps)
-    result = run_trial(config, progress, resume=args.resume)
-    if isinstance(progress, ProgressBar):
-        progress.close()
-    if main_rank:
+    result = run_train(config, resume=args.resume, quiet=args.quiet)
+    if launch.is_main_rank():  # under torchrun only rank 0 shows progress and the result
         print_result(result)
     return {"completed": 0, "pruned": 0, "interrupted": 130}.get(result.status, 1)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    import dataclasses
-    import logging
+    from hpo.api import SearchFailed, SearchOptions, check_outcome, run_search
 
-    from hpo.drivers import get_driver
-    from hpo.drivers.base import StudySpec
-    from hpo.space import load_enqueue, load_space
-    from hpo.validation import check_search
-    from runner.config import check_key
-    from runner.errors import UserInputError
-
-    # the live view reports each trial; the runner's own data/model lines would repeat per trial
-    logging.getLogger("runner").setLevel(logging.WARNING)
-    if args.parallel < 1:
-        raise UserInputError(f"--parallel: must be >= 1, got {args.parallel}")
-    space = load_space(
-        args.space,
+    options = SearchOptions(  # the options hpo.search builds: one search for both
+        space=args.space,
+        objective=args.objective,
+        # --command's dest: args.command is the subcommand's function (set_defaults below)
+        command=args.command_line,
+        kill_after=args.kill_after,
         experiment=args.experiment,
         driver=args.driver,
-        config_key_check=None if args.objective else check_key,
-    )
-    space = space.with_budget(trials=args.trials, timeout=args.timeout, max_steps=args.max_steps)
-    if args.seed is not None:
-        space = space.with_seed(args.seed)
-    if args.address:
-        if args.driver != "ray":
-            raise UserInputError(
-                "--address: only the ray driver joins a cluster (use --driver ray)"
-            )
-        space = dataclasses.replace(
-            space, driver_options={**space.driver_options, "address": args.address}
-        )
-    # every input checked before anything is created (hpo.validation)
-    objective = check_search(
-        space,
-        objective=args.objective,
-        overrides=args.override,
-        storage=args.storage,
-        tracking_uri=args.tracking_uri,
-        track=not args.no_track,
-    )
-    devices: list[str | None] = []
-    if args.parallel > 1:  # concurrent trials get GPUs of their own (CUDA_VISIBLE_DEVICES)
-        from hpo import launch
-
-        gpus = launch.visible_gpus()
-        per_trial = args.gpus_per_trial
-        if per_trial is None:
-            nproc = getattr(objective, "nproc", 1)
-            per_trial = launch.default_gpus_per_trial(args.parallel, nproc, gpus)
-        devices = launch.devices_for_trials(args.parallel, per_trial, gpus)
-    study = StudySpec.for_space(
-        space,
-        name=args.study,
+        study=args.study,
         runs=args.runs,
+        trials=args.trials,
+        timeout=args.timeout,
+        max_steps=args.max_steps,
         parallel=args.parallel,
-        resume=args.resume,
+        gpus_per_trial=args.gpus_per_trial,
+        seed=args.seed,
         storage=args.storage,
+        address=args.address,
+        enqueue=args.enqueue,
+        overrides=list(args.override),
+        resume=args.resume,
         quiet=args.quiet,
-        enqueue=load_enqueue(args.enqueue, space) if args.enqueue else (),
-        devices=tuple(devices),
+        track=not args.no_track,
+        tracking_uri=args.tracking_uri,
+        system_metrics=not args.no_system_metrics,
+        tracking_timeout=args.tracking_timeout,
     )
-    from hpo.study_lock import hold_study
-
-    # One driver per study: a second hpo search of it is refused here, at once (before MLflow).
-    # A study that does not start (e.g. an unreachable server) leaves no folder behind.
-    with hold_study(study, args.driver):
-        tracker = None
-        if not args.no_track:
-            from hpo.tracking import MlflowTracker
-
-            tracker = MlflowTracker(
-                args.tracking_uri,
-                system_metrics=not args.no_system_metrics,
-                close_timeout=args.tracking_timeout,
-            )
-            tracker.connect()  # an unreachable server stops here, before any trial
-        result = get_driver(args.driver).run(space, study, objective, tracker)
-        if result.stop_reason == "interrupted":
-            from hpo.interrupts import study_interrupted
-
-            return study_interrupted(result)
-        if tracker is not None:
-            tracker.publish(result.dir)  # or, when MLflow missed records, `hpo sync` publishes
-    if result.count("complete") == 0 and result.count("pruned") == 0:
-        from hpo.terminal import printable
-
-        reason = printable(result.first_failure or "no trial ran")
-        print(f"hpo: every trial failed; the first: {reason}", file=sys.stderr)
-        return 1
+    result = run_search(options)
     from hpo.terminal import printable
 
-    best = result.best
+    if result.interrupted:
+        from hpo.interrupts import study_interrupted
+
+        return study_interrupted(result)
+    try:
+        check_outcome(result)
+    except SearchFailed as err:
+        print(f"hpo: {printable(str(err))}", file=sys.stderr)
+        return 1
+    best = result.best_trial
     if best is not None:
-        print(f"best trial {best.number}: {printable(space.objective.metric)} {best.value:.6g}")
+        metric = result.objectives[0].metric
+        print(f"best trial {best.number}: {printable(metric)} {best.value:.6g}")
         for key, value in best.params.items():
             print(f"  {printable(key)} = {printable(value)}")
-    print(f"study folder: {printable(study.dir)}")
+    print(f"study folder: {printable(result.dir)}")
     return 0
 
 

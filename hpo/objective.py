@@ -177,3 +177,32 @@ def load_function(spec: str, flag: str = "--objective"):
             f"{attr}{inspect.signature(function)} cannot be called as {attr}(params, reporter)"
         ) from None
     return function
+
+
+def check_function(function: Any, in_workers: bool = False, flag: str = "objective") -> Any:
+    """A callable objective given from Python (hpo.search(objective=f)), checked before any trial:
+    it must accept (params, reporter), and, when trials run in worker processes (parallel > 1),
+    pickle (a module-level function or an instance of a module-level class; not a lambda)."""
+    import inspect
+    import pickle
+
+    name = getattr(function, "__qualname__", type(function).__name__)
+    try:
+        inspect.signature(function).bind(object(), object())
+    except TypeError:
+        raise ConfigError(
+            f"{flag} {name}{inspect.signature(function)}: cannot be called as "
+            f"{name}(params, reporter) ({flag})"
+        ) from None
+    except ValueError:  # a builtin without a signature: let the first trial say
+        pass
+    if in_workers:
+        try:
+            pickle.dumps(function)
+        except Exception as err:  # pickle raises several types for the same problem
+            raise ConfigError(
+                f"{flag} {name}: parallel > 1 runs trials in worker processes, which need a "
+                f"function they can import (a module-level def, not a lambda or a local "
+                f"function): {type(err).__name__} ({flag})"
+            ) from None
+    return function

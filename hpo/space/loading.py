@@ -11,6 +11,8 @@ limits, duplicate keys refused).
 from __future__ import annotations
 
 import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,43 +20,59 @@ from hpo.space.distributions import Categorical, Fixed, Float, Int
 from hpo.space.numeric import number_or_none
 from hpo.space.parsing import KeyCheck, space_from_dict
 from hpo.space.search_space import SearchSpace, SpaceError
+from hpo.terminal import printable
 from runner.config import PATH_KEYS
 from runner.errors import UserInputError
 from runner.yaml_io import excerpt, load_yaml_file, load_yaml_file_with_lines
 
 
 def load_space(
-    path: str | Path,
+    path: str | Path | Mapping[str, Any],
     experiment: str | None = None,
     driver: str = "optuna",
     config_key_check: KeyCheck | None = None,
 ) -> SearchSpace:
-    """Read and validate a space file before any trial; raises SpaceError naming file and key.
+    """Read and validate a space before any trial; raises SpaceError naming file and key.
+
+    path: a space file, or the space as a dict (hpo.search(space={...})): its paths are then
+    relative to the current folder and its errors name `<space>`. A W&B sweep or a Ray
+    Tune-style space (hpo.space.foreign) is converted into hpo's format first.
 
     Args:
-        experiment: replaces the file's `experiment` (the CLI's --experiment), relative to the
-            current folder; the file's own is relative to the file's folder.
-        driver: whose options the file's `driver:` section is checked against.
+        experiment: replaces the space's `experiment` (the CLI's --experiment), relative to the
+            current folder; a file's own is relative to the file's folder.
+        driver: whose options the space's `driver:` section is checked against.
         config_key_check: `check_key(key, source)` raising UserInputError on unknown config keys
             (runner.config.check_key for runner trials; None for plain-function objectives).
     """
-    path = Path(path)
-    raw = _read_yaml(path, "space file")
+    from hpo.space.foreign import to_hpo_space, with_original_key
+
+    if isinstance(path, Mapping):
+        raw: Any = dict(path)
+        source, base_dir, in_file = "<space>", Path.cwd(), False
+    else:
+        path = Path(path)
+        raw = _read_yaml(path, "space file")
+        source, base_dir, in_file = str(path), path.parent, True
+    raw, notes, original_key = to_hpo_space(raw, source)
+    for note in notes:  # what a W&B or Ray space holds that hpo leaves out
+        logging.getLogger("hpo.space").warning("hpo: note: %s: %s", printable(source), note)
     try:
-        space = space_from_dict(raw, str(path), experiment, driver, config_key_check)
+        space = space_from_dict(raw, source, experiment, driver, config_key_check)
     except SpaceError as err:
-        raise with_line(err, str(path)) from None
+        err = with_original_key(err, original_key)  # a converted file's own key
+        raise (with_line(err, source) if in_file else err) from None
     if experiment is not None:
         where = Path(experiment).expanduser().resolve()
     elif isinstance(space.experiment, str):
-        where = (path.parent / Path(space.experiment).expanduser()).resolve()
+        where = (base_dir / Path(space.experiment).expanduser()).resolve()
         if not where.is_file():  # blame the space file's line, not a file nobody wrote
-            missing = SpaceError(f"{path}: experiment file {where} not found (experiment)")
-            raise with_line(missing, str(path)) from None
+            missing = SpaceError(f"{source}: experiment file {where} not found (experiment)")
+            raise (with_line(missing, source) if in_file else missing) from None
     else:
         where = None
     params = tuple(
-        dataclasses.replace(p, distribution=_resolve_path_values(p.distribution, path.parent))
+        dataclasses.replace(p, distribution=_resolve_path_values(p.distribution, base_dir))
         if p.name in PATH_KEYS
         else p
         for p in space.params
@@ -64,10 +82,21 @@ def load_space(
     )
 
 
-def load_enqueue(path: str | Path, space: SearchSpace) -> tuple[dict[str, Any], ...]:
-    """Read an --enqueue file: a YAML list of {param: value} run first, each checked against space."""
-    path = Path(path)
-    raw = _read_yaml(path, "enqueue file")
+def load_enqueue(
+    path: str | Path | Sequence[Mapping[str, Any]], space: SearchSpace
+) -> tuple[dict[str, Any], ...]:
+    """Read an --enqueue file: a YAML list of {param: value} run first, each checked against space.
+
+    path may also be the list itself (hpo.search(enqueue=[...])); its errors name `<enqueue>`.
+    """
+    if isinstance(path, str | Path):
+        path = Path(path)
+        raw = _read_yaml(path, "enqueue file")
+    else:
+        raw, path = (
+            [dict(item) if isinstance(item, Mapping) else item for item in path],
+            "<enqueue>",
+        )
     if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
         raise SpaceError(f"{path}: expected a YAML list of {{param: value}} mappings")
     searched = {p.name: p.distribution for p in space.searched}
