@@ -56,6 +56,18 @@ class DataConfig:
     val_fraction: float = _f(
         0.1, "fraction of the data held out for validation, split deterministically by seed"
     )
+    packing_strategy: Literal["wrapped", "documents"] = _f(
+        "wrapped",
+        "lm: wrapped (TRL's name): documents concatenated and cut into blocks, attention crosses "
+        "documents; documents: the same blocks, but position ids restart at each document, so "
+        "attention stays within it (block-diagonal causal mask), and the target across a "
+        "boundary is ignored",
+    )
+    add_bos_token: bool = _f(
+        False,
+        "lm: start each document with a begin-of-document token (the tokenizer's <cls>, or a "
+        "pretrained tokenizer's bos), so its first token is predicted too",
+    )
     max_chars: int = _f(3_000_000, "lm: read at most this many characters of the corpus (0: all)")
     min_doc_chars: int = _f(16, "lm cleaning: drop documents shorter than this")
     max_doc_chars: int = _f(1_000_000, "lm cleaning: drop documents longer than this")
@@ -94,6 +106,18 @@ class TrainConfig:
         32, "lm: blocks per micro-batch (classify uses data.max_tokens_per_batch)"
     )
     gradient_accumulation_steps: int = _f(1, "micro-batches accumulated per optimizer step")
+    auto_find_batch_size: bool = _f(
+        False,
+        "before training, halve per_device_train_batch_size until a step fits in memory (CUDA: "
+        "no out-of-memory error; CPU: within cpu_memory_budget_mb), multiplying "
+        "gradient_accumulation_steps so the effective batch is unchanged; the choice is in "
+        "result.json",
+    )
+    cpu_memory_budget_mb: float = _f(
+        0.0,
+        "auto_find_batch_size on CPU: a step's measured tensor memory (saved activations + "
+        "weights + gradients + optimizer state) must fit in this many MB (0: no budget)",
+    )
     optim: Literal["adamw", "sgd"] = _f(
         "adamw", "optimizer: AdamW with decoupled weight decay, or SGD with momentum"
     )
@@ -120,6 +144,16 @@ class TrainConfig:
         1,
         "processes (GPUs) the trial trains on, with DDP under torchrun; the global batch is "
         "per_device_train_batch_size * nproc (hpo train and hpo search start torchrun)",
+    )
+    dataloader_num_workers: int = _f(
+        0,
+        "worker processes building training batches ahead of the step (0: in the trial's process)",
+    )
+    dataloader_pin_memory: bool = _f(
+        False, "page-locked batches for faster copies to a GPU (ignored without CUDA)"
+    )
+    dataloader_prefetch_factor: int | None = _f(
+        None, "batches each worker builds ahead (None: torch's default, 2; needs workers)"
     )
     logging_steps: int = _f(10, "log train metrics every N optimizer steps")
     save_steps: int = _f(0, "write the last checkpoint every N steps (0: at each evaluation)")
@@ -526,6 +560,16 @@ def validate(config: TrialConfig, source: str) -> None:
         "train.gradient_accumulation_steps",
         f"must be > 0, got {t.gradient_accumulation_steps}",
     )
+    need(
+        math.isfinite(t.cpu_memory_budget_mb) and t.cpu_memory_budget_mb >= 0,
+        "train.cpu_memory_budget_mb",
+        f"must be >= 0, got {t.cpu_memory_budget_mb}",
+    )
+    need(
+        not (t.auto_find_batch_size and config.task == "classify"),
+        "train.auto_find_batch_size",
+        "lm only: classify batches are sized by data.max_tokens_per_batch",
+    )
     need(t.warmup_steps >= 0, "train.warmup_steps", f"must be >= 0, got {t.warmup_steps}")
     need(0 <= t.warmup_ratio < 1, "train.warmup_ratio", f"must be in [0, 1), got {t.warmup_ratio}")
     need(0 <= t.min_lr_ratio <= 1, "train.min_lr_ratio", f"must be in [0, 1], got {t.min_lr_ratio}")
@@ -533,6 +577,17 @@ def validate(config: TrialConfig, source: str) -> None:
         0 <= t.label_smoothing_factor < 1,
         "train.label_smoothing_factor",
         f"must be in [0, 1), got {t.label_smoothing_factor}",
+    )
+    need(
+        0 <= t.dataloader_num_workers <= 256,
+        "train.dataloader_num_workers",
+        f"must be in [0, 256], got {t.dataloader_num_workers}",
+    )
+    need(
+        t.dataloader_prefetch_factor is None
+        or (t.dataloader_prefetch_factor > 0 and t.dataloader_num_workers > 0),
+        "train.dataloader_prefetch_factor",
+        "must be > 0, and needs train.dataloader_num_workers > 0",
     )
     need(t.logging_steps > 0, "train.logging_steps", f"must be > 0, got {t.logging_steps}")
     need(t.save_steps >= 0, "train.save_steps", f"must be >= 0, got {t.save_steps}")

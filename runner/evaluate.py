@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from runner.loss import forward_loss
+from runner.loss import IGNORE_INDEX, forward_loss
 from runner.precision import Precision
 
 
@@ -42,7 +42,11 @@ def evaluate(
         with precision.autocast():
             loss, logits = forward_loss(model, batch, task)
         # weight by predicted tokens (lm) or examples (classify) so the mean is over the whole set
-        weight = batch["input_ids"][:, 1:].numel() if task == "lm" else len(batch["labels"])
+        if task == "lm":
+            targets = batch.get("labels", batch["input_ids"])[:, 1:]
+            weight = int((targets != IGNORE_INDEX).sum())
+        else:
+            weight = len(batch["labels"])
         total_loss += loss.item() * weight
         total_weight += weight
         if task == "classify":

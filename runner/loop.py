@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from runner.batch_size import find_batch_size
 from runner.checkpoint import (
     RESUME_KEYS,
     capture_rng_state,
@@ -29,6 +30,7 @@ from runner.checkpoint import (
 )
 from runner.config import TrialConfig, config_to_dict, save_config
 from runner.data import prepare_data
+from runner.data.loader import train_batches
 from runner.distributed import DiscardedLog, join_world
 from runner.errors import CheckpointError
 from runner.evaluate import evaluate
@@ -38,7 +40,7 @@ from runner.metrics_log import MetricsLog
 from runner.model import build_model, check_pretrained_dir
 from runner.monitor import AnomalyMonitor
 from runner.optim import build_optimizer
-from runner.precision import enable_fast_matmul, resolve_precision
+from runner.precision import enable_fast_matmul, resolve_precision, unscale_and_clip
 from runner.reporting import NullReporter, Reporter
 from runner.result import TrialResult
 from runner.samples import restart_samples, write_samples
@@ -83,7 +85,6 @@ def run_trial(
     if saved is not None and saved["config"]["task"] != config.task:
         raise CheckpointError(f"{last_path}: checkpoint is for task {saved['config']['task']!r}")
     data = world.main_first(prepare_data, config)  # rank 0 fills the data cache first
-    val_batches = data.val_batches(t.per_device_train_batch_size, ev.max_eval_batches)
 
     # -- model, optimizer, precision --------------------------------------------------------
     seed_everything(config.seed + world.rank)  # DDP copies rank 0's weights; dropout differs
@@ -92,6 +93,18 @@ def run_trial(
     model = build_model(config, data.tokenizer.vocab_size, data.tokenizer.pad_id, num_labels)
     model.to(device).train()
     optimizer = build_optimizer(model, t, device)
+    batch_size, accumulation = t.per_device_train_batch_size, t.gradient_accumulation_steps
+    chosen = None
+    if t.auto_find_batch_size and (device.type == "cuda" or t.cpu_memory_budget_mb > 0):
+        chosen = world.from_main(  # rank 0 searches; every rank trains with its choice
+            _find_batch_size(model, data, config, precision) if world.is_main else None
+        )
+        batch_size, accumulation = (
+            chosen["per_device_train_batch_size"],
+            chosen["gradient_accumulation_steps"],
+        )
+        log_to_console.info("auto_find_batch_size: %s", chosen)
+    val_batches = data.val_batches(batch_size, ev.max_eval_batches)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.use_grad_scaler)
     monitor = AnomalyMonitor(config.monitor)
     state = TrialState(greater_is_better=config.objective_greater_is_better)
@@ -191,6 +204,8 @@ def run_trial(
 
     # -- the loop -------------------------------------------------------------------------
     status, reason = "completed", None
+    # this rank's micro-batches: index micro_index + rank, then every world.size-th
+    batches = train_batches(data, state.micro_index + world.rank, world.size, batch_size, t)
     window_start = time.perf_counter()  # the train-metric window's clock since its last banking
     with interrupted:
         while state.step < t.max_steps and not write_failed:
@@ -200,12 +215,10 @@ def run_trial(
             step_start = time.perf_counter()
             loss_sum = torch.zeros((), device=device)
             tokens = 0
-            for micro in range(t.gradient_accumulation_steps):
-                world.sync_gradients(micro == t.gradient_accumulation_steps - 1)
+            for micro in range(accumulation):
+                world.sync_gradients(micro == accumulation - 1)
                 # rank r of N takes micro-batch index + r: together one global micro-batch
-                batch = data.train_batch(
-                    state.micro_index + world.rank, t.per_device_train_batch_size
-                )
+                batch = next(batches)  # micro-batch index state.micro_index + world.rank
                 state.micro_index += world.size
                 tokens += data.num_tokens(batch)
                 batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
@@ -213,12 +226,10 @@ def run_trial(
                     loss, _ = forward_loss(
                         train_model, batch, config.task, t.label_smoothing_factor
                     )
-                    loss = loss / t.gradient_accumulation_steps
+                    loss = loss / accumulation
                 scaler.scale(loss).backward()
                 loss_sum += loss.detach()
-            # clip after unscaling so max_grad_norm means the true gradient norm
-            scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm or math.inf)
+            grad_norm = unscale_and_clip(scaler, optimizer, params, t.max_grad_norm)
             # one host sync for the numbers the guard and the log need; under DDP the loss is
             # the mean over ranks and tokens are all ranks'
             loss_value, grad_norm, tokens = world.step_totals(loss_sum, grad_norm, tokens)
@@ -296,6 +307,7 @@ def run_trial(
                 )
                 break
 
+    del batches  # stops DataLoader workers, if any
     log.close()
     world.leave()
     if write_failed or writes.error is not None:  # also a failure at the last step's writes
@@ -320,6 +332,7 @@ def run_trial(
         events=dict(monitor.counts),
         wall_seconds=time.perf_counter() - started,
         resumed_from_step=resumed_from,
+        batch_size=chosen,
     )
     if world.is_main:
         try:
@@ -328,6 +341,26 @@ def run_trial(
             also = f"{result.reason}; " if result.status == "failed" and result.reason else ""
             result = dataclasses.replace(result, status="failed", reason=f"{also}{err}")
     return result
+
+
+def _find_batch_size(model, data, config: TrialConfig, precision) -> dict[str, Any]:
+    """train.auto_find_batch_size (runner.batch_size), probing with micro-batch 0."""
+    t = config.train
+
+    def forward_at(size: int) -> torch.Tensor:
+        batch = {k: v.to(precision.device) for k, v in data.train_batch(0, size).items()}
+        with precision.autocast():
+            return forward_loss(model, batch, config.task, t.label_smoothing_factor)[0]
+
+    choice = find_batch_size(
+        model,
+        precision.device,
+        t.per_device_train_batch_size,
+        t.gradient_accumulation_steps,
+        t.cpu_memory_budget_mb,
+        forward_at,
+    )
+    return dataclasses.asdict(choice)
 
 
 def _describe_stats(stats: dict) -> str:

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+IGNORE_INDEX = -100  # labels that take no part in the loss (PyTorch's and transformers' default)
+
 
 def forward_loss(
     model: nn.Module, batch: dict[str, torch.Tensor], task: str, label_smoothing: float = 0.0
@@ -13,11 +15,21 @@ def forward_loss(
     """(mean loss, logits). lm predicts token t+1 from tokens <= t; classify one label per example."""
     if task == "lm":
         ids = batch["input_ids"]
-        logits = model(input_ids=ids).logits
+        if "position_ids" in batch:
+            # packed documents (runner.data.lm): position ids restarting at each document and no
+            # attention_mask make transformers build a block-diagonal causal mask; use_cache=False
+            # because with a cache it skips that detection
+            logits = model(
+                input_ids=ids, position_ids=batch["position_ids"], use_cache=False
+            ).logits
+        else:
+            logits = model(input_ids=ids).logits
+        targets = batch.get("labels", ids)  # -100 where a target would cross a document boundary
         # float() so the softmax of bf16 logits is computed in full precision
         loss = F.cross_entropy(
             logits[:, :-1].flatten(0, 1).float(),
-            ids[:, 1:].flatten(),
+            targets[:, 1:].flatten(),
+            ignore_index=IGNORE_INDEX,
             label_smoothing=label_smoothing,
         )
         return loss, logits

@@ -21,6 +21,8 @@ class TrialResult:
     not be written, e.g. "no space left on device while writing OUT/checkpoints/last.pt"),
     interrupted (Ctrl-C or SIGTERM; resumable).
     resumed_from_step: the checkpoint step this run resumed from (None: it started fresh).
+    batch_size: with train.auto_find_batch_size, the micro-batch size and accumulation it
+    trained with and the sizes tried (runner.batch_size); None otherwise.
     """
 
     status: Status
@@ -37,6 +39,7 @@ class TrialResult:
     events: dict[str, int] = field(default_factory=dict)
     wall_seconds: float = 0.0
     resumed_from_step: int | None = None
+    batch_size: dict | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, allow_nan=False)

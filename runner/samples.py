@@ -19,8 +19,9 @@ from runner.jsonl import append_record, restart
 def write_samples(
     path: Path, step: int, model: nn.Module, tokenizer, ev: EvalConfig, config: TrialConfig
 ) -> None:
-    """Append one greedy and one top-k/top-p sample, both starting from the end-of-document token."""
-    prompt = [tokenizer.eos_id]
+    """Append one greedy and one top-k/top-p sample, both starting where a document starts: at
+    the begin-of-document token with data.add_bos_token, else after an end-of-document token."""
+    prompt = [tokenizer.cls_id if config.data.add_bos_token else tokenizer.eos_id]
     # a generator seeded by the step: samples are reproducible and leave training's RNG alone
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
     context = config.data.block_size

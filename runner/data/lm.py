@@ -6,6 +6,15 @@ tokens and the remainder dropped, so no batch holds padding. The labels are the 
 (the loop shifts them). The cache holds the token streams, not the blocks: the blocks are
 a zero-copy view, so trials that differ only in block_size share one cache entry.
 
+data.packing_strategy=documents keeps the same blocks but makes each document its own
+sequence inside them, as transformers' DataCollatorWithFlattening does for padding-free
+batches: batches carry `position_ids` that restart at 0 at every document start (and at
+every block start), which transformers' masking (masking_utils.find_packed_sequence_indices)
+turns into a block-diagonal causal mask when no attention_mask is given; and `labels` equal
+to the inputs except -100 at each document's first token, whose prediction would read the
+previous document. data.add_bos_token puts a begin-of-document token before each document
+(the tokenizer's <cls>: our tokenizers have no separate <bos>, and <cls> is unused by lm).
+
 Example:
     >>> data = prepare_lm(config)
     >>> data.train_batch(0, 8)["input_ids"].shape  # (8, config.data.block_size)
@@ -54,11 +63,15 @@ class LMDataset:
         tokenizer: TextTokenizer,
         stats: dict[str, float | int | bool],
         seed: int,
+        packing_strategy: str = "wrapped",
+        bos_id: int | None = None,
     ) -> None:
         self.tokenizer = tokenizer
         self.label_names = []
         self.block_size = block_size
         self.seed = seed
+        self.packing_strategy = packing_strategy
+        self.bos_id = bos_id
         self.train_blocks = _blocks(train_tokens, block_size)
         self.val_blocks = _blocks(val_tokens, block_size)
         self.stats = {
@@ -67,7 +80,10 @@ class LMDataset:
             "train_blocks": len(self.train_blocks),
             "val_blocks": len(self.val_blocks),
             "unigram_val_loss": unigram_val_loss(
-                self.train_blocks, self.val_blocks, tokenizer.vocab_size
+                self.train_blocks,
+                self.val_blocks,
+                tokenizer.vocab_size,
+                tokenizer.eos_id if packing_strategy == "documents" else None,
             ),
         }
         self._permutations: dict[int, np.ndarray] = {}
@@ -84,14 +100,25 @@ class LMDataset:
         for epoch in np.unique(positions // count):
             in_epoch = positions // count == epoch
             rows[in_epoch] = self._permutation(int(epoch))[positions[in_epoch] % count]
-        return {"input_ids": _as_long(self.train_blocks[rows])}
+        return self._batch(self.train_blocks[rows])
 
     def val_batches(self, batch_size: int, max_batches: int) -> list[dict[str, torch.Tensor]]:
         """The fixed validation set: val blocks in order, `batch_size` per batch (0: all)."""
         starts = range(0, len(self.val_blocks), batch_size)
         if max_batches > 0:
             starts = starts[:max_batches]
-        return [{"input_ids": _as_long(self.val_blocks[s : s + batch_size])} for s in starts]
+        return [self._batch(self.val_blocks[s : s + batch_size]) for s in starts]
+
+    def _batch(self, blocks: np.ndarray) -> dict[str, torch.Tensor]:
+        blocks = np.asarray(blocks, dtype=np.int64)
+        if self.packing_strategy != "documents":
+            return {"input_ids": torch.from_numpy(blocks)}
+        position_ids, labels = document_positions_and_labels(blocks, self.tokenizer.eos_id)
+        return {
+            "input_ids": torch.from_numpy(blocks),
+            "position_ids": torch.from_numpy(position_ids),
+            "labels": torch.from_numpy(labels),
+        }
 
     def num_tokens(self, batch: Mapping[str, torch.Tensor]) -> int:
         """Tokens in a batch (lm batches hold no padding)."""
@@ -126,6 +153,8 @@ def prepare_lm(config: TrialConfig) -> LMDataset:
             "min_doc_chars": data.min_doc_chars,
             "max_doc_chars": data.max_doc_chars,
             "max_chars": data.max_chars,
+            # only when on, so that the cache entries written before this option stay valid
+            **({"add_bos_token": True} if data.add_bos_token else {}),
         }
     )
     entry = load_entry(root, key)
@@ -160,9 +189,10 @@ def _tokenize_corpus(
     train_ids = tokenizer.encode_batch(train_docs)
     val_ids = tokenizer.encode_batch(val_docs)
     dtype = token_dtype(tokenizer.vocab_size)
+    bos_id = _bos_id(tokenizer, config)
     arrays = {
-        "train_tokens": _concatenate(train_ids, tokenizer.eos_id, dtype),
-        "val_tokens": _concatenate(val_ids, tokenizer.eos_id, dtype),
+        "train_tokens": _concatenate(train_ids, tokenizer.eos_id, dtype, bos_id),
+        "val_tokens": _concatenate(val_ids, tokenizer.eos_id, dtype, bos_id),
     }
     stats.update(
         docs_train=len(train_docs),
@@ -188,20 +218,59 @@ def _dataset_from_entry(
                 f"{tokens} tokens; use a smaller data.block_size or more data "
                 f"(data.path, data.max_chars, data.val_fraction)"
             )
+    tokenizer = TextTokenizer.from_json(entry.texts["tokenizer"])
     return LMDataset(
         entry.arrays["train_tokens"],
         entry.arrays["val_tokens"],
         block_size,
-        TextTokenizer.from_json(entry.texts["tokenizer"]),
+        tokenizer,
         stats,
         config.seed,
+        packing_strategy=config.data.packing_strategy,
+        bos_id=_bos_id(tokenizer, config),
     )
 
 
-def _concatenate(docs_ids: Sequence[Sequence[int]], eos_id: int, dtype: np.dtype) -> np.ndarray:
-    stream = np.empty(sum(len(ids) + 1 for ids in docs_ids), dtype=dtype)
+def _bos_id(tokenizer: TextTokenizer, config: TrialConfig) -> int | None:
+    """The begin-of-document id when data.add_bos_token is on (see the module docstring)."""
+    if not config.data.add_bos_token:
+        return None
+    if tokenizer.cls_id == tokenizer.eos_id:
+        raise DataError(
+            "data.add_bos_token: this tokenizer's begin token is its end token (as GPT-2's "
+            "<|endoftext|>), which already separates the documents; leave add_bos_token off"
+        )
+    return tokenizer.cls_id
+
+
+def document_positions_and_labels(blocks: np.ndarray, eos_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """(position_ids, labels) of packed blocks whose documents end with eos_id.
+
+    A document starts at each block start and after each eos (at its bos, when there is one:
+    the bos is then predicted from nothing, and the document's first real token from it);
+    positions count from 0 there; labels are the ids with -100 at every document start, so
+    the loss never asks a document to predict the next one's first token.
+    """
+    starts = np.zeros(blocks.shape, dtype=bool)
+    starts[:, 0] = True
+    starts[:, 1:] = blocks[:, :-1] == eos_id
+    index = np.broadcast_to(np.arange(blocks.shape[1]), blocks.shape)
+    last_start = np.maximum.accumulate(np.where(starts, index, 0), axis=1)
+    labels = blocks.copy()
+    labels[starts] = -100
+    return (index - last_start).astype(np.int64), labels
+
+
+def _concatenate(
+    docs_ids: Sequence[Sequence[int]], eos_id: int, dtype: np.dtype, bos_id: int | None = None
+) -> np.ndarray:
+    extra = 2 if bos_id is not None else 1
+    stream = np.empty(sum(len(ids) + extra for ids in docs_ids), dtype=dtype)
     position = 0
     for ids in docs_ids:
+        if bos_id is not None:
+            stream[position] = bos_id
+            position += 1
         stream[position : position + len(ids)] = ids
         position += len(ids)
         stream[position] = eos_id
@@ -209,22 +278,29 @@ def _concatenate(docs_ids: Sequence[Sequence[int]], eos_id: int, dtype: np.dtype
     return stream
 
 
-def unigram_val_loss(train_blocks: np.ndarray, val_blocks: np.ndarray, vocab_size: int) -> float:
+def unigram_val_loss(
+    train_blocks: np.ndarray,
+    val_blocks: np.ndarray,
+    vocab_size: int,
+    documents_eos_id: int | None = None,
+) -> float:
     """Validation loss of predicting every token by its training frequency (add-one smoothed).
 
     The bar a language model must clear to have learned anything beyond token counts; scored on
-    the same positions as the model's loss (every token of a block but the first).
+    the same positions as the model's loss (every token of a block but the first; with
+    documents packing, pass its eos id: not the document starts, which the loss ignores).
     """
     counts = np.bincount(np.asarray(train_blocks).ravel(), minlength=vocab_size) + 1.0
     log_probs = np.log(counts / counts.sum())
-    targets = np.asarray(val_blocks)[:, 1:].ravel()
+    blocks = np.asarray(val_blocks)
+    if documents_eos_id is None:
+        targets = blocks[:, 1:].ravel()
+    else:
+        _, labels = document_positions_and_labels(blocks, documents_eos_id)
+        targets = labels[:, 1:][labels[:, 1:] != -100]
     return float(-log_probs[targets].mean()) if targets.size else float("nan")
 
 
 def _blocks(tokens: np.ndarray, block_size: int) -> np.ndarray:
     count = len(tokens) // block_size
     return tokens[: count * block_size].reshape(count, block_size)
-
-
-def _as_long(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(array, dtype=np.int64))

@@ -99,13 +99,6 @@ def test_bf16_autocast_trains_on_cpu(tiny_lm_config, tmp_path):
     assert train[-1]["loss"] < train[0]["loss"] - 0.5, "bf16 training did not learn"
 
 
-def test_fp16_is_refused_on_cpu_before_training(tiny_lm_config, tmp_path):
-    if torch.cuda.is_available():
-        pytest.skip("fp16 is valid on this CUDA machine")
-    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
-        run_trial(tiny_lm_config("train.precision=fp16"))
-
-
 @pytest.mark.slow
 def test_torch_compile_trains_to_the_same_loss_as_eager(tiny_lm_config, tmp_path):
     eager = run_trial(
