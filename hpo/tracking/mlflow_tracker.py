@@ -652,6 +652,21 @@ class MlflowTracker:
         return known
 
 
+def trial_run_link(study_dir: str | Path, number: int) -> dict[str, str]:
+    """Where trial `number`'s MLflow run is, from runs/<study>/mlflow.json: mlflow_run_id and,
+    for a server, mlflow_run_url (what optuna-dashboard shows to link a trial back); empty
+    when the study is not tracked or its run is not created yet (the store is down)."""
+    link = _read_json(Path(study_dir) / LINK_FILE) or {}
+    run_id = (link.get("trial_runs") or {}).get(str(number))
+    if not isinstance(run_id, str):
+        return {}
+    found = {"mlflow_run_id": run_id}
+    uri, experiment = link.get("tracking_uri") or "", link.get("experiment_id")
+    if uri.startswith(("http://", "https://")) and experiment:
+        found["mlflow_run_url"] = f"{uri.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
+    return found
+
+
 def _ui_hint(uri: str) -> str:
     if uri.startswith(("http://", "https://")):
         return ""
