@@ -5,9 +5,6 @@ user attrs that link each trial back to its folder, its end and its MLflow run."
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -91,31 +88,16 @@ def test_a_tracked_trial_names_its_mlflow_run(make_space, run_search, request):
 @pytest.mark.service
 def test_optuna_dashboard_serves_the_journal_file(make_space, run_search, tmp_path):
     """The README's command, run for real: the dashboard lists the study with its metric."""
-    dashboard = shutil.which("optuna-dashboard") or shutil.which(
-        "optuna-dashboard", path=str(Path(sys.executable).parent)
-    )
-    if dashboard is None:
-        pytest.skip("optuna-dashboard is not installed (pip install optuna-dashboard)")
+    from browser import start_optuna_dashboard, stop
     from mlflow_server import free_port
 
     space = make_space("optuna", {"y": {"type": "float", "low": 0.0, "high": 1.0}}, trials=2)
     result = run_search(space, curve)
     port = free_port()
-    process = subprocess.Popen(
-        [dashboard, str(result.dir / "optuna.journal"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = start_optuna_dashboard(str(result.dir / "optuna.journal"), port)
     try:
-        studies = None
-        deadline = time.monotonic() + 60
-        while studies is None and time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as r:
-                    studies = json.load(r)["study_summaries"]
-            except OSError:
-                time.sleep(0.5)
-        assert studies is not None, "optuna-dashboard did not answer in 60 s"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=10) as r:
+            studies = json.load(r)["study_summaries"]
         assert [s["study_name"] for s in studies] == [result.study]
         url = f"http://127.0.0.1:{port}/api/studies/{studies[0]['study_id']}"
         with urllib.request.urlopen(url, timeout=10) as r:
@@ -123,5 +105,4 @@ def test_optuna_dashboard_serves_the_journal_file(make_space, run_search, tmp_pa
         assert detail["objective_names"] == ["val_loss"]  # from study.set_metric_names
         assert all("trial_dir" in {a["key"] for a in t["user_attrs"]} for t in detail["trials"])
     finally:
-        process.terminate()
-        process.wait(10)
+        stop(process)
