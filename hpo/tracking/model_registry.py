@@ -10,7 +10,7 @@ did in training: a classifier's tokenizer gets a post-processor that wraps each 
 <cls> ... <sep> tokens the runner adds by hand, and both get the context length
 (model_max_length) with truncation on for classification. Greedy decoding is the lm's default
 (model_config do_sample false, max_new_tokens 16). The trial's config.yaml is logged beside the
-model (artifact best/config.yaml); `hpo export STUDY --onnx` adds the ONNX file there.
+model (artifact best/config.yaml); `hpo export STUDY --onnx` adds the ONNX file (artifact onnx/).
 
 Each study adds one version to a registered model (by default named after the MLflow
 experiment), tagged hpo.study, hpo.trial, hpo.metric, hpo.direction and hpo.value; logging the
