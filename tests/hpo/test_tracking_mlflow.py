@@ -376,3 +376,25 @@ def test_a_real_random_search_in_two_workers_is_tracked_whole(
         assert steps_of(client, child, "val_loss") == list(range(1, 31))
     assert parents[0].info.status == "FINISHED"
     assert parents[0].data.metrics["study_best_val_loss"] == result.best.value
+
+
+def test_a_resumed_study_with_a_new_best_keeps_its_best_params_and_updates_the_tags(
+    make_space, tracker_for, client, tmp_path
+):
+    space = make_space("random", trials=2)
+    first = tracker_for()
+    study, _ = begin(first, space, tmp_path)
+    run_trial(first, study, 0, value=3.0, params={"lr": 0.1, "y": 0.1})
+    finish(first, study, space)
+
+    second = tracker_for()
+    study, _ = begin(second, space, tmp_path, resume=True)
+    run_trial(second, study, 1, value=1.0, params={"lr": 0.01, "y": 0.2})
+    finish(second, study, space)
+
+    parent = client.get_run(first.parent_run_id)
+    # MLflow params never change: the first best stays (a rejected batch would lose the rest)
+    assert parent.data.params["best.lr"] == "0.1"
+    assert parent.data.tags["hpo.best.lr"] == "0.01" and parent.data.tags["hpo.best_trial"] == "1"
+    assert parent.data.metrics["study_best_val_loss"] == 1.0
+    assert parent.info.status == "FINISHED" and second.delivered
