@@ -324,6 +324,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     # the live view reports each trial; the runner's own data/model lines would repeat per trial
     logging.getLogger("runner").setLevel(logging.WARNING)
+    quiet_libraries(args.quiet)
     if args.parallel < 1:
         raise UserInputError(f"--parallel: must be >= 1, got {args.parallel}")
     space = load_space(
@@ -410,6 +411,19 @@ def cmd_search(args: argparse.Namespace) -> int:
             print(f"  {printable(key)} = {printable(value)}")
     print(f"study folder: {printable(study.dir)}")
     return 0
+
+
+def quiet_libraries(quiet: bool) -> None:
+    """Other libraries' progress bars off, their warnings one plain line each; with --quiet no
+    third-party warnings or INFO logs at all (hpo.quiet). First thing in a command: trial
+    processes and threads started later inherit the environment it sets."""
+    from hpo.quiet import plain_warnings, quiet_progress_bars, silence_third_parties
+
+    if quiet:
+        silence_third_parties()
+    else:
+        quiet_progress_bars()
+    plain_warnings()
 
 
 def print_result(result) -> None:

@@ -1,0 +1,127 @@
+"""What other libraries print while hpo runs: their progress bars, warnings and loggers.
+
+Every `hpo search` (and `hpo worker`, `hpo export`) turns off other libraries' progress bars
+(MLflow's artifact downloads, transformers' shard writes, tqdm): they would tear the live view
+apart on a terminal and fill a log with carriage returns (quiet_progress_bars). Warnings that
+still reach the terminal are one printable line each (plain_warnings): MLflow colours its own.
+
+--quiet (silence_third_parties) goes further: no warnings at all (the warnings module) and no
+log records below ERROR from MLflow, alembic, Ray, ONNX, transformers, torch and the others;
+hpo's own lines (errors, the result) still print. Both work through environment variables too,
+set before any thread or trial process starts, so that worker processes, Ray's actors and
+torchrun's ranks inherit them; those processes call apply_inherited() when they start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from typing import Any
+
+QUIET_ENV = "HPO_QUIET"  # "1" in the environment of a --quiet study's trial processes
+
+# read by the libraries themselves, in this process and in every process it starts
+NO_PROGRESS_BARS = {
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # huggingface_hub's and transformers' tqdm bars
+    "TQDM_DISABLE": "1",  # any other tqdm bar (tqdm reads TQDM_* defaults)
+}
+QUIET = {
+    QUIET_ENV: "1",
+    "PYTHONWARNINGS": "ignore",  # new interpreters: trial workers, Ray's workers, torchrun ranks
+    "MLFLOW_LOGGING_LEVEL": "ERROR",  # MLflow resets its logger's level from this on import
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+}
+THIRD_PARTY_LOGGERS = (
+    "mlflow",
+    "alembic",
+    "sqlalchemy",
+    "ray",
+    "onnx",
+    "onnxscript",
+    "onnx_ir",
+    "onnxruntime",
+    "torch",
+    "transformers",
+    "huggingface_hub",
+    "optuna",
+    "urllib3",
+    "filelock",
+    "matplotlib",
+    "PIL",
+    "git",
+    "dvc",
+    "numexpr",
+    "httpx",
+)
+
+
+def quiet_progress_bars() -> None:
+    """No progress bars of other libraries, here and in the processes this one starts.
+
+    Call it before any thread or trial process starts (os.environ is not changed later).
+    """
+    for name, value in NO_PROGRESS_BARS.items():
+        os.environ.setdefault(name, value)
+
+
+def silence_third_parties() -> None:
+    """--quiet: no third-party warnings or log records below ERROR, here and in trial processes.
+
+    Call it before any thread or trial process starts.
+    """
+    quiet_progress_bars()
+    os.environ.update(QUIET)
+    _silence_this_process()
+
+
+def apply_inherited() -> None:
+    """In a trial process: silence what the study's process silenced (HPO_QUIET=1)."""
+    if os.environ.get(QUIET_ENV) == "1":
+        _silence_this_process()
+
+
+def _silence_this_process() -> None:
+    warnings.simplefilter("ignore")
+    for name in THIRD_PARTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for name in ("transformers", "huggingface_hub"):
+        module = sys.modules.get(f"{name}.utils.logging")
+        if module is not None and hasattr(module, "set_verbosity_error"):
+            module.set_verbosity_error()  # already imported: its env variable was read
+    if "optuna" in sys.modules:
+        sys.modules["optuna"].logging.set_verbosity(logging.ERROR)
+
+
+def plain_warnings() -> None:
+    """Show each warning that reaches the terminal as one printable line (no colours, no
+    source line): `warning: UserWarning: message (module:line)`."""
+    from hpo.terminal import printable
+
+    def show(
+        message: Any,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
+    ) -> None:
+        text = _strip_colours(str(message))
+        where = f"{os.path.basename(filename)}:{lineno}"
+        stream = file if file is not None else sys.stderr
+        try:
+            stream.write(f"warning: {category.__name__}: {printable(text, 300)} ({where})\n")
+        except (OSError, ValueError):
+            pass  # a closed stream: a warning never ends the study
+
+    warnings.showwarning = show
+
+
+def _strip_colours(text: str) -> str:
+    """Remove ANSI SGR sequences (ESC [ ... m) that some libraries put into their warnings."""
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
