@@ -423,7 +423,7 @@ def quiet_libraries(quiet: bool) -> None:
         silence_third_parties()
     else:
         quiet_progress_bars()
-    plain_warnings()
+        plain_warnings()
 
 
 def print_result(result) -> None:

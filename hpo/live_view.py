@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import sys
 import threading
 import time
@@ -31,7 +30,7 @@ from typing import Any, TextIO
 from hpo.drivers.base import FINISHED_STATES, StudySpec, TrialRecord
 from hpo.space import SearchSpace
 from hpo.study import COUNTED_STATES, StudyResult, best_trial
-from hpo.terminal import printable
+from hpo.terminal import printable, use_live_display
 
 TotalSteps = Callable[[Mapping[str, Any]], "int | None"]
 
@@ -44,15 +43,6 @@ def format_eta(seconds: float) -> str:
 def format_clock(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
-def use_live_display(stream: TextIO) -> bool:
-    """Redraw in place only on a real terminal that can take it (not TERM=dumb, not a pipe)."""
-    try:
-        tty = stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-    return tty and os.environ.get("TERM", "") != "dumb"
 
 
 @dataclass

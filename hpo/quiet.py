@@ -86,6 +86,8 @@ def apply_inherited() -> None:
 
 def _silence_this_process() -> None:
     warnings.simplefilter("ignore")
+    # and the sink too: a library that adds an "always" filter of its own stays quiet
+    warnings.showwarning = _drop_warning
     for name in THIRD_PARTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     for name in ("transformers", "huggingface_hub"):
@@ -94,6 +96,10 @@ def _silence_this_process() -> None:
             module.set_verbosity_error()  # already imported: its env variable was read
     if "optuna" in sys.modules:
         sys.modules["optuna"].logging.set_verbosity(logging.ERROR)
+
+
+def _drop_warning(*args: Any, **kwargs: Any) -> None:
+    pass
 
 
 def plain_warnings() -> None:
