@@ -16,9 +16,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+import sys
+import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +93,7 @@ def export_onnx(
     sequence = torch.export.Dim("sequence", min=1, max=context)
     for stale in (out, out.with_name(out.name + ".data")):
         stale.unlink(missing_ok=True)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), exporter_output_held():
         warnings.simplefilter("ignore")  # deprecations inside torch.export and transformers
         torch.onnx.export(
             wrapper,
@@ -143,6 +148,37 @@ def log_onnx(
         name, _, version = registered.rpartition("/")
         client.set_model_version_tag(name, version, "hpo.onnx", uri)
     return uri
+
+
+@contextlib.contextmanager
+def exporter_output_held() -> Iterator[None]:
+    """Hold what the exporter prints (about 80 lines: torch's registration notices, onnxscript's
+    optimizer passes) in a temporary file; it reaches stderr only when the export fails.
+
+    At the file-descriptor level: torch's and onnxscript's loggers hold their own handles to
+    the streams, and some of their lines are print()s.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 1)
+        os.dup2(held.fileno(), 2)
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            if failed:  # what the exporter said is what tells why
+                held.seek(0)
+                sys.stderr.write(held.read().decode("utf-8", "replace")[-20000:])
+                sys.stderr.flush()
 
 
 def _check_tolerance(name: str, value: float) -> None:
