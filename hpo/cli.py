@@ -90,6 +90,9 @@ def _run_command(argv: Sequence[str] | None) -> int:
             file=sys.stderr,
         )
         return 1
+    finally:
+        if "hpo.quiet" in sys.modules:  # a command quietened other libraries: undo it
+            sys.modules["hpo.quiet"].restore()
 
 
 def _stdout_closed() -> int:

@@ -59,11 +59,17 @@ THIRD_PARTY_LOGGERS = (
 )
 
 
+# what this process had before: restore() puts it back when the command ends (main() called
+# from Python, or a test, goes on with its own environment, loggers and warning filters)
+_before: dict[str, Any] = {}
+
+
 def quiet_progress_bars() -> None:
     """No progress bars of other libraries, here and in the processes this one starts.
 
     Call it before any thread or trial process starts (os.environ is not changed later).
     """
+    _remember()
     for name, value in NO_PROGRESS_BARS.items():
         os.environ.setdefault(name, value)
 
@@ -76,6 +82,31 @@ def silence_third_parties() -> None:
     quiet_progress_bars()
     os.environ.update(QUIET)
     _silence_this_process()
+
+
+def restore() -> None:
+    """Undo quiet_progress_bars, silence_third_parties and plain_warnings in this process."""
+    if not _before:
+        return
+    for name, value in _before["environ"].items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    for name, level in _before["levels"].items():
+        logging.getLogger(name).setLevel(level)
+    warnings.filters[:] = _before["filters"]
+    warnings.showwarning = _before["showwarning"]
+    _before.clear()
+
+
+def _remember() -> None:
+    if _before:
+        return
+    _before["environ"] = {name: os.environ.get(name) for name in {**NO_PROGRESS_BARS, **QUIET}}
+    _before["levels"] = {name: logging.getLogger(name).level for name in THIRD_PARTY_LOGGERS}
+    _before["filters"] = list(warnings.filters)
+    _before["showwarning"] = warnings.showwarning
 
 
 def apply_inherited() -> None:
@@ -106,6 +137,8 @@ def plain_warnings() -> None:
     """Show each warning that reaches the terminal as one printable line (no colours, no
     source line): `warning: UserWarning: message (module:line)`."""
     from hpo.terminal import printable
+
+    _remember()
 
     def show(
         message: Any,

@@ -1,6 +1,7 @@
 """What `hpo search` and `hpo train` show while they run: live on a real pseudo-terminal,
 plain lines in a pipe, and nothing from other libraries with --quiet."""
 
+import logging
 import os
 import pty
 import re
@@ -8,6 +9,7 @@ import select
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ DEADLINE = 240
 OBJECTIVES = '''
 import logging
 import time
+import warnings
 import warnings
 
 
@@ -232,3 +235,19 @@ def test_quiet_search_with_tracking_prints_no_third_party_warning(tmp_path):
     said = done.stdout + done.stderr
     for noise in ("Warning", "WARNING", "INFO", "Downloading artifacts", "Writing model shards"):
         assert noise not in said, said
+
+
+def test_main_called_from_python_gives_back_its_environment_loggers_and_warnings(
+    workdir, monkeypatch
+):
+    from hpo.cli import main
+
+    monkeypatch.chdir(workdir)
+    monkeypatch.delenv("HPO_QUIET", raising=False)
+    monkeypatch.delenv("PYTHONWARNINGS", raising=False)
+    mlflow_level = logging.getLogger("mlflow").level
+    filters, show = list(warnings.filters), warnings.showwarning
+    assert main(search_args("noisy", "--no-track", "--quiet")) == 0
+    assert "HPO_QUIET" not in os.environ and "PYTHONWARNINGS" not in os.environ
+    assert logging.getLogger("mlflow").level == mlflow_level
+    assert warnings.filters == filters and warnings.showwarning is show
