@@ -181,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume", action="store_true", help="continue from OUTPUT/checkpoints/last.pt"
     )
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--quiet", action="store_true", help="no progress bar, no third-party warnings or logs"
+    )
     train.add_argument(
         "--nproc",
         type=positive_int,
@@ -250,7 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue the study: keep finished trials, run the rest",
     )
-    search.add_argument("--quiet", action="store_true", help="no live view")
+    search.add_argument(
+        "--quiet", action="store_true", help="no live view, no third-party warnings or logs"
+    )
     search.add_argument(
         "--tracking-uri",
         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)",
@@ -287,6 +291,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.nproc is not None:
         overrides.append(f"train.nproc={args.nproc}")
     config = load_config(args.config, overrides)
+    quiet_libraries(args.quiet)  # before torchrun's ranks start: they inherit it
     from hpo.validation import check_train
 
     check_train(config, args.config)  # the data, before the trial folder is created

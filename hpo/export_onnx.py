@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import sys
@@ -150,27 +151,37 @@ def log_onnx(
     return uri
 
 
+EXPORTER_LOGGERS = ("torch", "onnxscript", "onnx_ir", "onnx")
+
+
 @contextlib.contextmanager
 def exporter_output_held() -> Iterator[None]:
     """Hold what the exporter prints (about 80 lines: torch's registration notices, onnxscript's
     optimizer passes) in a temporary file; it reaches stderr only when the export fails.
 
-    At the file-descriptor level: torch's and onnxscript's loggers hold their own handles to
-    the streams, and some of their lines are print()s.
+    Three ways in, three ways held: its loggers below ERROR are off (their handlers hold their
+    own handles to the streams), Python's sys.stdout and sys.stderr go to the file, and so do
+    file descriptors 1 and 2 (C++ code and print()s of libraries that hold the descriptors).
     """
+    levels = {name: logging.getLogger(name).level for name in EXPORTER_LOGGERS}
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     saved = [os.dup(1), os.dup(2)]
     with tempfile.TemporaryFile() as held:
+        text = open(held.fileno(), "w", buffering=1, closefd=False)  # noqa: SIM115
         os.dup2(held.fileno(), 1)
         os.dup2(held.fileno(), 2)
+        for name in EXPORTER_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
         failed = True
         try:
-            yield
+            with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
+                yield
             failed = False
         finally:
-            for stream in (sys.stdout, sys.stderr):
-                stream.flush()
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
+            text.flush()
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             for fd in saved:
@@ -179,6 +190,7 @@ def exporter_output_held() -> Iterator[None]:
                 held.seek(0)
                 sys.stderr.write(held.read().decode("utf-8", "replace")[-20000:])
                 sys.stderr.flush()
+            text.close()
 
 
 def _check_tolerance(name: str, value: float) -> None:
