@@ -240,6 +240,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="search a Python function (params, reporter) -> float instead of the runner",
     )
     search.add_argument(
+        "--command",
+        dest="command_line",  # args.command is the subcommand's function
+        help="run this command line as each trial, {param} placeholders filled (shell-quoted); "
+        "it reports with hpo.report or printed 'hpo: {...}' lines (README: command trials)",
+    )
+    search.add_argument(
+        "--kill-after",
+        type=float,
+        metavar="SECONDS",
+        help="command trials: seconds between SIGTERM (pruned) or SIGINT (Ctrl-C) and SIGKILL "
+        "(default: the space's command.kill_after, else 10)",
+    )
+    search.add_argument(
         "-o",
         "--override",
         action="append",
@@ -339,8 +352,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         args.space,
         experiment=args.experiment,
         driver=args.driver,
-        config_key_check=None if args.objective else check_key,
+        config_key_check=None if args.objective or args.command_line else check_key,
     )
+    space = space.with_command(args.command_line, kill_after=args.kill_after)
     space = space.with_budget(trials=args.trials, timeout=args.timeout, max_steps=args.max_steps)
     if args.seed is not None:
         space = space.with_seed(args.seed)

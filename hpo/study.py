@@ -362,7 +362,15 @@ def write_history(study_dir: Path, records: Sequence[TrialRecord], objective: Ob
     atomic_write_text(study_dir / "history.csv", "\n".join(lines) + "\n")
 
 
-BEST_FILES = ("config.yaml", "result.json", "metrics.jsonl", "trial.json")
+# config.yaml ... of a runner trial; command.json and reports.jsonl of a command trial
+BEST_FILES = (
+    "config.yaml",
+    "result.json",
+    "metrics.jsonl",
+    "trial.json",
+    "command.json",
+    "reports.jsonl",
+)
 
 
 def promote_best(study_dir: Path, best_trial_number: int) -> Path:

@@ -8,7 +8,8 @@ What it checks, each problem a UserInputError "FILE: what is wrong (KEY)":
   could run with;
 - the metrics to optimise are ones the experiment's task reports (runner.config.REPORTED_METRICS);
 - the data each checked config reads (runner.data.check.check_data): exists, readable, text;
-- the objective function (hpo.objective.load_function);
+- the objective function (hpo.objective.load_function), or a command's placeholders
+  (hpo.command_template);
 - the optuna storage URL (--storage) and the MLflow tracking URI (--tracking-uri or
   $MLFLOW_TRACKING_URI) by scheme, and a SQLite file's folder (or, to join a study, the file).
 
@@ -68,6 +69,17 @@ def check_search(
         )
     if track:
         check_tracking_uri(tracking_uri)
+    if space.command is not None:
+        if objective is not None:
+            raise UserInputError(
+                "--objective: a search runs a command or an objective function, not both (command)"
+            )
+        if overrides:
+            raise UserInputError(
+                "-o sets the runner's config keys; a command trial has none: put the value in "
+                "the command line (command)"
+            )
+        return check_command(space)
     if objective is not None:
         from hpo.objective import load_function
 
@@ -85,6 +97,25 @@ def check_search(
     )
     check_space_against_runner(space, runner)
     return runner
+
+
+def check_command(space: SearchSpace) -> Any:
+    """The CommandObjective of a space with a command, its placeholders checked: SpaceError
+    "FILE:LINE: what is wrong (command)" (or "--command: ..." for the CLI's)."""
+    from hpo.command_template import TemplateError, check_template
+    from hpo.command_trial import CommandObjective
+
+    command = space.command
+    try:
+        check_template(command.template, [p.name for p in space.params], space.budget.max_steps)
+    except TemplateError as err:
+        if command.source == "--command":
+            raise SpaceError(f"--command: {err}") from None
+        error = SpaceError(f"{command.source}: {err} (command)")
+        raise (
+            with_line(error, command.source) if Path(command.source).is_file() else error
+        ) from None
+    return CommandObjective(command, space.objectives, space.budget.max_steps)
 
 
 def check_worker(storage: str, tracking_uri: str | None, track: bool) -> None:

@@ -81,6 +81,10 @@ def objective_from_recipe(
     from hpo.objective import RunnerObjective, load_function
 
     spec = recipe["objective"]
+    if "command" in spec and not function:  # command trials: the command line is in the space
+        from hpo.validation import check_command
+
+        return check_command(space_from_recipe(recipe))
     if function or "function" in spec:
         return load_function(function or spec["function"])
     if "runner" in spec:
@@ -99,8 +103,11 @@ def objective_from_recipe(
 
 
 def _objective_recipe(objective: ObjectiveFunction) -> dict[str, Any]:
+    from hpo.command_trial import CommandObjective
     from hpo.objective import RunnerObjective
 
+    if isinstance(objective, CommandObjective):
+        return {"command": {}}  # the space holds the command line, kill_after and max_steps
     if isinstance(objective, RunnerObjective):
         return {
             "runner": {

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from hpo.command_client import TrialPruned  # one class: hpo.TrialPruned, for scripts too
+
 if TYPE_CHECKING:
     from hpo.space import SearchSpace, SpaceError
     from hpo.study import StudyResult
@@ -23,10 +25,6 @@ TrialState = Literal["running", "complete", "pruned", "failed", "interrupted"]
 FINISHED_STATES = ("complete", "pruned")  # what counts toward budget.trials, as in Optuna
 # interrupted: Ctrl-C or SIGTERM stopped the search while the trial ran; it saved
 # checkpoints/last.pt (when its objective checkpoints) and `--resume` continues it, same params.
-
-
-class TrialPruned(Exception):  # noqa: N818 (the name Optuna users know)
-    """Raised by an objective to end its trial as pruned (after should_stop() said True)."""
 
 
 class TrialInterrupted(Exception):  # noqa: N818 (like TrialPruned)
@@ -38,7 +36,11 @@ class TrialInterrupted(Exception):  # noqa: N818 (like TrialPruned)
 
 
 class TrialReporter(Protocol):
-    """What an objective sees of the search: runner.reporting.Reporter plus the trial's identity."""
+    """What an objective sees of the search: runner.reporting.Reporter plus the trial's identity.
+
+    The reporters of hpo.parallel and of its worker processes also carry `stop`, the search's
+    StopSignals: a command trial (hpo.command_trial) watches stop.requested between reports.
+    """
 
     number: int
     dir: Path  # runs/<study>/trials/<number>/: the objective writes what it wants there

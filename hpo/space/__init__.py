@@ -31,11 +31,12 @@ Example:
 from hpo.space.distributions import Categorical, Distribution, Fixed, Float, Int
 from hpo.space.loading import load_enqueue, load_space, with_line
 from hpo.space.parsing import KeyCheck, space_from_dict
-from hpo.space.search_space import Budget, Objective, Param, SearchSpace, SpaceError
+from hpo.space.search_space import Budget, Command, Objective, Param, SearchSpace, SpaceError
 
 __all__ = [
     "Budget",
     "Categorical",
+    "Command",
     "Distribution",
     "Fixed",
     "Float",

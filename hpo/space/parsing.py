@@ -10,7 +10,15 @@ from typing import Any
 
 from hpo.space.distributions import Categorical, Distribution, Fixed, Float, Int
 from hpo.space.numeric import Fail, is_multiple, is_number, parse_duration, parse_number
-from hpo.space.search_space import Budget, Objective, Param, SearchSpace, SpaceError
+from hpo.space.search_space import (
+    DEFAULT_KILL_AFTER,
+    Budget,
+    Command,
+    Objective,
+    Param,
+    SearchSpace,
+    SpaceError,
+)
 from hpo.terminal import check_param_key, printable
 from runner.config import check_seed
 from runner.errors import UserInputError
@@ -18,7 +26,7 @@ from runner.yaml_io import excerpt
 
 KeyCheck = Callable[[str, str], None]  # check_key(key, source): raises on unknown config keys
 
-_TOP_KEYS = ("experiment", "objective", "budget", "driver", "params", "description")
+_TOP_KEYS = ("experiment", "command", "objective", "budget", "driver", "params", "description")
 _SPEC_KEYS = {
     "float": ("type", "low", "high", "log", "step", "when"),
     "int": ("type", "low", "high", "log", "step", "when"),
@@ -47,6 +55,11 @@ def space_from_dict(
             raise fail(key, f"unknown section{_did_you_mean(key, _TOP_KEYS)}")
     if not isinstance(raw.get("params"), dict) or not raw["params"]:
         raise fail("params", "expected a mapping of at least one dotted config key to its range")
+    command = _parse_command(raw["command"], fail, source) if "command" in raw else None
+    if command is not None:
+        if raw.get("experiment") is not None:
+            raise fail("command", "a space runs an experiment or a command, not both")
+        config_key_check = None  # the params are the command's, not the runner's config keys
     params = _parse_params(raw["params"], fail, source, config_key_check)
     objectives = _parse_objectives(raw.get("objective", "val_loss"), fail)
     options = resolve_driver_options(driver, raw.get("driver") or {}, fail)
@@ -67,9 +80,27 @@ def space_from_dict(
         driver_options=options,
         experiment=experiment or raw.get("experiment"),
         source=source,
+        command=command,
     )
     check_space(space, fail)
     return space
+
+
+def _parse_command(raw: Any, fail: Fail, source: str) -> Command:
+    """`command: LINE` or `command: {run: LINE, kill_after: SECONDS}`."""
+    spec = {"run": raw} if isinstance(raw, str) else raw
+    if not isinstance(spec, dict):
+        raise fail("command", "expected a command line, or {run: LINE, kill_after: SECONDS}")
+    for name in spec:
+        if name not in ("run", "kill_after"):
+            raise fail(f"command.{name}", "unknown field; use run and kill_after")
+    if not isinstance(spec.get("run"), str) or not spec["run"].strip():
+        key = "command" if isinstance(raw, str) else "command.run"
+        raise fail(key, "expected the command line to run for each trial, as a string")
+    kill_after = spec.get("kill_after", DEFAULT_KILL_AFTER)
+    if not is_number(kill_after) or kill_after < 0:
+        raise fail("command.kill_after", f"expected seconds >= 0, got {excerpt(kill_after)}")
+    return Command(spec["run"], float(kill_after), source)
 
 
 def _parse_params(raw: dict, fail: Fail, source: str, check: KeyCheck | None) -> tuple[Param, ...]:

@@ -58,6 +58,23 @@ class Budget:
     max_steps: int | None = None
 
 
+DEFAULT_KILL_AFTER = 10.0  # seconds a command trial has between SIGTERM (or SIGINT) and SIGKILL
+
+
+@dataclass(frozen=True)
+class Command:
+    """What a command trial runs: a command line with {placeholders} (hpo.command_template).
+
+    kill_after: seconds a stopped trial's process group has between the first signal (SIGTERM
+    when pruned, SIGINT when the search is interrupted) and SIGKILL. source: where it was
+    written (the space file, or --command), for error messages.
+    """
+
+    template: str
+    kill_after: float = DEFAULT_KILL_AFTER
+    source: str = "--command"
+
+
 @dataclass(frozen=True)
 class SearchSpace:
     """A validated search space, bound to the driver whose options it holds."""
@@ -69,6 +86,7 @@ class SearchSpace:
     driver_options: Mapping[str, Any] = field(default_factory=dict)
     experiment: str | None = None
     source: str = "<space>"
+    command: Command | None = None  # command trials: the space file's command:, or --command
 
     @property
     def name(self) -> str:
@@ -139,6 +157,22 @@ class SearchSpace:
                 raise SpaceError(str(err)) from None
         return dataclasses.replace(self, driver_options={**self.driver_options, "seed": seed})
 
+    def with_command(
+        self, template: str | None, kill_after: float | None = None, source: str = "--command"
+    ) -> SearchSpace:
+        """A copy that runs `template` as each trial (None keeps the space's own command), with
+        its kill_after replaced when given. Placeholders are checked by hpo.validation."""
+        command = self.command
+        if template is not None:
+            command = Command(template, DEFAULT_KILL_AFTER, source)
+        if kill_after is not None:
+            if command is None:
+                raise SpaceError("--kill-after: only command trials are stopped by signals")
+            if not (is_number(kill_after) and kill_after >= 0):
+                raise SpaceError(f"--kill-after: must be >= 0 seconds, got {excerpt(kill_after)}")
+            command = dataclasses.replace(command, kill_after=float(kill_after))
+        return dataclasses.replace(self, command=command)
+
     def to_dict(self) -> dict[str, Any]:
         """The resolved space in the space-file format (for study.yaml)."""
         objectives = [dataclasses.asdict(o) for o in self.objectives]
@@ -158,7 +192,13 @@ class SearchSpace:
             if p.condition:
                 spec["when"] = {k: list(v) for k, v in p.condition}
             params[p.name] = spec
+        command = {}
+        if self.command is not None:  # only then: study.yaml of a runner study is unchanged
+            command = {
+                "command": {"run": self.command.template, "kill_after": self.command.kill_after}
+            }
         return {
+            **command,
             "experiment": self.experiment,
             "objective": objectives[0] if len(objectives) == 1 else objectives,
             "budget": dataclasses.asdict(self.budget),

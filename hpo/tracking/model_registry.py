@@ -14,6 +14,11 @@ Example:
     >>> model.predict(["def main("])          # lm: columns text, next_token, continuation
     >>> model.predict(pd.DataFrame({"text": ["a fine film"]}))   # classify: text, label, score
 
+A study of command trials (hpo search --command) has no model the runner can load: its best
+trial's checkpoints/best folder, as the script wrote it, is logged as the artifacts
+best_checkpoint/ of the parent run and registered as a version whose source is that folder
+(mlflow.artifacts.download_artifacts("models:/NAME/VERSION") fetches it; it is not a pyfunc).
+
 The model's code (the hpo and runner packages) is stored inside it, so it loads wherever
 mlflow, torch, transformers and tokenizers are installed; its pip requirements name them.
 """
@@ -35,6 +40,7 @@ import yaml
 from runner.errors import UserInputError
 
 MODEL_NAME = "model"  # the logged model's name in the run
+CHECKPOINT_ARTIFACTS = "best_checkpoint"  # a command study's best checkpoint in its run
 REGISTERED_TAG = "hpo.registered_model"  # on the parent run: NAME/VERSION
 REQUIREMENTS = (
     "mlflow",
@@ -126,14 +132,16 @@ def log_best_model(
 
     study_dir = Path(study_dir)
     best = study_dir / "best"
-    checkpoint = best / "best.pt"
-    if not checkpoint.is_file():
+    settings = study_dir / "study.yaml"
+    study = yaml.safe_load(settings.read_text()) if settings.is_file() else {}
+    command_trials = bool((study.get("space") or {}).get("command"))
+    checkpoint = best / ("best" if command_trials else "best.pt")
+    if not (checkpoint.is_dir() if command_trials else checkpoint.is_file()):
         raise UserInputError(
             f"{study_dir}: no best checkpoint ({checkpoint} not found); a study "
             "needs a complete trial that saved a checkpoint to register a model"
         )
     trial = json.loads((best / "trial.json").read_text())
-    study = yaml.safe_load((study_dir / "study.yaml").read_text())
     run = client.get_run(run_id)
     name = registered_name or client.get_experiment(run.info.experiment_id).name
     existing = _version_of(client, name, run_id, trial["number"])
@@ -149,7 +157,12 @@ def log_best_model(
     }
     # MLflow resolves the logged model (models:/<id>) through the global tracking URI
     with _tracking_uri(client.tracking_uri):
-        model_info = _log_model(client, run, checkpoint, best / "config.yaml", tags)
+        if command_trials:  # the script's own files: artifacts, not a model MLflow can load
+            client.log_artifacts(run_id, str(checkpoint), CHECKPOINT_ARTIFACTS)
+            source, model_id = f"{run.info.artifact_uri}/{CHECKPOINT_ARTIFACTS}", None
+        else:
+            model_info = _log_model(client, run, checkpoint, best / "config.yaml", tags)
+            source, model_id = model_info.model_uri, model_info.model_id
         try:
             client.create_registered_model(
                 name, description="Best models of hpo studies, one version per study"
@@ -159,10 +172,10 @@ def log_best_model(
                 raise
         version = client.create_model_version(
             name,
-            source=model_info.model_uri,
+            source=source,
             run_id=run_id,
             tags=tags,
-            model_id=model_info.model_id,
+            model_id=model_id,
             description=f"study {study['study']}: trial {trial['number']}, {metric} "
             f"{trial['value']}",
         )

@@ -23,7 +23,9 @@ def publish_study(client: Any, parent_run_id: str, study_dir: str | Path) -> boo
     study_dir = Path(study_dir)
     try:
         log_study_artifacts(client, parent_run_id, study_dir)
-        if (study_dir / "best" / "best.pt").is_file():  # plain-function objectives have none
+        best = study_dir / "best"
+        # plain-function objectives have none; command trials a folder (checkpoints/best)
+        if (best / "best.pt").is_file() or (best / "best").is_dir():
             version = log_best_model(client, parent_run_id, study_dir)
             print(f"registered model {version.name} version {version.version}")
     except Exception as err:  # noqa: BLE001 (any failure of plotting or of the store)

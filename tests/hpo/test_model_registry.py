@@ -207,3 +207,30 @@ def test_a_study_without_a_best_checkpoint_is_a_user_error_naming_the_file(store
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserInputError, match="best.pt"):
         log_best_model(client, parent_run(client, experiment), tmp_path / "empty")
+
+
+def test_a_command_studys_checkpoint_folder_is_registered_as_artifacts(store, tmp_path):
+    """Command trials: no model the runner loads, so the script's own files are registered."""
+    import shlex
+    import sys
+
+    from hpo.validation import check_search
+
+    client, experiment = store
+    script = Path(__file__).with_name("command_script.py")
+    raw = {
+        "command": f"{shlex.quote(sys.executable)} {shlex.quote(str(script))} --lr {{lr}} "
+        "--steps 2 --checkpoint best",
+        "budget": {"trials": 1},
+        "params": {"lr": 1e-3},
+    }
+    space = space_from_dict(raw, source="cmd.yaml", driver="random")
+    study = StudySpec.for_space(space, name="cmd", runs=tmp_path / "runs", quiet=True)
+    get_driver("random").run(space, study, check_search(space, track=False), None)
+
+    run_id = parent_run(client, experiment)
+    version = log_best_model(client, run_id, study.dir, registered_name="cmd-best")
+    assert version.tags["hpo.study"] == "cmd" and version.tags["hpo.trial"] == "0"
+    assert client.get_run(run_id).data.tags[REGISTERED_TAG] == "cmd-best/1"
+    folder = Path(mlflow.artifacts.download_artifacts(f"models:/cmd-best/{version.version}"))
+    assert (folder / "model.txt").read_text() == "2 0.5\n"  # the script's file, step 2
