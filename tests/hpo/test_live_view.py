@@ -1,6 +1,7 @@
 """What `hpo search` and `hpo train` show while they run: live on a real pseudo-terminal,
 plain lines in a pipe, and nothing from other libraries with --quiet."""
 
+import io
 import logging
 import os
 import pty
@@ -18,6 +19,7 @@ ROOT = Path(__file__).parents[2]
 DEADLINE = 240
 
 OBJECTIVES = '''
+import io
 import logging
 import time
 import warnings
@@ -251,3 +253,26 @@ def test_main_called_from_python_gives_back_its_environment_loggers_and_warnings
     assert "HPO_QUIET" not in os.environ and "PYTHONWARNINGS" not in os.environ
     assert logging.getLogger("mlflow").level == mlflow_level
     assert warnings.filters == filters and warnings.showwarning is show
+
+
+class TerminalStream(io.StringIO):
+    """What a terminal's stream looks like to rich: a tty (rich then redraws in place)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_train_bar_leaves_no_stale_characters_when_its_line_gets_shorter(monkeypatch):
+    from hpo.progress import ProgressBar
+
+    monkeypatch.setenv("TERM", "xterm-256color")
+    stream = TerminalStream()
+    bar = ProgressBar(10, stream=stream)
+    bar.report(1, {"loss": 123456.789, "lr": 1e-3, "tokens_per_sec": 123_456_789.0})
+    bar.report(2, {"loss": 1.5, "lr": 1e-3, "tokens_per_sec": 9.0})  # a much shorter line
+    bar.report(2, {"val_loss": 1.25})
+    bar.close()
+    shown = screen(stream.getvalue())
+    assert shown[0] == "eval  step 2: val_loss 1.25", shown
+    assert re.fullmatch(r"\S+ step +2/10 loss 1\.5000  lr 1\.00e-03  9 tok/s ETA [-\d:]+", shown[1])
+    assert len(shown) == 2, shown
