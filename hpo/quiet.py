@@ -93,8 +93,10 @@ def restore() -> None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
-    for name, level in _before["levels"].items():
-        logging.getLogger(name).setLevel(level)
+    for name, level in _before.get("levels", {}).items():
+        logger = logging.getLogger(name)
+        if logger.level == logging.ERROR:  # still what --quiet set (a library may have since)
+            logger.setLevel(level)
     warnings.filters[:] = _before["filters"]
     warnings.showwarning = _before["showwarning"]
     _before.clear()
@@ -104,7 +106,6 @@ def _remember() -> None:
     if _before:
         return
     _before["environ"] = {name: os.environ.get(name) for name in {**NO_PROGRESS_BARS, **QUIET}}
-    _before["levels"] = {name: logging.getLogger(name).level for name in THIRD_PARTY_LOGGERS}
     _before["filters"] = list(warnings.filters)
     _before["showwarning"] = warnings.showwarning
 
@@ -119,8 +120,13 @@ def _silence_this_process() -> None:
     warnings.simplefilter("ignore")
     # and the sink too: a library that adds an "always" filter of its own stays quiet
     warnings.showwarning = _drop_warning
+    if _before:  # the driver's process: restore() gives the levels back
+        _before.setdefault("levels", {})
     for name in THIRD_PARTY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
+        logger = logging.getLogger(name)
+        if "levels" in _before:
+            _before["levels"].setdefault(name, logger.level)
+        logger.setLevel(logging.ERROR)
     for name in ("transformers", "huggingface_hub"):
         module = sys.modules.get(f"{name}.utils.logging")
         if module is not None and hasattr(module, "set_verbosity_error"):
