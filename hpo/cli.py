@@ -90,6 +90,9 @@ def _run_command(argv: Sequence[str] | None) -> int:
             file=sys.stderr,
         )
         return 1
+    finally:
+        if "hpo.quiet" in sys.modules:  # a command quietened other libraries: undo it
+            sys.modules["hpo.quiet"].restore()
 
 
 def _stdout_closed() -> int:
@@ -178,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume", action="store_true", help="continue from OUTPUT/checkpoints/last.pt"
     )
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--quiet", action="store_true", help="no progress bar, no third-party warnings or logs"
+    )
     train.add_argument(
         "--nproc",
         type=positive_int,
@@ -260,7 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue the study: keep finished trials, run the rest",
     )
-    search.add_argument("--quiet", action="store_true", help="no live view")
+    search.add_argument(
+        "--quiet", action="store_true", help="no live view, no third-party warnings or logs"
+    )
     search.add_argument(
         "--tracking-uri",
         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)",
@@ -302,6 +309,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from hpo.api import load_train_config, run_train
 
     config = load_train_config(args.config, overrides)  # what hpo.train runs, checked alike
+    quiet_libraries(args.quiet)  # before torchrun's ranks start: they inherit it
     from hpo.validation import check_train
 
     check_train(config, args.config)  # the data, before the trial folder is created
@@ -322,8 +330,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    import logging
+
     from hpo.api import SearchFailed, SearchOptions, check_outcome, run_search
 
+    # the live view reports each trial; the runner's own data/model lines would repeat per trial
+    logging.getLogger("runner").setLevel(logging.WARNING)
+    quiet_libraries(args.quiet)
     options = SearchOptions(  # the options hpo.search builds: one search for both
         space=args.space,
         objective=args.objective,
@@ -371,6 +384,19 @@ def cmd_search(args: argparse.Namespace) -> int:
             print(f"  {printable(key)} = {printable(value)}")
     print(f"study folder: {printable(result.dir)}")
     return 0
+
+
+def quiet_libraries(quiet: bool) -> None:
+    """Other libraries' progress bars off, their warnings one plain line each; with --quiet no
+    third-party warnings or INFO logs at all (hpo.quiet). First thing in a command: trial
+    processes and threads started later inherit the environment it sets."""
+    from hpo.quiet import plain_warnings, quiet_progress_bars, silence_third_parties
+
+    if quiet:
+        silence_third_parties()
+    else:
+        quiet_progress_bars()
+        plain_warnings()
 
 
 def print_result(result) -> None:

@@ -47,10 +47,10 @@ from hpo.drivers.base import (
     TrialRecord,
 )
 from hpo.interrupts import ANNOUNCE, StopSignals
+from hpo.live_view import LiveView, closing_views, total_steps_of
 from hpo.space import Objective, SearchSpace
 from hpo.study import (
     INTERRUPTED,
-    LiveView,
     StudyResult,
     finish_study,
     open_study,
@@ -92,12 +92,12 @@ def run_study(
         raise
     previous = open_study(study, space, driver, previous)
     resumes = _resumes(study, previous, suggester)
-    views = [] if study.quiet else [LiveView(space, previous)]
+    views = [] if study.quiet else [LiveView(space, previous, total_steps_of(objective))]
     trackers = MultiTracker(*views, tracker or NullTracker())
     trackers.start_study(space, study, driver)
     started = time.monotonic()
     # also while the outputs are written: a first Ctrl-C then lets them be finished
-    with StopSignals(ANNOUNCE) as stop:
+    with StopSignals(ANNOUNCE) as stop, closing_views(views):
         try:
             loop = _TrialLoop(space, study, objective, suggester, trackers, stop, resumes)
             stop_reason = loop.run()

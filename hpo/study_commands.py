@@ -55,8 +55,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if not args.onnx:
         raise UserInputError("hpo export: say which format, e.g. --onnx")
+    from hpo.cli import quiet_libraries
+
+    quiet_libraries(quiet=False)  # MLflow's upload bars off; a warning is one line
     report = export_study_onnx(study_dir_of(args), args.out, atol=args.atol, log=not args.no_track)
-    print(f"onnx        {printable(report['path'])}")
+    # one line per artifact written, then the check and where it was logged
+    folder = Path(report["path"]).parent
+    for name in report["files"]:
+        kind = "onnx" if name.endswith(".onnx") else "onnx data"
+        print(f"{kind:<11} {printable(folder / name)}")
     print(f"max |diff|  {report['max_abs_diff']:.3g} against PyTorch (atol {args.atol:g})")
     if report.get("logged_to"):
         print(f"logged to   {report['logged_to']}")
