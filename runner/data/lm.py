@@ -256,7 +256,7 @@ def document_positions_and_labels(blocks: np.ndarray, eos_id: int) -> tuple[np.n
     starts[:, 1:] = blocks[:, :-1] == eos_id
     index = np.broadcast_to(np.arange(blocks.shape[1]), blocks.shape)
     last_start = np.maximum.accumulate(np.where(starts, index, 0), axis=1)
-    labels = blocks.copy()
+    labels = blocks.astype(np.int64)  # the cache stores ids as uint16, which has no -100
     labels[starts] = -100
     return (index - last_start).astype(np.int64), labels
 
