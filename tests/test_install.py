@@ -246,3 +246,53 @@ def test_a_fresh_core_install_runs_the_default_search_and_names_the_ray_extra(tm
         "hpo: error: --driver ray needs the ray extra: pip install 'hpo[ray]'"
     ]
     print(f"fresh core install and search: {time.monotonic() - started:.0f} s")
+
+
+# --- dvc.yaml's stages run hpo with the project's Python -----------------------------------
+
+
+def recording_python(path: Path, mark: Path) -> Path:
+    """An interpreter at `path` that notes it ran in `mark`, then runs this test's Python."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'#!/bin/sh\necho ran >> "{mark}"\nexec "{sys.executable}" "$@"\n')
+    path.chmod(0o755)
+    return path
+
+
+def test_dvc_stages_call_hpo_through_the_project_python_script():
+    import yaml
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert all(stage["cmd"].startswith("sh scripts/hpo ") for stage in stages.values())
+
+
+@pytest.mark.parametrize("chosen", ["dot-venv", "HPO_PYTHON"])
+def test_scripts_hpo_finds_the_project_venv_without_activation(tmp_path, chosen):
+    project = tmp_path / "project"
+    (project / "scripts").mkdir(parents=True)
+    shutil.copy2(ROOT / "scripts/hpo", project / "scripts/hpo")
+    shutil.copytree(ROOT / "hpo", project / "hpo")
+    shutil.copytree(ROOT / "runner", project / "runner")
+    shutil.copy2(ROOT / "pyproject.toml", project / "pyproject.toml")
+    mark = tmp_path / "ran"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("VIRTUAL_ENV", "CONDA_PREFIX", "HPO_PYTHON", "PYTHONPATH")
+    }
+    env["PATH"] = "/usr/bin:/bin"  # no venv on PATH, as in a shell that never activated it
+    if chosen == "dot-venv":
+        recording_python(project / ".venv/bin/python", mark)
+    else:
+        env["HPO_PYTHON"] = str(recording_python(tmp_path / "elsewhere/python", mark))
+    proc = subprocess.run(
+        ["sh", "scripts/hpo", "--version"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("hpo ")
+    assert mark.read_text() == "ran\n"
