@@ -109,4 +109,4 @@ def _say_when_gpu_readings_need_the_extra() -> None:
     from hpo.extras import extra_message, has_extra
 
     if os.path.exists("/proc/driver/nvidia/version") and not has_extra("gpu"):
-        log.warning("tracking: %s", extra_message("gpu", "GPU readings in system metrics"))
+        log.warning("tracking: %s", extra_message("gpu", "MLflow's GPU monitor"))
