@@ -215,6 +215,8 @@ def test_a_fresh_core_install_runs_the_default_search_and_names_the_ray_extra(tm
         done = run(*step)
         assert done.returncode == 0, done.stderr[-3000:]
     installed = run(str(venv / "bin/pip"), "list", "--format=freeze").stdout.lower()
+    size = run("du", "-sh", str(venv)).stdout.split()[0]
+    print(f"core venv: {size}, {len(installed.splitlines())} packages")
     for package in ("ray", "dvc", "onnx", "onnxruntime", "psycopg", "celery"):
         assert f"\n{package}==" not in f"\n{installed}", f"{package} came with core"
     hpo = str(venv / "bin/hpo")
