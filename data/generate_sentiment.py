@@ -13,8 +13,8 @@ single word, so a model has to read the sentence:
 - "X is ADJ ." takes ADJ's polarity, "X is not ADJ ." the opposite;
 - "X is ADJ1 , but Y is ADJ2 ." and "... , yet ..." take the clause after the conjunction;
 - "X is ADJ1 and Y is ADJ2 ." has two adjectives of the same polarity.
-Every sentence of one class has a twin pattern in the other, so no template gives the class
-away. A 2-layer transformer reaches about 0.9 validation accuracy in a few hundred steps.
+Every pattern appears in both classes, so no template gives the class away; a bag of words
+cannot separate negated and contrasted sentences, a model that reads word order can.
 """
 
 from __future__ import annotations
