@@ -13,8 +13,9 @@ single word, so a model has to read the sentence:
 - "X is ADJ ." takes ADJ's polarity, "X is not ADJ ." the opposite;
 - "X is ADJ1 , but Y is ADJ2 ." and "... , yet ..." take the clause after the conjunction;
 - "X is ADJ1 and Y is ADJ2 ." has two adjectives of the same polarity.
-Every pattern appears in both classes, so no template gives the class away; a bag of words
-cannot separate negated and contrasted sentences, a model that reads word order can.
+Every pattern appears in both classes, so no template gives the class away, and a bag of
+words cannot tell "A is dull , but B is witty ." from "A is witty , but B is dull .": the same
+words in another order; a model that reads word order can.
 """
 
 from __future__ import annotations
