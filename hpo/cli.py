@@ -206,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument("--max-steps", type=positive_int, help="training steps per trial")
     search.add_argument(
+        "--max-steps-total",
+        type=positive_int,
+        help="stop starting trials once all trials together ran this many steps; without "
+        "--trials it replaces the space's trial count, so pruned trials buy more trials",
+    )
+    search.add_argument(
         "--parallel", type=positive_int, default=1, help="trials at once, each in its own process"
     )
     search.add_argument(
@@ -332,7 +338,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         driver=args.driver,
         config_key_check=None if args.objective else check_key,
     )
-    space = space.with_budget(trials=args.trials, timeout=args.timeout, max_steps=args.max_steps)
+    space = space.with_budget(
+        trials=args.trials,
+        timeout=args.timeout,
+        max_steps=args.max_steps,
+        max_steps_total=args.max_steps_total,
+    )
     if args.seed is not None:
         space = space.with_seed(args.seed)
     if args.address:

@@ -540,6 +540,7 @@ class LiveView:
         limits = [
             f"{budget.trials} trials" if budget.trials else "",
             f"{budget.timeout:g} s" if budget.timeout else "",
+            f"{budget.max_steps_total} steps in all" if budget.max_steps_total else "",
         ]
         _say(
             f"study {study.name}: {driver} {dict(space.driver_options)}, "

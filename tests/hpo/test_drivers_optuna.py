@@ -83,6 +83,40 @@ def test_auto_pruner_prunes_nothing_under_gp_and_an_explicit_one_warns(
     assert any("sampler gp with pruner median" in r.getMessage() for r in caplog.records)
 
 
+def test_a_step_budget_buys_more_trials_when_pruning_saves_steps(make_space, run_search):
+    budget = 12 * STEPS  # twelve full trials' worth of steps
+
+    def study(pruner):  # trials: 1, then --max-steps-total alone replaces the trial count
+        space = make_space(
+            "optuna", CURVE, trials=1, sampler="random", pruner=pruner, pruner_startup_trials=3
+        )
+        return space.with_budget(max_steps_total=budget)
+
+    unpruned = run_search(study("none"), learning_curve, name="unpruned")
+    pruned = run_search(study("median"), learning_curve, name="pruned")
+
+    assert [t.state for t in unpruned.trials] == ["complete"] * 12
+    assert unpruned.summary()["total_steps"] == budget
+    assert pruned.count("pruned") >= 3 and len(pruned.trials) > 12
+    # stops once the steps reach the budget; the last trial it started may overshoot it
+    assert budget <= pruned.summary()["total_steps"] < budget + STEPS
+    assert pruned.stop_reason == unpruned.stop_reason == "budget"
+
+
+def always_fails(params, reporter):
+    reporter.report(1, {"val_loss": 1.0})
+    raise RuntimeError("diverged")
+
+
+def test_a_step_budget_without_a_trial_count_ends_after_failures_in_a_row(make_space, run_search):
+    from hpo.parallel import FAILURES_IN_A_ROW
+
+    space = make_space("optuna", CURVE, trials=1, sampler="random")
+    result = run_search(space.with_budget(max_steps_total=10**6), always_fails)
+    assert result.stop_reason == "failures"
+    assert result.count("failed") == FAILURES_IN_A_ROW
+
+
 def bowl(params, reporter):
     return (params["x"] - 0.5) ** 2 + (params.get("n", 0) - 2) ** 2
 
