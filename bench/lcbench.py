@@ -173,6 +173,19 @@ def random_target(studies: dict, task: str, seed: int, trials: int) -> float | N
     return max(complete) if complete else None
 
 
+def fixed_count_prefixes(studies: dict, trials: int) -> dict:
+    """Each pruned contender as if run with budget.trials = --trials instead of the step budget:
+    the first --trials trials of its study (a seeded sequential study asks the same params
+    whatever its budget, so the prefix is that study). "tpe-median (30 trials)" is hpo's
+    default before issue 19 as a user ran it."""
+    prefixes = {}
+    for (contender, task, seed), study in studies.items():
+        if contender.startswith("tpe-") and "(" not in contender:
+            name = f"{contender} ({trials} trials)"
+            prefixes[(name, task, seed)] = {**study, "trials": study["trials"][:trials]}
+    return prefixes
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else math.nan
 
@@ -180,7 +193,9 @@ def median(values: list[float]) -> float:
 def summarize(studies: dict, trials: int) -> dict[str, Any]:
     """Per contender and task: median epochs to match random's best, median best at B."""
     budget = trials * surrogate.EPOCHS
+    studies = {**studies, **fixed_count_prefixes(studies, trials)}
     contenders = [c for c in CONTENDERS if any(k[0] == c for k in studies)]
+    contenders += sorted({k[0] for k in studies} - set(contenders))
     tasks = [t for t in TASKS if any(k[1] == t for k in studies)]
     tasks += sorted({k[1] for k in studies} - set(tasks))
     table: dict[str, Any] = {}
@@ -225,8 +240,8 @@ def print_tables(summary: dict[str, Any]) -> None:
         f"\nEpochs to match random search's best after {summary['trials']} trials, as a fraction "
         f"of its {budget} epochs (median over seeds; never: a median seed did not match)\n"
     )
-    print("| contender | " + " | ".join(tasks) + " | median task | tasks matched |")
-    print("| --- |" + " ---: |" * (len(tasks) + 2))
+    print("| contender | " + " | ".join(tasks) + " | median task | tasks | seeds matched |")
+    print("| --- |" + " ---: |" * (len(tasks) + 3))
     for contender, per_task in table.items():
         cells, ratios = [], []
         for task in tasks:
@@ -236,10 +251,13 @@ def print_tables(summary: dict[str, Any]) -> None:
             if epochs is not None:
                 ratios.append(epochs)
         matched = sum(math.isfinite(r) for r in ratios)
+        seeds = sum(r["seeds"] for r in per_task.values())
+        seeds_matched = sum(r["matched"] for r in per_task.values())
         print(
             f"| {contender} | "
             + " | ".join(cells)
-            + f" | {ratio_text(median(ratios) if ratios else None, budget)} | {matched}/{len(ratios)} |"
+            + f" | {ratio_text(median(ratios) if ratios else None, budget)} | "
+            f"{matched}/{len(ratios)} | {seeds_matched}/{seeds} |"
         )
     for fraction in FRACTIONS:
         print(
