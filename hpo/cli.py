@@ -211,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument("--max-steps", type=positive_int, help="training steps per trial")
     search.add_argument(
+        "--max-steps-total",
+        type=positive_int,
+        help="stop starting trials once all trials together ran this many steps; without "
+        "--trials it replaces the space's trial count, so pruned trials buy more trials",
+    )
+    search.add_argument(
         "--parallel", type=positive_int, default=1, help="trials at once, each in its own process"
     )
     search.add_argument(
@@ -350,6 +356,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         trials=args.trials,
         timeout=args.timeout,
         max_steps=args.max_steps,
+        max_steps_total=args.max_steps_total,
         parallel=args.parallel,
         gpus_per_trial=args.gpus_per_trial,
         seed=args.seed,

@@ -86,6 +86,7 @@ class LiveView:
         limits = [
             f"{budget.trials} trials" if budget.trials else "",
             f"{budget.timeout:g} s" if budget.timeout else "",
+            f"{budget.max_steps_total} steps in all" if budget.max_steps_total else "",
         ]
         from hpo.drivers import search_method
         from hpo.drivers.methods import method_line
