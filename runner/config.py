@@ -129,6 +129,16 @@ class TrainConfig:
     adam_beta2: float = _f(0.99, "AdamW beta2")
     adam_epsilon: float = _f(1e-8, "AdamW epsilon")
     sgd_momentum: float = _f(0.9, "SGD momentum (optim: sgd only)")
+    layerwise_lr_decay: float = _f(
+        1.0,
+        "fine-tuning: each transformer block's lr is this times the one above it (the head at "
+        "the scheduled lr, the embeddings lowest); 1: one lr for all",
+    )
+    unfreeze_every_steps: int = _f(
+        0,
+        "fine-tuning, gradual unfreezing: train only the head at first and unfreeze one more "
+        "block from the top every N steps, the embeddings last (0: everything trains from step 0)",
+    )
     lr_scheduler_type: Literal["cosine", "linear", "constant"] = _f("cosine", "decay after warmup")
     warmup_steps: int = _f(0, "linear warmup steps (wins over warmup_ratio when > 0)")
     warmup_ratio: float = _f(0.0, "linear warmup as a fraction of max_steps")
@@ -569,6 +579,26 @@ def validate(config: TrialConfig, source: str) -> None:
         not (t.auto_find_batch_size and config.task == "classify"),
         "train.auto_find_batch_size",
         "lm only: classify batches are sized by data.max_tokens_per_batch",
+    )
+    need(
+        math.isfinite(t.layerwise_lr_decay) and 0 < t.layerwise_lr_decay <= 1,
+        "train.layerwise_lr_decay",
+        f"must be in (0, 1], got {t.layerwise_lr_decay}",
+    )
+    need(
+        t.unfreeze_every_steps >= 0,
+        "train.unfreeze_every_steps",
+        f"must be >= 0, got {t.unfreeze_every_steps}",
+    )
+    need(
+        not (t.unfreeze_every_steps and t.nproc > 1),
+        "train.unfreeze_every_steps",
+        "needs train.nproc=1: DDP cannot change which parameters train after it wraps the model",
+    )
+    need(
+        not (t.unfreeze_every_steps and m.gradient_checkpointing),
+        "train.unfreeze_every_steps",
+        "not supported with model.gradient_checkpointing (frozen inputs to checkpointed blocks)",
     )
     need(t.warmup_steps >= 0, "train.warmup_steps", f"must be >= 0, got {t.warmup_steps}")
     need(0 <= t.warmup_ratio < 1, "train.warmup_ratio", f"must be in [0, 1), got {t.warmup_ratio}")
