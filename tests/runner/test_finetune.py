@@ -128,3 +128,30 @@ def test_unfreezing_under_ddp_is_refused():
 def test_a_model_without_recognisable_blocks_is_refused():
     with pytest.raises(ConfigError, match="no transformer blocks"):
         parameter_depths(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
+def test_a_resumed_trial_unfreezes_and_decays_as_an_uninterrupted_one(
+    tiny_lm_config, stop_at, tmp_path
+):
+    folder = tmp_path / "pretrained"
+    save_small_pretrained(tiny_lm_config(), folder)
+
+    def config(name):
+        return tiny_lm_config(
+            f"model.pretrained={folder}",
+            f"output_dir={tmp_path / name}",
+            "train.unfreeze_every_steps=1",  # h.0 from step 1, the embeddings from step 2
+            "train.layerwise_lr_decay=0.8",
+            "train.max_steps=3",
+            "eval.eval_steps=1",
+        )
+
+    whole = run_trial(config("whole"))
+    stopped = run_trial(config("split"), stop_at(1))  # stopped while only the head trains
+    assert stopped.status == "pruned" and stopped.steps == 1
+    resumed = run_trial(config("split"), resume=True)
+    assert resumed.status == "completed" and resumed.steps == 3
+    expected = load_checkpoint(whole.last_checkpoint)["model"]
+    weights = load_checkpoint(resumed.last_checkpoint)["model"]
+    for name, tensor in expected.items():
+        assert torch.equal(weights[name], tensor), name
