@@ -73,6 +73,23 @@ class DataConfig:
     max_doc_chars: int = _f(1_000_000, "lm cleaning: drop documents longer than this")
     text_column: str = _f("text", "classify CSV/TSV: column holding the text")
     label_column: str = _f("label", "classify CSV/TSV: column holding the label")
+    augment_copies: int = _f(
+        0,
+        "classify, EDA augmentation: this many augmented copies of each training example are "
+        "added (0: none); validation data is never augmented",
+    )
+    augment_synonym_replacement: float = _f(
+        0.0, "EDA: each word with a synonym (shipped list) is replaced with this probability"
+    )
+    augment_random_insertion: float = _f(
+        0.0, "EDA: about this fraction of the words: synonyms inserted at random positions"
+    )
+    augment_random_swap: float = _f(
+        0.0, "EDA: about this fraction of the words: swaps of two random words"
+    )
+    augment_random_deletion: float = _f(
+        0.0, "EDA: each word is deleted with this probability (one always stays)"
+    )
     cache_dir: str | None = _f(None, "tokenized-data cache (None: $HPO_CACHE_DIR or ~/.cache/hpo)")
 
 
@@ -129,6 +146,16 @@ class TrainConfig:
     adam_beta2: float = _f(0.99, "AdamW beta2")
     adam_epsilon: float = _f(1e-8, "AdamW epsilon")
     sgd_momentum: float = _f(0.9, "SGD momentum (optim: sgd only)")
+    layerwise_lr_decay: float = _f(
+        1.0,
+        "fine-tuning: each transformer block's lr is this times the one above it (the head at "
+        "the scheduled lr, the embeddings lowest); 1: one lr for all",
+    )
+    unfreeze_every_steps: int = _f(
+        0,
+        "fine-tuning, gradual unfreezing: train only the head at first and unfreeze one more "
+        "block from the top every N steps, the embeddings last (0: everything trains from step 0)",
+    )
     lr_scheduler_type: Literal["cosine", "linear", "constant"] = _f("cosine", "decay after warmup")
     warmup_steps: int = _f(0, "linear warmup steps (wins over warmup_ratio when > 0)")
     warmup_ratio: float = _f(0.0, "linear warmup as a fraction of max_steps")
@@ -570,6 +597,26 @@ def validate(config: TrialConfig, source: str) -> None:
         "train.auto_find_batch_size",
         "lm only: classify batches are sized by data.max_tokens_per_batch",
     )
+    need(
+        math.isfinite(t.layerwise_lr_decay) and 0 < t.layerwise_lr_decay <= 1,
+        "train.layerwise_lr_decay",
+        f"must be in (0, 1], got {t.layerwise_lr_decay}",
+    )
+    need(
+        t.unfreeze_every_steps >= 0,
+        "train.unfreeze_every_steps",
+        f"must be >= 0, got {t.unfreeze_every_steps}",
+    )
+    need(
+        not (t.unfreeze_every_steps and t.nproc > 1),
+        "train.unfreeze_every_steps",
+        "needs train.nproc=1: DDP cannot change which parameters train after it wraps the model",
+    )
+    need(
+        not (t.unfreeze_every_steps and m.gradient_checkpointing),
+        "train.unfreeze_every_steps",
+        "not supported with model.gradient_checkpointing (frozen inputs to checkpointed blocks)",
+    )
     need(t.warmup_steps >= 0, "train.warmup_steps", f"must be >= 0, got {t.warmup_steps}")
     need(0 <= t.warmup_ratio < 1, "train.warmup_ratio", f"must be in [0, 1), got {t.warmup_ratio}")
     need(0 <= t.min_lr_ratio <= 1, "train.min_lr_ratio", f"must be in [0, 1], got {t.min_lr_ratio}")
@@ -619,6 +666,29 @@ def validate(config: TrialConfig, source: str) -> None:
         d.max_tokens_per_batch >= d.max_length,
         "data.max_tokens_per_batch",
         f"must be >= data.max_length ({d.max_length}) so the longest example fits",
+    )
+    augment_rates = {
+        "data.augment_synonym_replacement": d.augment_synonym_replacement,
+        "data.augment_random_insertion": d.augment_random_insertion,
+        "data.augment_random_swap": d.augment_random_swap,
+        "data.augment_random_deletion": d.augment_random_deletion,
+    }
+    for key, value in augment_rates.items():
+        need(math.isfinite(value) and 0 <= value <= 1, key, f"must be in [0, 1], got {value}")
+    need(
+        0 <= d.augment_copies <= 64,
+        "data.augment_copies",
+        f"must be in [0, 64], got {d.augment_copies}",
+    )
+    need(
+        not d.augment_copies or config.task == "classify",
+        "data.augment_copies",
+        "EDA augmentation is for classify only",
+    )
+    need(
+        not d.augment_copies or any(augment_rates.values()),
+        "data.augment_copies",
+        "set a rate above 0 for at least one data.augment_* operation",
     )
     need(m.n_layer > 0, "model.n_layer", f"must be > 0, got {m.n_layer}")
     need(m.n_head > 0, "model.n_head", f"must be > 0, got {m.n_head}")

@@ -35,6 +35,7 @@ from runner.distributed import DiscardedLog, join_world
 from runner.errors import CheckpointError
 from runner.evaluate import evaluate
 from runner.files import StorageError, storage_error
+from runner.finetune import GradualUnfreezing
 from runner.loss import forward_loss
 from runner.metrics_log import MetricsLog
 from runner.model import build_model, check_pretrained_dir
@@ -120,6 +121,10 @@ def run_trial(
     forward_model = torch.compile(model) if t.torch_compile else model
     train_model = world.wrap(forward_model)  # DDP under torchrun: gradients averaged in backward
     params = [p for p in model.parameters() if p.requires_grad]
+    # gradual unfreezing sets requires_grad per step; `params` (for clipping) keeps them all
+    unfreezing = (
+        GradualUnfreezing(model, t.unfreeze_every_steps) if t.unfreeze_every_steps else None
+    )
     # only rank 0 writes files: metrics.jsonl, config.yaml, checkpoints, samples, result.json;
     # a resumed run first cuts metrics.jsonl and samples.jsonl back to its checkpoint's step
     writes = _Writes()
@@ -211,7 +216,13 @@ def run_trial(
         while state.step < t.max_steps and not write_failed:
             lr = lr_at(state.step, t)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)  # layer-wise lr decay
+            if unfreezing is not None and unfreezing.apply(state.step):
+                log_to_console.info(
+                    "unfreezing: depth %d and above train from step %d",
+                    unfreezing.lowest_trainable,
+                    state.step,
+                )
             step_start = time.perf_counter()
             loss_sum = torch.zeros((), device=device)
             tokens = 0

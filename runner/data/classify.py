@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from runner.config import TrialConfig
+from runner.data.augment import EdaRates, augment_examples
 from runner.data.cache import (
     CacheEntry,
     cache_key,
@@ -221,6 +222,7 @@ def prepare_classify(config: TrialConfig) -> ClassifyDataset:
             "max_length": data.max_length,
             "val_fraction": data.val_fraction,
             "seed": config.seed,
+            "augment": [data.augment_copies, *vars(_eda_rates(config)).values()],
         }
     )
     entry = load_entry(root, key)
@@ -281,6 +283,14 @@ def _encode(
             f"data.path: {data.path} has too few examples per class for a validation split; "
             "add examples"
         )
+    # EDA copies of training examples only, appended after every original text; the
+    # validation rows index originals, so evaluation never sees an augmented text
+    augmented = augment_examples(
+        [texts[i] for i in train_rows], _eda_rates(config), data.augment_copies, config.seed
+    )
+    texts = [*texts, *(text for _, text in augmented)]
+    label_ids = [*label_ids, *(label_ids[train_rows[source]] for source, _ in augmented)]
+    train_rows = [*train_rows, *range(len(texts) - len(augmented), len(texts))]
     if pretrained is not None:
         tokenizer = pretrained
     elif data.tokenizer == "bpe":
@@ -303,11 +313,22 @@ def _encode(
     stats = {
         "vocab_size": tokenizer.vocab_size,
         "train_examples": len(train_rows),
+        "train_examples_augmented": len(augmented),
         "val_examples": len(val_rows),
         "examples_truncated": sum(n > data.max_length for n in full_lengths),
         **length_percentiles(full_lengths, "example_tokens"),
     }
     return arrays, tokenizer, stats
+
+
+def _eda_rates(config: TrialConfig) -> EdaRates:
+    d = config.data
+    return EdaRates(
+        d.augment_synonym_replacement,
+        d.augment_random_insertion,
+        d.augment_random_swap,
+        d.augment_random_deletion,
+    )
 
 
 def _split_from_entry(entry: CacheEntry, split: str) -> EncodedExamples:
