@@ -45,7 +45,7 @@ FORMAT = "hpo-int8-dynamic"
 VERSION = 1
 MODEL_FILE = "model.pt"
 REPORT_FILE = "quantize.json"
-LATENCY_BATCHES = 20  # batches timed per model (after one warm-up batch)
+LATENCY_BATCHES = 20  # timed forward passes per model (after one warm-up pass)
 
 
 class QuantizeError(UserInputError):
@@ -168,21 +168,25 @@ def load_quantized(path: str | Path) -> tuple[nn.Module, Any, Any]:
 
 
 @torch.inference_mode()
-def median_batch_latency(
-    model: nn.Module, batches: Sequence[dict[str, torch.Tensor]], task: str
-) -> float:
-    """Median seconds of one forward pass per batch over up to LATENCY_BATCHES batches, after
-    one warm-up batch (the first call allocates and picks kernels)."""
+def median_batch_latencies(
+    models: dict[str, nn.Module], batches: Sequence[dict[str, torch.Tensor]], task: str
+) -> dict[str, float]:
+    """Median seconds of one forward pass per batch of each model: LATENCY_BATCHES timed calls
+    each, cycling through the batches, after one warm-up call each (the first call allocates
+    and picks kernels). The models take turns batch by batch, so that a load on the machine
+    that comes and goes weighs on both alike."""
     from runner.loss import forward_loss
 
-    timed = list(batches[:LATENCY_BATCHES])
-    forward_loss(model, timed[0], task)
-    seconds = []
-    for batch in timed:
-        start = time.perf_counter()
-        forward_loss(model, batch, task)
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds)
+    for model in models.values():
+        forward_loss(model, batches[0], task)
+    seconds: dict[str, list[float]] = {name: [] for name in models}
+    for i in range(LATENCY_BATCHES):
+        batch = batches[i % len(batches)]
+        for name, model in models.items():
+            start = time.perf_counter()
+            forward_loss(model, batch, task)
+            seconds[name].append(time.perf_counter() - start)
+    return {name: statistics.median(times) for name, times in seconds.items()}
 
 
 def quantize_checkpoint(
@@ -212,14 +216,16 @@ def quantize_checkpoint(
     if not batches:
         raise QuantizeError(f"{checkpoint}: its validation split is empty; nothing to measure")
     cpu = Precision("fp32", torch.device("cpu"), None, use_grad_scaler=False)  # int8 runs on CPU
-    measured = {}
-    for label, net in (("fp32", model), ("int8", quantized)):
-        metrics = evaluate(net, batches, config.task, cpu, len(data.label_names))
-        measured[label] = {
+    models = {"fp32": model, "int8": quantized}
+    latency = median_batch_latencies(models, batches, config.task)
+    measured = {
+        label: {
             "size_mb": weights_bytes(net) / 1e6,
-            **metrics,
-            "latency_ms": median_batch_latency(net, batches, config.task) * 1e3,
+            **evaluate(net, batches, config.task, cpu, len(data.label_names)),
+            "latency_ms": latency[label] * 1e3,
         }
+        for label, net in models.items()
+    }
     metric = config.eval.metric_for_best_model
     state = load_checkpoint(checkpoint, require=MODEL_KEYS)
     save_quantized(out / MODEL_FILE, quantized, names, state)
@@ -236,7 +242,7 @@ def quantize_checkpoint(
         "quantized_modules": names,
         "skipped_tied_modules": tied,
         "validation_batches": len(batches),
-        "latency_batches": min(len(batches), LATENCY_BATCHES),
+        "latency_calls": LATENCY_BATCHES,
         "fp32": fp32,
         "int8": int8,
         "size_ratio": int8["size_mb"] / fp32["size_mb"],
