@@ -206,8 +206,13 @@ def quantize_checkpoint(
 
     checkpoint = Path(checkpoint)
     out = Path(out_dir) if out_dir is not None else default_out_dir(checkpoint)
+    if out.exists() and not out.is_dir():
+        raise QuantizeError(f"{out}: not a folder; name a folder to write the int8 model to")
     model, _, config = load_trained_model(checkpoint)  # CheckpointError for a bad file
-    quantized, names, tied = quantize_model(model)  # QuantizeError: before any data work
+    try:
+        quantized, names, tied = quantize_model(model)  # before any data work
+    except QuantizeError as err:
+        raise QuantizeError(f"{checkpoint}: {err}") from None
     if overrides:
         raw = apply_overrides(config_to_dict(config), overrides, "override")
         config = config_from_dict(raw, source=str(checkpoint))

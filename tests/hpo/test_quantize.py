@@ -113,10 +113,18 @@ def test_a_model_without_an_untied_linear_layer_is_refused():
     ],
 )
 def test_bad_sources_are_one_line_and_exit_2(tmp_path, capsys, make, message):
-    assert main(["quantize", str(make(tmp_path))]) == 2
+    assert main(["quantize", str(make(tmp_path)), "--no-track"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("hpo: error: ") and message in err and err.count("\n") == 1
     assert not (tmp_path / "quantized").exists()
+
+
+def test_an_out_path_that_is_a_file_is_refused_before_any_work(tracked_study, tmp_path, capsys):
+    study_dir, *_ = tracked_study
+    _write(tmp_path / "taken", b"")
+    argv = ["quantize", str(study_dir / "best" / "best.pt"), "--out", str(tmp_path / "taken")]
+    assert main([*argv, "--no-track"]) == 2
+    assert "taken: not a folder" in capsys.readouterr().err
 
 
 def test_a_study_without_a_best_checkpoint_is_refused(tmp_path):
