@@ -3,7 +3,7 @@
 Here: main, the parser, and the commands that do the wiring, train and search. The other
 commands add themselves to the parser from their own modules: worker (hpo.worker), best,
 status and export (hpo.study_commands), sync (hpo.sync_command), prepare and evaluate
-(hpo.pipeline_commands).
+(hpo.pipeline_commands), quantize (hpo.quantize_command).
 
 Heavy libraries (torch, optuna, ray, mlflow) are imported inside the commands so that
 `hpo --help` answers at once.
@@ -299,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_space_command(commands)
     add_sync_command(commands)
+    from hpo.quantize_command import add_quantize_command
+
+    add_quantize_command(commands)
     add_pipeline_commands(commands, DEFAULT_EXPERIMENT)
     return parser
 
