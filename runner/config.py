@@ -65,8 +65,16 @@ class CleanConfig:
 
     @property
     def enabled(self) -> bool:
-        """Whether any step is on."""
-        return self != CleanConfig()
+        """Whether any step is on (near_duplicate_threshold alone changes nothing)."""
+        return (
+            self.html
+            or self.unicode_normalization != "none"
+            or self.min_chars > 0
+            or self.max_chars > 0
+            or self.max_non_alpha_fraction < 1
+            or self.language is not None
+            or self.dedup != "none"
+        )
 
 
 @dataclass(frozen=True)

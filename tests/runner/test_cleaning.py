@@ -10,7 +10,7 @@ import pytest
 from runner.config import CleanConfig, config_from_dict
 from runner.data import prepare_data
 from runner.data.clean import clean_texts, html_to_text, shingles
-from runner.errors import ConfigError
+from runner.errors import ConfigError, DataError
 
 REPO = Path(__file__).parents[2]
 
@@ -147,6 +147,24 @@ def test_lm_cleaning_is_in_the_data_record_and_in_the_cache_key(tmp_path):
     assert not other.stats["from_cache"] and other.stats["cleaning"]["docs_out"] == 36
 
 
+def test_cleaning_that_leaves_nothing_says_what_removed_it(tmp_path):
+    corpus = write_paragraphs(tmp_path / "corpus.txt")
+    with pytest.raises(DataError, match=r"no documents left.*36 removed by data.clean.*too_short"):
+        prepare_data(lm_config(corpus, tmp_path, min_chars=10_000))
+    folder = tmp_path / "classes"
+    folder.mkdir()
+    (folder / "pos.txt").write_text("a long enough positive example\nanother positive one\n")
+    (folder / "neg.txt").write_text("bad\nsad\n")
+    data = {"path": str(folder), "cache_dir": str(tmp_path / "cache"), "clean": {"min_chars": 5}}
+    with pytest.raises(DataError, match=r"1 class\(es\) \['pos'\] left after data.clean"):
+        prepare_data(config_from_dict({"task": "classify", "data": data}))
+
+
+def test_a_threshold_without_near_dedup_changes_nothing():
+    assert not CleanConfig(near_duplicate_threshold=0.5).enabled
+    assert CleanConfig(max_non_alpha_fraction=0.9).enabled
+
+
 def test_classify_cleaning_keeps_labels_with_their_texts(tmp_path):
     folder = tmp_path / "classes"
     folder.mkdir()
@@ -191,7 +209,7 @@ def test_missing_optional_packages_are_named_with_the_extra():
         "import sys\n"
         "sys.modules['langdetect'] = sys.modules['datasketch'] = None\n"
         "from runner.config import config_from_dict\n"
-        "from runner.errors import ConfigError\n"
+        "from runner.errors import ConfigError, DataError\n"
         "for clean in ({'language': 'en'}, {'dedup': 'near'}):\n"
         "    try:\n"
         "        config_from_dict({'data': {'clean': clean}}, source='x.yaml')\n"
