@@ -183,7 +183,9 @@ def _tokenize_corpus(
         stats["cleaning"] = cleaning
     if not kept:
         by_clean = (
-            f"{cleaning['docs_in'] - cleaning['docs_out']} removed by data.clean {cleaning}, "
+            f"{cleaning['docs_in'] - cleaning['docs_out']} removed by data.clean ("
+            + ", ".join(f"{k} {v}" for k, v in cleaning.items() if k.startswith("removed") and v)
+            + "), "
             if cleaning is not None
             else ""
         )
