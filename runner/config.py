@@ -580,20 +580,22 @@ def _validate_clean(c: CleanConfig, need: Any) -> None:
         "data.clean.near_duplicate_threshold",
         f"must be in (0, 1], got {c.near_duplicate_threshold}",
     )
-    # find_spec locates a package without importing it, so validating stays cheap
+    # the packages are looked up, not imported, so validating stays cheap (hpo/extras.py does
+    # the same for the commands' extras; runner imports nothing from hpo)
     if c.dedup == "near":
         need(
-            importlib.util.find_spec("datasketch") is not None,
+            _findable("datasketch"),
             "data.clean.dedup",
-            f"near needs the datasketch package: {CLEAN_EXTRA_INSTALL}",
+            f"dedup: near needs the clean extra (datasketch): {CLEAN_EXTRA_INSTALL}",
         )
     if c.language is not None:
-        spec = importlib.util.find_spec("langdetect")
         need(
-            spec is not None,
+            _findable("langdetect"),
             "data.clean.language",
-            f"a language filter needs the langdetect package: {CLEAN_EXTRA_INSTALL}",
+            f"language: {excerpt(c.language)} needs the clean extra (langdetect): "
+            f"{CLEAN_EXTRA_INSTALL}",
         )
+        spec = importlib.util.find_spec("langdetect")
         assert spec is not None and spec.origin is not None
         known = sorted(p.name for p in (Path(spec.origin).parent / "profiles").iterdir())
         need(
@@ -601,6 +603,13 @@ def _validate_clean(c: CleanConfig, need: Any) -> None:
             "data.clean.language",
             f"unknown language {excerpt(c.language)}; langdetect knows {', '.join(known)}",
         )
+
+
+def _findable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a finder that refuses it; a module without a spec
+        return False
 
 
 def validate(config: TrialConfig, source: str) -> None:

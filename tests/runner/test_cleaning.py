@@ -203,25 +203,31 @@ def test_unknown_language_is_refused():
         config_from_dict({"data": {"clean": {"language": "english"}}})
 
 
-def test_missing_optional_packages_are_named_with_the_extra():
+def test_missing_optional_packages_are_named_with_the_extra(tmp_path):
     # A module set to None in sys.modules cannot be imported: the packages look uninstalled.
-    script = (
-        "import sys\n"
-        "sys.modules['langdetect'] = sys.modules['datasketch'] = None\n"
-        "from runner.config import config_from_dict\n"
-        "from runner.errors import ConfigError, DataError\n"
-        "for clean in ({'language': 'en'}, {'dedup': 'near'}):\n"
-        "    try:\n"
-        "        config_from_dict({'data': {'clean': clean}}, source='x.yaml')\n"
-        "    except ConfigError as err:\n"
-        "        print(err)\n"
+    site = tmp_path / "absent"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import sys\nsys.modules['langdetect'] = sys.modules['datasketch'] = None\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
-    ).stdout.splitlines()
-    assert out == [
-        "x.yaml: a language filter needs the langdetect package: pip install 'hpo[clean]' "
-        "(data.clean.language)",
-        "x.yaml: near needs the datasketch package: pip install 'hpo[clean]' (data.clean.dedup)",
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
+    lines = []
+    for clean in ("{language: en}", "{dedup: near}"):
+        (tmp_path / "x.yaml").write_text(f"data:\n  clean: {clean}\n")
+        proc = subprocess.run(
+            [sys.executable, "-m", "hpo", "train", "--config", "x.yaml"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 2, proc.stderr
+        lines += proc.stderr.strip().splitlines()
+    assert lines == [
+        "hpo: error: x.yaml: language: 'en' needs the clean extra (langdetect): "
+        "pip install 'hpo[clean]' (data.clean.language)",
+        "hpo: error: x.yaml: dedup: near needs the clean extra (datasketch): "
+        "pip install 'hpo[clean]' (data.clean.dedup)",
     ]
+    assert not (tmp_path / "runs").exists(), "nothing is created before the check"
