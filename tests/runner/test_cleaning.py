@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.config import CleanConfig, config_from_dict
+from runner.config import CleanConfig, config_from_dict, load_config, save_config
 from runner.data import prepare_data
 from runner.data.clean import clean_texts, html_to_text, shingles
 from runner.errors import ConfigError, DataError
@@ -195,6 +195,14 @@ def test_classify_cleaning_keeps_labels_with_their_texts(tmp_path):
 def test_bad_cleaning_config_is_refused(clean, message):
     with pytest.raises(ConfigError, match=message):
         config_from_dict({"data": {"clean": clean}})
+
+
+def test_cleaning_settings_are_dotted_keys_and_survive_the_saved_config(tmp_path):
+    overrides = ["data.clean.dedup=exact", "data.clean.unicode_normalization=NFC"]
+    config = config_from_dict({}, overrides)
+    assert config.data.clean == CleanConfig(dedup="exact", unicode_normalization="NFC")
+    save_config(config, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == config
 
 
 def test_unknown_language_is_refused():
