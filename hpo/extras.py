@@ -24,6 +24,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "onnx": ("onnx", "onnxruntime", "onnxscript"),
     "postgres": ("psycopg",),
     "gpu": ("pynvml",),
+    # data.clean's near-duplicate and language filters; runner/config.py checks these itself
+    "clean": ("datasketch", "langdetect"),
 }
 
 

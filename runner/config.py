@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import importlib.util
 import math
 import re
 import types
@@ -34,6 +35,46 @@ from runner.yaml_io import excerpt, load_yaml_file, load_yaml_text
 def _f(default: Any, doc: str) -> Any:
     """A dataclass field with its one-line documentation attached."""
     return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class CleanConfig:
+    """Optional cleaning steps, in this order (runner/data/clean.py); each is counted in the data record."""
+
+    html: bool = _f(False, "convert HTML to its visible text (html.parser; script/style dropped)")
+    unicode_normalization: Literal["none", "NFC", "NFKC", "NFD", "NFKD"] = _f(
+        "none", "unicodedata normalization form applied to every document"
+    )
+    min_chars: int = _f(0, "drop documents (lm) or examples (classify) shorter than this (0: off)")
+    max_chars: int = _f(0, "drop documents or examples longer than this (0: off)")
+    max_non_alpha_fraction: float = _f(
+        1.0,
+        "drop documents whose non-space characters are more than this fraction non-letters (1: off)",
+    )
+    language: str | None = _f(
+        None, "keep only documents langdetect identifies as this code, e.g. en (needs hpo[clean])"
+    )
+    dedup: Literal["none", "exact", "near"] = _f(
+        "none",
+        "drop later duplicates: exact (same text) or near (exact, then MinHash Jaccard of character "
+        "5-grams >= near_duplicate_threshold; needs hpo[clean])",
+    )
+    near_duplicate_threshold: float = _f(
+        0.9, "dedup near: estimated Jaccard similarity at or above which a document is a duplicate"
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any step is on (near_duplicate_threshold alone changes nothing)."""
+        return (
+            self.html
+            or self.unicode_normalization != "none"
+            or self.min_chars > 0
+            or self.max_chars > 0
+            or self.max_non_alpha_fraction < 1
+            or self.language is not None
+            or self.dedup != "none"
+        )
 
 
 @dataclass(frozen=True)
@@ -91,6 +132,7 @@ class DataConfig:
         0.0, "EDA: each word is deleted with this probability (one always stays)"
     )
     cache_dir: str | None = _f(None, "tokenized-data cache (None: $HPO_CACHE_DIR or ~/.cache/hpo)")
+    clean: CleanConfig = field(default_factory=CleanConfig, metadata={"doc": "data.clean"})
 
 
 @dataclass(frozen=True)
@@ -543,6 +585,60 @@ def physical_memory_bytes() -> int | None:
         return None
 
 
+# The optional packages of data.clean and the extra that installs them (pyproject's [clean]).
+CLEAN_EXTRA_INSTALL = "pip install 'hpo[clean]'"
+
+
+def _validate_clean(c: CleanConfig, need: Any) -> None:
+    """Ranges of data.clean, and its optional packages present before any data is read."""
+    need(c.min_chars >= 0, "data.clean.min_chars", f"must be >= 0, got {c.min_chars}")
+    need(
+        c.max_chars == 0 or c.max_chars >= c.min_chars,
+        "data.clean.max_chars",
+        f"must be 0 (off) or >= data.clean.min_chars ({c.min_chars}), got {c.max_chars}",
+    )
+    need(
+        0 <= c.max_non_alpha_fraction <= 1,
+        "data.clean.max_non_alpha_fraction",
+        f"must be in [0, 1], got {c.max_non_alpha_fraction}",
+    )
+    need(
+        0 < c.near_duplicate_threshold <= 1,
+        "data.clean.near_duplicate_threshold",
+        f"must be in (0, 1], got {c.near_duplicate_threshold}",
+    )
+    # the packages are looked up, not imported, so validating stays cheap (hpo/extras.py does
+    # the same for the commands' extras; runner imports nothing from hpo)
+    if c.dedup == "near":
+        need(
+            _findable("datasketch"),
+            "data.clean.dedup",
+            f"dedup: near needs the clean extra (datasketch): {CLEAN_EXTRA_INSTALL}",
+        )
+    if c.language is not None:
+        need(
+            _findable("langdetect"),
+            "data.clean.language",
+            f"language: {excerpt(c.language)} needs the clean extra (langdetect): "
+            f"{CLEAN_EXTRA_INSTALL}",
+        )
+        spec = importlib.util.find_spec("langdetect")
+        assert spec is not None and spec.origin is not None
+        known = sorted(p.name for p in (Path(spec.origin).parent / "profiles").iterdir())
+        need(
+            c.language in known,
+            "data.clean.language",
+            f"unknown language {excerpt(c.language)}; langdetect knows {', '.join(known)}",
+        )
+
+
+def _findable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a finder that refuses it; a module without a spec
+        return False
+
+
 def validate(config: TrialConfig, source: str) -> None:
     """Range checks that types alone cannot express; raises ConfigError "SOURCE: what (KEY)"."""
     t, d, e, m = config.train, config.data, config.eval, config.model
@@ -662,6 +758,7 @@ def validate(config: TrialConfig, source: str) -> None:
         "data.max_doc_chars",
         f"must be >= data.min_doc_chars ({d.min_doc_chars}), got {d.max_doc_chars}",
     )
+    _validate_clean(d.clean, need)
     need(
         d.max_tokens_per_batch >= d.max_length,
         "data.max_tokens_per_batch",

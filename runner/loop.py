@@ -381,7 +381,13 @@ def _describe_stats(stats: dict) -> str:
         for k, v in stats.items()
         if isinstance(v, int) and not isinstance(v, bool) and "_p" not in k
     )
-    return f"{counts}  |  {lengths}" + ("  (cached)" if stats.get("from_cache") else "")
+    cleaning = stats.get("cleaning")
+    removed = (
+        "  |  clean: " + "  ".join(f"{k} {v:,}" for k, v in cleaning.items())
+        if isinstance(cleaning, dict)
+        else ""
+    )
+    return f"{counts}  |  {lengths}{removed}" + ("  (cached)" if stats.get("from_cache") else "")
 
 
 def _layer_grad_norms(model: torch.nn.Module) -> dict[str, float]:

@@ -33,6 +33,7 @@ EXTRA_PACKAGES = {
     "onnx": {"onnx", "onnxruntime", "onnxscript"},
     "postgres": {"psycopg"},
     "gpu": {"nvidia-ml-py"},
+    "clean": {"datasketch", "langdetect"},
 }
 
 BLOCKER = '''

@@ -33,6 +33,7 @@ from runner.data.cache import (
     token_dtype,
 )
 from runner.data.check import check_data
+from runner.data.clean import clean_texts, cleaning_settings
 from runner.data.text import fingerprint, length_percentiles, read_labelled_examples
 from runner.data.tokenizer import TextTokenizer
 from runner.errors import DataError
@@ -223,17 +224,31 @@ def prepare_classify(config: TrialConfig) -> ClassifyDataset:
             "val_fraction": data.val_fraction,
             "seed": config.seed,
             "augment": [data.augment_copies, *vars(_eda_rates(config)).values()],
+
+            **({"clean": cleaning_settings(data.clean)} if data.clean.enabled else {}),
         }
     )
     entry = load_entry(root, key)
     from_cache = entry is not None
     if entry is None:
+        examples_read = len(texts) + dropped
+        cleaning = None
+        if data.clean.enabled:
+            texts, rows, cleaning = clean_texts(texts, data.clean)
+            labels = [labels[row] for row in rows]
+            label_names = sorted(set(labels), key=_natural_order)
+            if len(label_names) < 2:
+                raise DataError(
+                    f"data.path: {data.path} has {len(label_names)} class(es) {label_names} left "
+                    f"after data.clean ({cleaning}); classification needs at least 2: relax data.clean"
+                )
         label_id = {name: i for i, name in enumerate(label_names)}
         arrays, tokenizer, stats = _encode(texts, [label_id[x] for x in labels], config, pretrained)
         stats.update(
-            examples_read=len(texts) + dropped,
+            examples_read=examples_read,
             examples_dropped_empty=dropped,
             num_labels=len(label_names),
+            **({"cleaning": cleaning} if cleaning is not None else {}),
         )
         meta = {"tokenizer": tokenizer.to_json(), "stats": json.dumps(stats)}
         entry = store_entry(root, key, arrays, meta | {"labels": json.dumps(label_names)})
