@@ -152,7 +152,7 @@ def test_the_shipped_play_corpus_is_what_its_generator_writes(tmp_path):
 def test_the_shipped_corpora_are_small_and_documented():
     readme = (ROOT / "data/README.md").read_text()
     for path in (
-        "shakespeare/shakespeare.txt",
+        "play/play.txt",
         "sentiment/sentiment.pos",
         "sentiment/sentiment.neg",
     ):
