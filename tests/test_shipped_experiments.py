@@ -130,10 +130,29 @@ def test_the_shipped_sentiment_corpus_is_what_its_generator_writes(tmp_path):
     assert not positive & set((tmp_path / "sentiment.neg").read_text().splitlines())
 
 
+def test_the_shipped_play_corpus_is_what_its_generator_writes(tmp_path):
+    subprocess.run(
+        [sys.executable, str(ROOT / "data/generate_play.py"), str(tmp_path)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    made = (tmp_path / "play.txt").read_bytes()
+    assert made == (ROOT / "data/play/play.txt").read_bytes()
+    made = made.decode("utf-8")
+    # the play's shape, which the char model is there to learn: speakers in capitals before a
+    # colon on their own line, each speech a paragraph, a recurring cast
+    speeches = [p for p in made.split("\n\n") if p.split("\n")[0].endswith(":")]
+    speakers = {p.split("\n")[0] for p in speeches}
+    assert len(speeches) > 1000 and 5 <= len(speakers) <= 20
+    assert all(s[:-1].replace(" ", "").isupper() for s in speakers), speakers
+    assert all(len(p.split("\n")) >= 2 for p in speeches)
+
+
 def test_the_shipped_corpora_are_small_and_documented():
     readme = (ROOT / "data/README.md").read_text()
     for path in (
-        "shakespeare/shakespeare.txt",
+        "play/play.txt",
         "sentiment/sentiment.pos",
         "sentiment/sentiment.neg",
     ):
