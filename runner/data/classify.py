@@ -224,7 +224,6 @@ def prepare_classify(config: TrialConfig) -> ClassifyDataset:
             "val_fraction": data.val_fraction,
             "seed": config.seed,
             "augment": [data.augment_copies, *vars(_eda_rates(config)).values()],
-
             **({"clean": cleaning_settings(data.clean)} if data.clean.enabled else {}),
         }
     )
