@@ -162,6 +162,11 @@ class SearchSpace:
         if max_steps_total is not None and trials is None:
             kept["trials"] = None
         budget = dataclasses.replace(self.budget, **kept)
+        if max_steps_total is not None and self.driver == "ray":
+            raise SpaceError(
+                "--max-steps-total: the ray driver runs its own trial loop and cannot stop on a "
+                "step budget; use --trials, or --driver optuna"
+            )
         if budget.max_steps_total is not None and budget.max_steps is not None:
             if budget.max_steps_total < budget.max_steps:
                 raise SpaceError(

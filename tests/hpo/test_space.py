@@ -187,6 +187,9 @@ def test_a_step_budget_alone_replaces_the_trial_count():
         space.with_budget(max_steps_total=49)
     with pytest.raises(SpaceError, match="--max-steps-total: must be a positive"):
         space.with_budget(max_steps_total=0)
+    on_ray = space_from_dict({"params": params, "budget": {"max_steps": 50}}, driver="ray")
+    with pytest.raises(SpaceError, match="--max-steps-total: the ray driver"):  # as in a file
+        on_ray.with_budget(max_steps_total=500)
 
 
 def test_timeout_accepts_units():
