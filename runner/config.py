@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import importlib.util
 import math
 import re
 import types
@@ -95,6 +96,12 @@ class ModelConfig:
     gradient_checkpointing: bool = _f(
         False, "recompute activations in backward to save memory on large models"
     )
+    init: Literal["default", "xavier", "normal"] = _f(
+        "default",
+        "weights of a model built from config: default (transformers' own), xavier (Xavier-"
+        "uniform Linear weights, zero biases) or normal (N(0, 0.02) Linear and embedding weights, "
+        "zero biases); a pretrained model keeps its weights",
+    )
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,12 @@ class TrainConfig:
     """Optimisation, precision and checkpointing."""
 
     max_steps: int = _f(300, "optimizer steps in the trial")
+    num_train_epochs: float = _f(
+        0.0,
+        "passes over the training data (transformers' name; may be fractional): when > 0 it "
+        "sets the trial's steps to ceil(epochs * micro-batches per epoch / accumulation / "
+        "processes), replacing max_steps",
+    )
     per_device_train_batch_size: int = _f(
         32, "lm: blocks per micro-batch (classify uses data.max_tokens_per_batch)"
     )
@@ -119,7 +132,9 @@ class TrainConfig:
         "weights + gradients + optimizer state) must fit in this many MB (0: no budget)",
     )
     optim: Literal["adamw", "sgd"] = _f(
-        "adamw", "optimizer: AdamW with decoupled weight decay, or SGD with momentum"
+        "adamw",
+        "optimizer: AdamW with decoupled weight decay (fused kernel), or SGD with momentum; "
+        "transformers' adamw_torch and adamw_torch_fused are read as adamw",
     )
     learning_rate: float = _f(1e-3, "peak learning rate, reached after warmup")
     weight_decay: float = _f(
@@ -130,11 +145,18 @@ class TrainConfig:
     adam_epsilon: float = _f(1e-8, "AdamW epsilon")
     sgd_momentum: float = _f(0.9, "SGD momentum (optim: sgd only)")
     lr_scheduler_type: Literal["cosine", "linear", "constant"] = _f("cosine", "decay after warmup")
-    warmup_steps: int = _f(0, "linear warmup steps (wins over warmup_ratio when > 0)")
+    warmup_steps: int = _f(
+        0, "linear warmup steps, a whole number (wins over warmup_ratio when > 0)"
+    )
     warmup_ratio: float = _f(0.0, "linear warmup as a fraction of max_steps")
     min_lr_ratio: float = _f(0.1, "the decay ends at learning_rate * min_lr_ratio")
     max_grad_norm: float = _f(1.0, "clip the global gradient norm to this (0: no clipping)")
     label_smoothing_factor: float = _f(0.0, "label smoothing in the cross-entropy loss")
+    ignore_index: int = _f(
+        -100,
+        "a label with this value takes no part in the training loss (PyTorch's and "
+        "transformers' -100, for padded labels; the runner's own masks use -100 as well)",
+    )
     precision: Literal["auto", "bf16", "fp16", "fp32"] = _f(
         "auto", "auto: bf16 on CUDA with bf16, fp16 + GradScaler on older CUDA, fp32 on CPU"
     )
@@ -156,6 +178,17 @@ class TrainConfig:
         None, "batches each worker builds ahead (None: torch's default, 2; needs workers)"
     )
     logging_steps: int = _f(10, "log train metrics every N optimizer steps")
+    log_activations: bool = _f(
+        False,
+        "at each logging step, an 'activations' record: mean, std and fraction of zeros of "
+        "each transformer block's output (forward hooks on that step's micro-batches only)",
+    )
+    report_to: str = _f(
+        "mlflow",
+        "transformers' report_to: mlflow, tensorboard, all, none, or a list of them; mlflow: "
+        "hpo train/search log to MLflow when tracking is on; tensorboard: event files in "
+        "output_dir/tensorboard (needs the tensorboard package)",
+    )
     save_steps: int = _f(0, "write the last checkpoint every N steps (0: at each evaluation)")
     max_nonfinite_steps: int = _f(5, "this many consecutive NaN/Inf steps end the trial as failed")
 
@@ -169,7 +202,9 @@ class EvalConfig:
         20, "validation batches per evaluation (the same fixed set every time; 0: all)"
     )
     metric_for_best_model: str = _f(
-        "val_loss", "the objective metric: best checkpoint and early stopping follow it"
+        "val_loss",
+        "the objective metric: best checkpoint and early stopping follow it (transformers' "
+        "eval_* names are read as val_*: eval_loss is val_loss)",
     )
     greater_is_better: bool | None = _f(
         None, "direction of the objective (None: from the metric name; loss/perplexity lower)"
@@ -246,7 +281,7 @@ def config_from_dict(
     raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = (), source: str = "<config>"
 ) -> TrialConfig:
     """Build a validated TrialConfig from a nested dict plus `key=value` overrides."""
-    merged = apply_overrides(raw, overrides, source)
+    merged = read_transformers_names(apply_overrides(raw, overrides, source), source)
     config = _build(TrialConfig, merged, prefix="", source=source)
     validate(config, source)
     return config
@@ -348,6 +383,66 @@ def describe_config() -> str:
 
     walk(TrialConfig, "")
     return "\n".join(lines).lstrip()
+
+
+# ----------------------------------------------------------------------------- HF names
+
+# transformers.TrainingArguments values read as the runner's own, so that a config written for
+# the HF Trainer loads here. They are rewritten before typing: the saved config.yaml holds the
+# runner's names, and an -o override or a search-space value may use either.
+OPTIM_ALIASES = {"adamw_torch": "adamw", "adamw_torch_fused": "adamw"}
+REPORT_TO_CHOICES = ("mlflow", "tensorboard", "none", "all")
+
+
+def canonical_metric(name: str) -> str:
+    """transformers' eval_* metric names as the runner's val_* (eval_loss -> val_loss)."""
+    return "val_" + name[len("eval_") :] if name.startswith("eval_") else name
+
+
+def report_destinations(report_to: str) -> set[str]:
+    """train.report_to as a set of mlflow/tensorboard ('all': both, 'none': neither)."""
+    names = {n.strip() for n in report_to.split(",") if n.strip()}
+    if "all" in names:
+        return {"mlflow", "tensorboard"}
+    return names - {"none"}
+
+
+def read_transformers_names(tree: dict[str, Any], source: str) -> dict[str, Any]:
+    """A copy of `tree` with transformers' spellings of values turned into the runner's."""
+    tree = _deep_copy(tree)
+    train, ev = tree.get("train"), tree.get("eval")
+    if isinstance(train, dict):
+        if isinstance(train.get("optim"), str):
+            train["optim"] = OPTIM_ALIASES.get(train["optim"], train["optim"])
+        steps = train.get("warmup_steps")
+        if isinstance(steps, float) and not steps.is_integer():
+            # transformers once read warmup_steps < 1 as a ratio; here it is refused, not guessed
+            raise ConfigError(
+                f"{source}: warmup_steps is a whole number of steps, got {steps}; for a "
+                f"fraction of the training steps write train.warmup_ratio: {steps} "
+                "(train.warmup_steps)"
+            )
+        report_to = train.get("report_to")
+        if isinstance(report_to, list | tuple):
+            if not all(isinstance(n, str) for n in report_to):
+                raise ConfigError(
+                    f"{source}: expected names, got {excerpt(report_to)} (train.report_to)"
+                )
+            train["report_to"] = ",".join(report_to) or "none"
+        if isinstance(train.get("report_to"), str):
+            unknown = [
+                n.strip()
+                for n in train["report_to"].split(",")
+                if n.strip() not in REPORT_TO_CHOICES
+            ]
+            if unknown:
+                raise ConfigError(
+                    f"{source}: unknown value {excerpt(unknown[0])}; choose from "
+                    f"{', '.join(REPORT_TO_CHOICES)} (train.report_to)"
+                )
+    if isinstance(ev, dict) and isinstance(ev.get("metric_for_best_model"), str):
+        ev["metric_for_best_model"] = canonical_metric(ev["metric_for_best_model"])
+    return tree
 
 
 # ----------------------------------------------------------------------------- paths
@@ -570,6 +665,16 @@ def validate(config: TrialConfig, source: str) -> None:
         "train.auto_find_batch_size",
         "lm only: classify batches are sized by data.max_tokens_per_batch",
     )
+    need(
+        math.isfinite(t.num_train_epochs) and t.num_train_epochs >= 0,
+        "train.num_train_epochs",
+        f"must be >= 0, got {t.num_train_epochs}",
+    )
+    need(
+        t.ignore_index < 0,
+        "train.ignore_index",
+        f"must be negative so that no class or token id is ignored, got {t.ignore_index}",
+    )
     need(t.warmup_steps >= 0, "train.warmup_steps", f"must be >= 0, got {t.warmup_steps}")
     need(0 <= t.warmup_ratio < 1, "train.warmup_ratio", f"must be in [0, 1), got {t.warmup_ratio}")
     need(0 <= t.min_lr_ratio <= 1, "train.min_lr_ratio", f"must be in [0, 1], got {t.min_lr_ratio}")
@@ -642,6 +747,12 @@ def validate(config: TrialConfig, source: str) -> None:
             f"{weights / 2**30:.1f} GiB in fp32, more than this machine's "
             f"{(memory or 0) / 2**30:.1f} GiB of memory; make it smaller",
         )
+    need(
+        "tensorboard" not in report_destinations(t.report_to)
+        or importlib.util.find_spec("tensorboard") is not None,
+        "train.report_to",
+        "tensorboard needs the tensorboard package (pip install tensorboard)",
+    )
     measured = REPORTED_METRICS[config.task]
     need(
         e.metric_for_best_model in measured,
