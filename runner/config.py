@@ -206,6 +206,12 @@ class EvalConfig:
         "the objective metric: best checkpoint and early stopping follow it (transformers' "
         "eval_* names are read as val_*: eval_loss is val_loss)",
     )
+    load_best_model_at_end: bool = _f(
+        True,
+        "transformers' name for what the runner always does: the trial's model (result.json's "
+        "best_checkpoint, what hpo promotes and exports) is the best evaluation's "
+        "checkpoints/best.pt; false is refused (checkpoints/last.pt holds the last weights)",
+    )
     greater_is_better: bool | None = _f(
         None, "direction of the objective (None: from the metric name; loss/perplexity lower)"
     )
@@ -759,6 +765,12 @@ def validate(config: TrialConfig, source: str) -> None:
         "eval.metric_for_best_model",
         f"{e.metric_for_best_model[:60]!r} is not measured for task {config.task}; "
         f"choose one of {', '.join(measured)}",
+    )
+    need(
+        e.load_best_model_at_end,
+        "eval.load_best_model_at_end",
+        "the runner always keeps the best evaluation's weights as the trial's model "
+        "(checkpoints/best.pt); the last weights are in checkpoints/last.pt: remove the key",
     )
     need(e.eval_steps > 0, "eval.eval_steps", f"must be > 0, got {e.eval_steps}")
     need(

@@ -130,3 +130,11 @@ def test_ignore_index_labels_take_no_part_in_the_loss():
     loss, _ = forward_loss(_Logits(logits), batch, "classify", ignore_index=-1)
     expected = torch.nn.functional.cross_entropy(logits[[0, 2]], torch.tensor([0, 2]))
     assert loss.item() == pytest.approx(expected.item())
+
+
+def test_load_best_model_at_end_is_what_the_runner_does_and_false_is_refused():
+    assert config_from_dict({"eval": {"load_best_model_at_end": True}}).eval.load_best_model_at_end
+    with pytest.raises(ConfigError, match=r"checkpoints/last.pt.*\(eval.load_best_model_at_end\)"):
+        config_from_dict({}, ["eval.load_best_model_at_end=false"])
+    with pytest.raises(ConfigError, match="did you mean 'eval.load_best_model_at_end'"):
+        config_from_dict({}, ["train.load_best_model_at_end=true"])
