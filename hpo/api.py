@@ -81,6 +81,7 @@ class SearchOptions:
     trials: int | None = None
     timeout: float | str | None = None
     max_steps: int | None = None
+    max_steps_total: int | None = None
     parallel: int = 1
     gpus_per_trial: int | None = None
     seed: int | None = None
@@ -215,6 +216,7 @@ def search(
     trials: int | None = None,
     timeout: float | str | None = None,
     max_steps: int | None = None,
+    max_steps_total: int | None = None,
     parallel: int = 1,
     gpus_per_trial: int | None = None,
     seed: int | None = None,
@@ -305,7 +307,10 @@ def prepare_search(options: SearchOptions) -> tuple[SearchSpace, Any, StudySpec]
     # placeholders are checked with the rest by check_search
     space = space.with_command(options.command, kill_after=options.kill_after)
     space = space.with_budget(
-        trials=options.trials, timeout=options.timeout, max_steps=options.max_steps
+        trials=options.trials,
+        timeout=options.timeout,
+        max_steps=options.max_steps,
+        max_steps_total=options.max_steps_total,
     )
     if options.seed is not None:
         space = space.with_seed(options.seed)
@@ -350,7 +355,7 @@ def prepare_search(options: SearchOptions) -> tuple[SearchSpace, Any, StudySpec]
 
 def _check_argument_types(options: SearchOptions) -> None:
     """UsageError for an argument of the wrong kind, which argparse refuses for the command."""
-    for name in ("trials", "max_steps", "parallel", "gpus_per_trial", "seed"):
+    for name in ("trials", "max_steps", "max_steps_total", "parallel", "gpus_per_trial", "seed"):
         value = getattr(options, name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
             raise UsageError(f"{name}: expected a whole number, got {value!r} ({name})")

@@ -3,7 +3,7 @@
 Here: main, the parser, and the commands that do the wiring, train and search. The other
 commands add themselves to the parser from their own modules: worker (hpo.worker), best,
 status and export (hpo.study_commands), sync (hpo.sync_command), prepare and evaluate
-(hpo.pipeline_commands).
+(hpo.pipeline_commands), quantize (hpo.quantize_command).
 
 Heavy libraries (torch, optuna, ray, mlflow) are imported inside the commands so that
 `hpo --help` answers at once.
@@ -90,6 +90,9 @@ def _run_command(argv: Sequence[str] | None) -> int:
             file=sys.stderr,
         )
         return 1
+    finally:
+        if "hpo.quiet" in sys.modules:  # a command quietened other libraries: undo it
+            sys.modules["hpo.quiet"].restore()
 
 
 def _stdout_closed() -> int:
@@ -178,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume", action="store_true", help="continue from OUTPUT/checkpoints/last.pt"
     )
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--quiet", action="store_true", help="no progress bar, no third-party warnings or logs"
+    )
     train.add_argument(
         "--nproc",
         type=positive_int,
@@ -210,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", help="stop starting trials after this long: seconds, or 30m, 2h"
     )
     search.add_argument("--max-steps", type=positive_int, help="training steps per trial")
+    search.add_argument(
+        "--max-steps-total",
+        type=positive_int,
+        help="stop starting trials once all trials together ran this many steps; without "
+        "--trials it replaces the space's trial count, so pruned trials buy more trials",
+    )
     search.add_argument(
         "--parallel", type=positive_int, default=1, help="trials at once, each in its own process"
     )
@@ -265,7 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue the study: keep finished trials, run the rest",
     )
-    search.add_argument("--quiet", action="store_true", help="no live view")
+    search.add_argument(
+        "--quiet", action="store_true", help="no live view, no third-party warnings or logs"
+    )
     search.add_argument(
         "--tracking-uri",
         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)",
@@ -291,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_space_command(commands)
     add_sync_command(commands)
+    from hpo.quantize_command import add_quantize_command
+
+    add_quantize_command(commands)
     add_pipeline_commands(commands, DEFAULT_EXPERIMENT)
     return parser
 
@@ -307,6 +323,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from hpo.api import load_train_config, run_train
 
     config = load_train_config(args.config, overrides)  # what hpo.train runs, checked alike
+    quiet_libraries(args.quiet)  # before torchrun's ranks start: they inherit it
     from hpo.validation import check_train
 
     check_train(config, args.config)  # the data, before the trial folder is created
@@ -337,8 +354,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    import logging
+
     from hpo.api import SearchFailed, SearchOptions, check_outcome, run_search
 
+    # the live view reports each trial; the runner's own data/model lines would repeat per trial
+    logging.getLogger("runner").setLevel(logging.WARNING)
+    quiet_libraries(args.quiet)
     options = SearchOptions(  # the options hpo.search builds: one search for both
         space=args.space,
         objective=args.objective,
@@ -352,6 +374,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         trials=args.trials,
         timeout=args.timeout,
         max_steps=args.max_steps,
+        max_steps_total=args.max_steps_total,
         parallel=args.parallel,
         gpus_per_trial=args.gpus_per_trial,
         seed=args.seed,
@@ -386,6 +409,19 @@ def cmd_search(args: argparse.Namespace) -> int:
             print(f"  {printable(key)} = {printable(value)}")
     print(f"study folder: {printable(result.dir)}")
     return 0
+
+
+def quiet_libraries(quiet: bool) -> None:
+    """Other libraries' progress bars off, their warnings one plain line each; with --quiet no
+    third-party warnings or INFO logs at all (hpo.quiet). First thing in a command: trial
+    processes and threads started later inherit the environment it sets."""
+    from hpo.quiet import plain_warnings, quiet_progress_bars, silence_third_parties
+
+    if quiet:
+        silence_third_parties()
+    else:
+        quiet_progress_bars()
+        plain_warnings()
 
 
 def print_result(result) -> None:

@@ -16,9 +16,15 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
+import os
+import sys
+import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +94,7 @@ def export_onnx(
     sequence = torch.export.Dim("sequence", min=1, max=context)
     for stale in (out, out.with_name(out.name + ".data")):
         stale.unlink(missing_ok=True)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), exporter_output_held():
         warnings.simplefilter("ignore")  # deprecations inside torch.export and transformers
         torch.onnx.export(
             wrapper,
@@ -143,6 +149,48 @@ def log_onnx(
         name, _, version = registered.rpartition("/")
         client.set_model_version_tag(name, version, "hpo.onnx", uri)
     return uri
+
+
+EXPORTER_LOGGERS = ("torch", "onnxscript", "onnx_ir", "onnx")
+
+
+@contextlib.contextmanager
+def exporter_output_held() -> Iterator[None]:
+    """Hold what the exporter prints (about 80 lines: torch's registration notices, onnxscript's
+    optimizer passes) in a temporary file; it reaches stderr only when the export fails.
+
+    Three ways in, three ways held: its loggers below ERROR are off (their handlers hold their
+    own handles to the streams), Python's sys.stdout and sys.stderr go to the file, and so do
+    file descriptors 1 and 2 (C++ code and print()s of libraries that hold the descriptors).
+    """
+    levels = {name: logging.getLogger(name).level for name in EXPORTER_LOGGERS}
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as held:
+        text = open(held.fileno(), "w", buffering=1, closefd=False)  # noqa: SIM115
+        os.dup2(held.fileno(), 1)
+        os.dup2(held.fileno(), 2)
+        for name in EXPORTER_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
+        failed = True
+        try:
+            with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
+                yield
+            failed = False
+        finally:
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
+            text.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            if failed:  # what the exporter said is what tells why
+                held.seek(0)
+                sys.stderr.write(held.read().decode("utf-8", "replace")[-20000:])
+                sys.stderr.flush()
+            text.close()
 
 
 def _check_tolerance(name: str, value: float) -> None:

@@ -206,8 +206,10 @@ class _SocketReporter:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """One rank of run_distributed_trial (`python -m hpo.launch [--resume]` under torchrun)."""
+    from hpo.quiet import apply_inherited
     from runner import NullReporter, run_trial
 
+    apply_inherited()  # --quiet: the study's process silenced third-party warnings and loggers
     resume = "--resume" in (sys.argv[1:] if argv is None else argv)
     if not is_main_rank():
         run_trial(None, NullReporter(), resume=resume)  # the config comes from rank 0

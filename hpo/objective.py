@@ -85,6 +85,10 @@ class RunnerObjective:
             set_dotted(merged, "train.max_steps", self.max_steps, "search space budget")
         return config_from_dict(merged, source=self.experiment)
 
+    def total_steps(self, params: Mapping[str, Any]) -> int:
+        """The steps a trial with these params trains (the live view's step/total)."""
+        return self.config_for(params, self.base_dir).train.max_steps
+
     def __call__(self, params: Mapping[str, Any], reporter) -> dict[str, float]:
         from runner import run_trial
 

@@ -7,7 +7,12 @@ failed and never the study; reports and pruning decisions still happen in this p
 
 Budget: budget.trials counts complete + pruned trials, earlier runs included (as Optuna's
 MaxTrialsCallback does); failed trials do not count, but a run stops after as many failures as
-budget.trials. budget.timeout stops starting trials; running ones finish. A suggester whose
+budget.trials. budget.timeout stops starting trials; running ones finish. budget.max_steps_total
+stops starting trials once the steps of every trial (each trial's largest reported step, earlier
+runs and failed trials included, running ones as far as they got) reach it: trials that a pruner
+stops early leave steps for more trials; a trial already started runs to its end, so a study
+may overshoot by less than one trial. Without budget.trials, FAILURES_IN_A_ROW failed trials
+in a row end the study (an objective that always fails would otherwise spend no steps forever). A suggester whose
 study is shared with other workers may answer ASK_LATER: trials running elsewhere may fill the
 budget, or fail and need replacing; the loop asks again when one of its trials ends, or after
 WAIT_SECONDS when it runs none.
@@ -47,10 +52,10 @@ from hpo.drivers.base import (
     TrialRecord,
 )
 from hpo.interrupts import ANNOUNCE, StopSignals
+from hpo.live_view import LiveView, closing_views, total_steps_of
 from hpo.space import Objective, SearchSpace
 from hpo.study import (
     INTERRUPTED,
-    LiveView,
     StudyResult,
     finish_study,
     open_study,
@@ -68,6 +73,7 @@ from runner.files import StorageError, atomic_write_text
 
 ASK_LATER = "ask later"  # what Suggester.ask() returns when it may start no trial yet
 WAIT_SECONDS = 1.0
+FAILURES_IN_A_ROW = 16  # without budget.trials: this many failed trials in a row end a study
 
 
 def run_study(
@@ -92,14 +98,18 @@ def run_study(
         raise
     previous = open_study(study, space, driver, previous)
     resumes = _resumes(study, previous, suggester)
-    views = [] if study.quiet else [LiveView(space, previous)]
+    views = [] if study.quiet else [LiveView(space, previous, total_steps_of(objective))]
     trackers = MultiTracker(*views, tracker or NullTracker())
     trackers.start_study(space, study, driver)
     started = time.monotonic()
     # also while the outputs are written: a first Ctrl-C then lets them be finished
-    with StopSignals(ANNOUNCE) as stop:
+    with StopSignals(ANNOUNCE) as stop, closing_views(views):
         try:
             loop = _TrialLoop(space, study, objective, suggester, trackers, stop, resumes)
+            # steps of earlier runs count toward budget.max_steps_total (continued trials: below)
+            loop.steps_before = sum(
+                r.steps for r in previous if r.state not in ("interrupted", "running")
+            )
             stop_reason = loop.run()
         except KeyboardInterrupt:  # the second Ctrl-C: the outputs, then exit 130
             trackers.end_study(
@@ -259,6 +269,9 @@ class _TrialLoop:
         self.resumes = list(resumes)  # interrupted trials, continued before any new one
         self.started = time.monotonic()
         self.failed = 0
+        self.failed_in_a_row = 0
+        self.steps_before = 0  # steps of earlier runs' trials (set by run_study)
+        self.steps_ended = 0  # steps of the trials this run ended
         self.running: dict[int, _TrialRun] = {}
 
     def run(self) -> str:
@@ -319,10 +332,19 @@ class _TrialLoop:
             return "timeout"
         if budget.trials is not None and self.failed >= budget.trials:
             return "failures"
+        if budget.trials is None and self.failed_in_a_row >= FAILURES_IN_A_ROW:
+            return "failures"
         if budget.trials is not None:
             if self.suggester.finished_count() + len(self.running) >= budget.trials:
                 return "budget"
+        if budget.max_steps_total is not None and self.steps_spent() >= budget.max_steps_total:
+            return "budget"
         return None
+
+    def steps_spent(self) -> int:
+        """Steps of all the study's trials so far, running ones as far as they reported."""
+        running = sum(run.record.steps for run in self.running.values())
+        return self.steps_before + self.steps_ended + running
 
     def _start(self, suggestion: Suggestion, interrupted: TrialRecord | None) -> _TrialRun:
         run = _TrialRun(
@@ -348,6 +370,8 @@ class _TrialLoop:
         write_trial(self.study.dir, record)
         self.suggester.tell(run.suggestion, record)
         self.failed += record.state == "failed"
+        self.failed_in_a_row = self.failed_in_a_row + 1 if record.state == "failed" else 0
+        self.steps_ended += record.steps
         self.tracker.end_trial(record)
         if record.state == "interrupted":  # the runner saw the Ctrl-C first: the search stops
             self.stop.request()

@@ -6,7 +6,8 @@ section of params.yaml itself, checks every value (type, range, a safe study nam
 the stage's hpo command with those values as arguments, never through a shell:
 
     python -m hpo pipeline prepare   # hpo prepare --config=EXPERIMENT -o data.cache_dir=...
-    python -m hpo pipeline search    # hpo search --space=SPACE --study=STUDY ... --resume
+    python -m hpo pipeline search    # hpo search --space=SPACE --study=STUDY ... --resume,
+                                     # then runs/STUDY/metrics.json (study_metrics)
     python -m hpo pipeline train     # hpo train --config=runs/STUDY/best/config.yaml ...
     python -m hpo evaluate models/best/checkpoints/best.pt -o data.cache_dir=data/prepared
         --metrics metrics.json --curves plots
@@ -28,6 +29,7 @@ from typing import Any
 # The pipeline's fixed paths: dvc.yaml's deps and outs name the same ones.
 PREPARED = "data/prepared"
 BEST_MODEL = "models/best"
+STUDY_METRICS = "metrics.json"  # in runs/STUDY/: the search's DVC metrics, numbers only
 
 
 def add_pipeline_commands(commands: argparse._SubParsersAction, default_experiment: str) -> None:
@@ -284,7 +286,35 @@ def stage_command(stage: str, params: dict[str, Any]) -> list[str]:
 def cmd_pipeline(args: argparse.Namespace) -> int:
     from hpo.cli import build_parser
 
-    command = stage_command(args.stage, read_params(args.params, args.stage))
-    stage_args = build_parser().parse_args(command)
+    params = read_params(args.params, args.stage)
+    stage_args = build_parser().parse_args(stage_command(args.stage, params))
     logging.getLogger().setLevel(logging.WARNING)  # the stages run --quiet, as before
-    return stage_args.command(stage_args)
+    code = stage_args.command(stage_args)
+    if args.stage == "search" and code == 0:
+        study_dir = Path(stage_args.runs) / params["search.study"]
+        summary = json.loads((study_dir / "summary.json").read_text())
+        text = json.dumps(study_metrics(summary), indent=2) + "\n"
+        atomic_write_text(study_dir / STUDY_METRICS, text)
+    return code
+
+
+def study_metrics(summary: dict[str, Any]) -> dict[str, Any]:
+    """The numbers of a study's summary.json, for `dvc metrics` (which shows every value of a
+    metrics file, strings too): best_<metric> (the objective's best value, or null when no
+    trial completed), best_trial, n_trials by state, total_steps, wall_seconds, and the best
+    params that are numbers under best_params (a categorical's choice is in best_params.yaml).
+    summary.json keeps the rest: study, driver, objective, stop reason, first failure."""
+    metric = summary["objective"]["metric"]
+    best = summary.get("best_params") or {}
+    return {
+        f"best_{metric}": summary.get("best_value"),
+        "best_trial": summary.get("best_trial"),
+        "n_trials": dict(summary.get("n_trials") or {}),
+        "total_steps": summary.get("total_steps"),
+        "wall_seconds": summary.get("wall_seconds"),
+        "best_params": {
+            key: value
+            for key, value in best.items()
+            if isinstance(value, int | float) and not isinstance(value, bool)
+        },
+    }

@@ -29,7 +29,6 @@ import json
 import os
 import shutil
 import sys
-import time
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from hpo.drivers.base import FINISHED_STATES, StudySpec, TrialRecord, TrialState
+from hpo.drivers.base import StudySpec, TrialRecord, TrialState
 from hpo.space import Objective, SearchSpace
 from runner.errors import ConfigError, UserInputError
 from runner.files import (
@@ -536,79 +535,6 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
             node = node.setdefault(part, {})
         node[leaf] = value
     return nested
-
-
-class LiveView:
-    """The live view on stderr: a line per finished trial with the best so far and an ETA."""
-
-    def __init__(self, space: SearchSpace, previous: Sequence[TrialRecord]) -> None:
-        self.space = space
-        self.finished = sum(1 for r in previous if r.state in FINISHED_STATES)
-        self.best = best_trial(previous, space.objectives)
-        self.started = time.monotonic()
-        self.finished_now = 0
-
-    def start_study(self, space: SearchSpace, study: StudySpec, driver: str) -> None:
-        from hpo.drivers import search_method
-        from hpo.drivers.methods import method_line
-
-        budget = space.budget
-        limits = [
-            f"{budget.trials} trials" if budget.trials else "",
-            f"{budget.timeout:g} s" if budget.timeout else "",
-        ]
-        _say(  # what searches it first: a study's result is read with its method
-            f"study {study.name}: {method_line(driver, search_method(space, study))}, "
-            f"{' / '.join(x for x in limits if x) or 'no budget'}, {study.parallel} at once "
-            f"-> {study.dir}"
-        )
-
-    def start_trial(self, number: int, params: Any) -> None:
-        pass
-
-    def log_metrics(self, number: int, step: int, metrics: Any) -> None:
-        pass
-
-    def end_trial(self, record: TrialRecord) -> None:
-        if record.state in FINISHED_STATES:
-            self.finished += 1
-            self.finished_now += 1
-        self.best = best_trial([r for r in (self.best, record) if r], self.space.objectives)
-        metric = self.space.objective.metric
-        value = "" if record.value is None else f"{metric}={record.value:.5g}"
-        best = f"best {self.best.value:.5g} (#{self.best.number})" if self.best else "no best yet"
-        why = f" ({record.reason[:100]})" if record.state == "failed" and record.reason else ""
-        params = " ".join(f"{k.rsplit('.', 1)[-1]}={_short(v)}" for k, v in record.params.items())
-        _say(
-            f"trial {record.number:>3} {record.state:<8} {value:<18} {best}  "
-            f"[{self._progress()}]  {params}{why}"
-        )
-
-    def end_study(self, result: StudyResult) -> None:
-        counts = ", ".join(
-            f"{result.count(s)} {s}"
-            for s in COUNTED_STATES
-            if s != "interrupted" or result.count(s)
-        )
-        best = result.best
-        found = f"best trial {best.number}: {best.value:.5g}" if best else "no complete trial"
-        _say(
-            f"study {result.study} ended ({result.stop_reason}): {counts}; {found}; "
-            f"{result.dir / 'summary.json'}"
-        )
-
-    def _progress(self) -> str:
-        trials = self.space.budget.trials
-        done = f"{self.finished}/{trials}" if trials else f"{self.finished} done"
-        if not trials or not self.finished_now:
-            return done
-        per_trial = (time.monotonic() - self.started) / self.finished_now
-        eta = max(0.0, per_trial * (trials - self.finished))
-        return f"{done}, ETA {int(eta // 60)}m{int(eta % 60):02d}s"
-
-
-def _short(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def _say(line: str) -> None:

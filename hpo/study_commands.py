@@ -50,13 +50,22 @@ def add_study_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from hpo.export_onnx import export_study_onnx
+    from hpo.extras import require_extra
     from runner.errors import UserInputError
 
     if not args.onnx:
         raise UserInputError("hpo export: say which format, e.g. --onnx")
+    require_extra("onnx", "hpo export --onnx")
+    from hpo.cli import quiet_libraries
+    from hpo.export_onnx import export_study_onnx
+
+    quiet_libraries(quiet=False)  # MLflow's upload bars off; a warning is one line
     report = export_study_onnx(study_dir_of(args), args.out, atol=args.atol, log=not args.no_track)
-    print(f"onnx        {printable(report['path'])}")
+    # one line per artifact written, then the check and where it was logged
+    folder = Path(report["path"]).parent
+    for name in report["files"]:
+        kind = "onnx" if name.endswith(".onnx") else "onnx data"
+        print(f"{kind:<11} {printable(folder / name)}")
     print(f"max |diff|  {report['max_abs_diff']:.3g} against PyTorch (atol {args.atol:g})")
     if report.get("logged_to"):
         print(f"logged to   {report['logged_to']}")

@@ -17,8 +17,10 @@ Example:
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
+from typing import TextIO
 
 MAX_MESSAGE_CHARS = 1000  # an error line longer than this is cut (its input can be huge)
 STUDY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
@@ -73,3 +75,12 @@ def check_param_key(key: object) -> str | None:
             "a param key is a dotted config key: parts of letters, digits, '_' or '-' joined by '.'"
         )
     return None
+
+
+def use_live_display(stream: TextIO) -> bool:
+    """Redraw in place only on a real terminal that can take it (not TERM=dumb, not a pipe)."""
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+    return tty and os.environ.get("TERM", "") != "dumb"

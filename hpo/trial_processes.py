@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 from hpo.drivers.base import ObjectiveFunction, TrialInterrupted, TrialPruned
 from hpo.interrupts import STOP_SIGNALS, StopSignals
+from hpo.quiet import apply_inherited
 from runner.errors import UserInputError
 
 Outcome = tuple[str, Any, str | None, str | None]  # state, plain result, reason, traceback
@@ -268,6 +269,7 @@ def _worker_main(
     stop.__enter__()
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked while it started
     faulthandler.enable()  # a segfault's traceback lands in the trial's output.log
+    apply_inherited()  # --quiet: the study's process silenced third-party warnings and loggers
     while True:
         try:
             task = conn.recv()

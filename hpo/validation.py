@@ -321,6 +321,7 @@ def check_storage_url(url: str | None, flag: str, must_exist: bool) -> None:
         )
     if scheme == "sqlite":
         _check_sqlite_file(url, flag, must_exist)
+    _check_postgres_driver(url, flag)
 
 
 def check_tracking_uri(uri: str | None, flag: str = "--tracking-uri") -> None:
@@ -341,6 +342,19 @@ def check_tracking_uri(uri: str | None, flag: str = "--tracking-uri") -> None:
         )
     if scheme == "sqlite":
         _check_sqlite_file(uri, flag, must_exist=False)
+    _check_postgres_driver(uri, flag)
+
+
+def _check_postgres_driver(url: str, flag: str) -> None:
+    """A postgresql:// URL needs psycopg, the postgres extra: SQLAlchemy 2.1 (under Optuna and
+    MLflow) opens postgresql:// and postgresql+psycopg:// with it. Another driver
+    (postgresql+psycopg2://) is the user's to install."""
+    from hpo.extras import require_extra
+
+    scheme = url.partition("://")[0].lower()
+    name, _, driver = scheme.partition("+")
+    if name in ("postgresql", "postgres") and driver in ("", "psycopg"):
+        require_extra("postgres", f"{flag} {scheme}://")
 
 
 def _check_sqlite_file(url: str, flag: str, must_exist: bool) -> None:

@@ -185,6 +185,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from hpo.drivers.base import StudySpec
 
     logging.getLogger("runner").setLevel(logging.WARNING)
+    from hpo.cli import quiet_libraries
+
+    quiet_libraries(args.quiet)
     if args.parallel < 1:
         raise UserInputError(f"--parallel: must be >= 1, got {args.parallel}")
     from hpo.objective import RunnerObjective

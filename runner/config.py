@@ -38,6 +38,46 @@ def _f(default: Any, doc: str) -> Any:
 
 
 @dataclass(frozen=True)
+class CleanConfig:
+    """Optional cleaning steps, in this order (runner/data/clean.py); each is counted in the data record."""
+
+    html: bool = _f(False, "convert HTML to its visible text (html.parser; script/style dropped)")
+    unicode_normalization: Literal["none", "NFC", "NFKC", "NFD", "NFKD"] = _f(
+        "none", "unicodedata normalization form applied to every document"
+    )
+    min_chars: int = _f(0, "drop documents (lm) or examples (classify) shorter than this (0: off)")
+    max_chars: int = _f(0, "drop documents or examples longer than this (0: off)")
+    max_non_alpha_fraction: float = _f(
+        1.0,
+        "drop documents whose non-space characters are more than this fraction non-letters (1: off)",
+    )
+    language: str | None = _f(
+        None, "keep only documents langdetect identifies as this code, e.g. en (needs hpo[clean])"
+    )
+    dedup: Literal["none", "exact", "near"] = _f(
+        "none",
+        "drop later duplicates: exact (same text) or near (exact, then MinHash Jaccard of character "
+        "5-grams >= near_duplicate_threshold; needs hpo[clean])",
+    )
+    near_duplicate_threshold: float = _f(
+        0.9, "dedup near: estimated Jaccard similarity at or above which a document is a duplicate"
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any step is on (near_duplicate_threshold alone changes nothing)."""
+        return (
+            self.html
+            or self.unicode_normalization != "none"
+            or self.min_chars > 0
+            or self.max_chars > 0
+            or self.max_non_alpha_fraction < 1
+            or self.language is not None
+            or self.dedup != "none"
+        )
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """Where the examples come from and how they are tokenized."""
 
@@ -74,7 +114,25 @@ class DataConfig:
     max_doc_chars: int = _f(1_000_000, "lm cleaning: drop documents longer than this")
     text_column: str = _f("text", "classify CSV/TSV: column holding the text")
     label_column: str = _f("label", "classify CSV/TSV: column holding the label")
+    augment_copies: int = _f(
+        0,
+        "classify, EDA augmentation: this many augmented copies of each training example are "
+        "added (0: none); validation data is never augmented",
+    )
+    augment_synonym_replacement: float = _f(
+        0.0, "EDA: each word with a synonym (shipped list) is replaced with this probability"
+    )
+    augment_random_insertion: float = _f(
+        0.0, "EDA: about this fraction of the words: synonyms inserted at random positions"
+    )
+    augment_random_swap: float = _f(
+        0.0, "EDA: about this fraction of the words: swaps of two random words"
+    )
+    augment_random_deletion: float = _f(
+        0.0, "EDA: each word is deleted with this probability (one always stays)"
+    )
     cache_dir: str | None = _f(None, "tokenized-data cache (None: $HPO_CACHE_DIR or ~/.cache/hpo)")
+    clean: CleanConfig = field(default_factory=CleanConfig, metadata={"doc": "data.clean"})
 
 
 @dataclass(frozen=True)
@@ -144,6 +202,16 @@ class TrainConfig:
     adam_beta2: float = _f(0.99, "AdamW beta2")
     adam_epsilon: float = _f(1e-8, "AdamW epsilon")
     sgd_momentum: float = _f(0.9, "SGD momentum (optim: sgd only)")
+    layerwise_lr_decay: float = _f(
+        1.0,
+        "fine-tuning: each transformer block's lr is this times the one above it (the head at "
+        "the scheduled lr, the embeddings lowest); 1: one lr for all",
+    )
+    unfreeze_every_steps: int = _f(
+        0,
+        "fine-tuning, gradual unfreezing: train only the head at first and unfreeze one more "
+        "block from the top every N steps, the embeddings last (0: everything trains from step 0)",
+    )
     lr_scheduler_type: Literal["cosine", "linear", "constant"] = _f("cosine", "decay after warmup")
     warmup_steps: int = _f(
         0, "linear warmup steps, a whole number (wins over warmup_ratio when > 0)"
@@ -617,6 +685,60 @@ def physical_memory_bytes() -> int | None:
         return None
 
 
+# The optional packages of data.clean and the extra that installs them (pyproject's [clean]).
+CLEAN_EXTRA_INSTALL = "pip install 'hpo[clean]'"
+
+
+def _validate_clean(c: CleanConfig, need: Any) -> None:
+    """Ranges of data.clean, and its optional packages present before any data is read."""
+    need(c.min_chars >= 0, "data.clean.min_chars", f"must be >= 0, got {c.min_chars}")
+    need(
+        c.max_chars == 0 or c.max_chars >= c.min_chars,
+        "data.clean.max_chars",
+        f"must be 0 (off) or >= data.clean.min_chars ({c.min_chars}), got {c.max_chars}",
+    )
+    need(
+        0 <= c.max_non_alpha_fraction <= 1,
+        "data.clean.max_non_alpha_fraction",
+        f"must be in [0, 1], got {c.max_non_alpha_fraction}",
+    )
+    need(
+        0 < c.near_duplicate_threshold <= 1,
+        "data.clean.near_duplicate_threshold",
+        f"must be in (0, 1], got {c.near_duplicate_threshold}",
+    )
+    # the packages are looked up, not imported, so validating stays cheap (hpo/extras.py does
+    # the same for the commands' extras; runner imports nothing from hpo)
+    if c.dedup == "near":
+        need(
+            _findable("datasketch"),
+            "data.clean.dedup",
+            f"dedup: near needs the clean extra (datasketch): {CLEAN_EXTRA_INSTALL}",
+        )
+    if c.language is not None:
+        need(
+            _findable("langdetect"),
+            "data.clean.language",
+            f"language: {excerpt(c.language)} needs the clean extra (langdetect): "
+            f"{CLEAN_EXTRA_INSTALL}",
+        )
+        spec = importlib.util.find_spec("langdetect")
+        assert spec is not None and spec.origin is not None
+        known = sorted(p.name for p in (Path(spec.origin).parent / "profiles").iterdir())
+        need(
+            c.language in known,
+            "data.clean.language",
+            f"unknown language {excerpt(c.language)}; langdetect knows {', '.join(known)}",
+        )
+
+
+def _findable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a finder that refuses it; a module without a spec
+        return False
+
+
 def validate(config: TrialConfig, source: str) -> None:
     """Range checks that types alone cannot express; raises ConfigError "SOURCE: what (KEY)"."""
     t, d, e, m = config.train, config.data, config.eval, config.model
@@ -681,6 +803,26 @@ def validate(config: TrialConfig, source: str) -> None:
         "train.ignore_index",
         f"must be negative so that no class or token id is ignored, got {t.ignore_index}",
     )
+    need(
+        math.isfinite(t.layerwise_lr_decay) and 0 < t.layerwise_lr_decay <= 1,
+        "train.layerwise_lr_decay",
+        f"must be in (0, 1], got {t.layerwise_lr_decay}",
+    )
+    need(
+        t.unfreeze_every_steps >= 0,
+        "train.unfreeze_every_steps",
+        f"must be >= 0, got {t.unfreeze_every_steps}",
+    )
+    need(
+        not (t.unfreeze_every_steps and t.nproc > 1),
+        "train.unfreeze_every_steps",
+        "needs train.nproc=1: DDP cannot change which parameters train after it wraps the model",
+    )
+    need(
+        not (t.unfreeze_every_steps and m.gradient_checkpointing),
+        "train.unfreeze_every_steps",
+        "not supported with model.gradient_checkpointing (frozen inputs to checkpointed blocks)",
+    )
     need(t.warmup_steps >= 0, "train.warmup_steps", f"must be >= 0, got {t.warmup_steps}")
     need(0 <= t.warmup_ratio < 1, "train.warmup_ratio", f"must be in [0, 1), got {t.warmup_ratio}")
     need(0 <= t.min_lr_ratio <= 1, "train.min_lr_ratio", f"must be in [0, 1], got {t.min_lr_ratio}")
@@ -726,10 +868,34 @@ def validate(config: TrialConfig, source: str) -> None:
         "data.max_doc_chars",
         f"must be >= data.min_doc_chars ({d.min_doc_chars}), got {d.max_doc_chars}",
     )
+    _validate_clean(d.clean, need)
     need(
         d.max_tokens_per_batch >= d.max_length,
         "data.max_tokens_per_batch",
         f"must be >= data.max_length ({d.max_length}) so the longest example fits",
+    )
+    augment_rates = {
+        "data.augment_synonym_replacement": d.augment_synonym_replacement,
+        "data.augment_random_insertion": d.augment_random_insertion,
+        "data.augment_random_swap": d.augment_random_swap,
+        "data.augment_random_deletion": d.augment_random_deletion,
+    }
+    for key, value in augment_rates.items():
+        need(math.isfinite(value) and 0 <= value <= 1, key, f"must be in [0, 1], got {value}")
+    need(
+        0 <= d.augment_copies <= 64,
+        "data.augment_copies",
+        f"must be in [0, 64], got {d.augment_copies}",
+    )
+    need(
+        not d.augment_copies or config.task == "classify",
+        "data.augment_copies",
+        "EDA augmentation is for classify only",
+    )
+    need(
+        not d.augment_copies or any(augment_rates.values()),
+        "data.augment_copies",
+        "set a rate above 0 for at least one data.augment_* operation",
     )
     need(m.n_layer > 0, "model.n_layer", f"must be > 0, got {m.n_layer}")
     need(m.n_head > 0, "model.n_head", f"must be > 0, got {m.n_head}")

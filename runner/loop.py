@@ -38,6 +38,7 @@ from runner.distributed import DiscardedLog, join_world
 from runner.errors import CheckpointError
 from runner.evaluate import evaluate
 from runner.files import StorageError, storage_error
+from runner.finetune import GradualUnfreezing
 from runner.loss import forward_loss
 from runner.metrics_log import MetricsLog
 from runner.model import build_model, check_pretrained_dir
@@ -136,6 +137,10 @@ def run_trial(
     forward_model = torch.compile(model) if t.torch_compile else model
     train_model = world.wrap(forward_model)  # DDP under torchrun: gradients averaged in backward
     params = [p for p in model.parameters() if p.requires_grad]
+    # gradual unfreezing sets requires_grad per step; `params` (for clipping) keeps them all
+    unfreezing = (
+        GradualUnfreezing(model, t.unfreeze_every_steps) if t.unfreeze_every_steps else None
+    )
     # only rank 0 writes files: metrics.jsonl, config.yaml, checkpoints, samples, result.json;
     # a resumed run first cuts metrics.jsonl and samples.jsonl back to its checkpoint's step
     writes = _Writes()
@@ -243,7 +248,13 @@ def run_trial(
         while state.step < t.max_steps and not write_failed:
             lr = lr_at(state.step, t)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)  # layer-wise lr decay
+            if unfreezing is not None and unfreezing.apply(state.step):
+                log_to_console.info(
+                    "unfreezing: depth %d and above train from step %d",
+                    unfreezing.lowest_trainable,
+                    state.step,
+                )
             step_start = time.perf_counter()
             loss_sum = torch.zeros((), device=device)
             # classify train accuracy: [correct, counted] summed on the device, read once a step
@@ -445,7 +456,13 @@ def _describe_stats(stats: dict) -> str:
         for k, v in stats.items()
         if isinstance(v, int) and not isinstance(v, bool) and "_p" not in k
     )
-    return f"{counts}  |  {lengths}" + ("  (cached)" if stats.get("from_cache") else "")
+    cleaning = stats.get("cleaning")
+    removed = (
+        "  |  clean: " + "  ".join(f"{k} {v:,}" for k, v in cleaning.items())
+        if isinstance(cleaning, dict)
+        else ""
+    )
+    return f"{counts}  |  {lengths}{removed}" + ("  (cached)" if stats.get("from_cache") else "")
 
 
 def _layer_grad_norms(model: torch.nn.Module) -> dict[str, float]:

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from runner.config import TrainConfig
+from runner.finetune import layerwise_groups
 
 
 def decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -29,7 +30,8 @@ def build_optimizer(
     model: nn.Module, cfg: TrainConfig, device: torch.device
 ) -> torch.optim.Optimizer:
     """AdamW with decoupled weight decay (the fused kernel, on CPU and CUDA), or SGD with momentum."""
-    groups = decay_groups(model, cfg.weight_decay)
+    # every group carries lr_scale: the loop sets its lr to the scheduled lr times it
+    groups = layerwise_groups(model, decay_groups(model, cfg.weight_decay), cfg.layerwise_lr_decay)
     if cfg.optim == "sgd":
         return torch.optim.SGD(groups, lr=cfg.learning_rate, momentum=cfg.sgd_momentum)
     return torch.optim.AdamW(

@@ -716,6 +716,7 @@ case("ckpt-evaluate-folder", ["evaluate", "c.pt"], {"c.pt": None}, ("c.pt", "not
 for tool, argv, path, extra in (
     ("evaluate", ["evaluate", "c.pt"], "c.pt", {}),
     ("export", ["export", "runs/st", "--onnx", "--no-track"], "runs/st/best/best.pt", study()),
+    ("quantize", ["quantize", "c.pt", "--no-track"], "c.pt", {}),
 ):
     case(
         f"ckpt-{tool}-other-model",

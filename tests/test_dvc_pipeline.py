@@ -6,6 +6,7 @@ Runs the real dvc in a temporary git repository holding a copy of the project, w
 pipeline's parameters shrunk so each trial takes a few seconds.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -27,6 +28,12 @@ def run(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProces
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def leaves(tree):
+    """The values of a nested metrics mapping."""
+    for value in tree.values() if isinstance(tree, dict) else ():
+        yield from leaves(value) if isinstance(value, dict) else [value]
 
 
 @pytest.fixture
@@ -104,10 +111,13 @@ def test_a_killed_repro_is_finished_by_the_next_then_up_to_date_then_runs_an_exp
     assert "Data and pipelines are up to date" in again.stdout
     assert (project / "dvc.lock").read_text() == lock
 
-    # 4. metrics and plots
+    # 4. metrics (numbers only: summary.json, with its strings, is not a metric) and plots
     metrics = run(project, "dvc", "metrics", "show").stdout
-    assert "runs/pipeline/summary.json" in metrics and "metrics.json" in metrics
-    assert "val_loss" in metrics and "best_value" in metrics
+    assert "runs/pipeline/metrics.json" in metrics and "summary.json" not in metrics
+    assert "best_val_loss" in metrics and "n_trials.complete" in metrics
+    shown = json.loads(run(project, "dvc", "metrics", "show", "--json").stdout)
+    values = [v for files in shown.values() for f in files["data"].values() for v in leaves(f)]
+    assert values and all(isinstance(v, int | float) for v in values), values
     plots = run(project, "dvc", "plots", "show").stdout
     assert "index.html" in plots and (project / "dvc_plots/index.html").exists()
 
@@ -116,6 +126,11 @@ def test_a_killed_repro_is_finished_by_the_next_then_up_to_date_then_runs_an_exp
     run(project, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "repro")
     exp = run(project, "dvc", "exp", "run", "-S", "search.trials=4")
     assert "Running stage 'search'" in exp.stdout
+    diff = run(project, "dvc", "metrics", "diff", "--json").stdout
+    changed = json.loads(diff)["runs/pipeline/metrics.json"]  # only what changed is listed
+    assert changed["total_steps"]["new"] > changed["total_steps"]["old"], changed
+    done = [changed.get(f"n_trials.{s}", {}).get("new", counts[s]) for s in ("complete", "pruned")]
+    assert sum(done) == 4, changed
     shown = run(project, "dvc", "exp", "show", "--no-pager", "--csv").stdout
     assert "search.trials" in shown and ",4," in shown and ",3," in shown
     assert "n_trials.complete" in shown
@@ -149,3 +164,31 @@ def test_a_params_value_carrying_a_shell_command_runs_nothing(project, key):
     else:
         assert "hpo: error: params.yaml:" in output and f"(search.{key})" in output, output
     assert not (project / "runs").exists(), "the search started before its params were checked"
+
+
+def test_the_search_metrics_file_holds_only_the_numbers_of_the_summary():
+    from hpo.pipeline_commands import study_metrics
+
+    summary = {
+        "study": "pipeline",
+        "driver": "optuna",
+        "objective": {"metric": "val_loss", "direction": "minimize"},
+        "best_value": 3.5,
+        "best_params": {"train.learning_rate": 0.003, "train.optim": "adamw", "train.x": True},
+        "best_trial": 2,
+        "n_trials": {"complete": 5, "pruned": 1, "failed": 0, "interrupted": 0},
+        "total_steps": 600,
+        "wall_seconds": 61.5,
+        "stop_reason": "budget",
+        "first_failure": None,
+    }
+    metrics = study_metrics(summary)
+    assert metrics == {
+        "best_val_loss": 3.5,
+        "best_trial": 2,
+        "n_trials": {"complete": 5, "pruned": 1, "failed": 0, "interrupted": 0},
+        "total_steps": 600,
+        "wall_seconds": 61.5,
+        "best_params": {"train.learning_rate": 0.003},  # a choice or a flag is not a number
+    }
+    assert all(isinstance(v, int | float) for v in leaves(metrics))

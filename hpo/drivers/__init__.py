@@ -26,6 +26,8 @@ DRIVERS: dict[str, tuple[str, str]] = {
     "bo": ("hpo.drivers.bo_driver", "BayesOptDriver"),
     "ray": ("hpo.drivers.ray_tune", "RayDriver"),
 }
+# name -> the extra of pyproject.toml it needs (the others need only core hpo)
+EXTRA_OF: dict[str, str] = {"ray": "ray"}
 
 
 def driver_module(name: str) -> ModuleType | None:
@@ -42,8 +44,22 @@ def driver_module(name: str) -> ModuleType | None:
 
 
 def available_drivers() -> list[str]:
-    """Names of the drivers this installation has."""
-    return [name for name in DRIVERS if driver_module(name) is not None]
+    """Names of the drivers this installation has (with their extra, where they need one)."""
+    from hpo.extras import has_extra
+
+    return [
+        name
+        for name in DRIVERS
+        if driver_module(name) is not None and (name not in EXTRA_OF or has_extra(EXTRA_OF[name]))
+    ]
+
+
+def require_driver(name: str) -> None:
+    """MissingExtra `--driver ray needs the ray extra: ...` when the driver's library is absent."""
+    from hpo.extras import require_extra
+
+    if name in EXTRA_OF:
+        require_extra(EXTRA_OF[name], f"--driver {name}")
 
 
 def get_driver(name: str) -> Driver:
@@ -51,6 +67,7 @@ def get_driver(name: str) -> Driver:
     module = driver_module(name)
     if module is None:
         raise UserInputError(f"driver '{name}' is not available in this installation")
+    require_driver(name)
     return getattr(module, DRIVERS[name][1])()
 
 
@@ -62,6 +79,7 @@ def resolve_driver_options(
 
     if driver_module(name) is None:
         raise UserInputError(f"driver '{name}' is not available in this installation")
+    require_driver(name)  # a space loads before any work: the first place a driver is named
     tables: dict[str, Mapping[str, Option] | None] = {}
     for other in DRIVERS:
         module = driver_module(other)

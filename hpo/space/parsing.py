@@ -76,7 +76,7 @@ def space_from_dict(
                 "driver.seed",
                 f"a seed must be a whole number in [0, 2**32), got {excerpt(options['seed'])}",
             ) from None
-    budget = _parse_budget(raw.get("budget") or {}, fail, options)
+    budget = _parse_budget(raw.get("budget") or {}, fail, options, driver)
     space = SearchSpace(
         params=params,
         objectives=objectives,
@@ -243,19 +243,24 @@ def _parse_objectives(raw: Any, fail: Fail) -> tuple[Objective, ...]:
     return tuple(objectives)
 
 
-def _parse_budget(raw: Any, fail: Fail, options: Mapping[str, Any]) -> Budget:
+_BUDGET_KEYS = ("trials", "timeout", "max_steps", "max_steps_total")
+
+
+def _parse_budget(raw: Any, fail: Fail, options: Mapping[str, Any], driver: str) -> Budget:
     if not isinstance(raw, dict):
-        raise fail("budget", "expected {trials: N, timeout: SECONDS, max_steps: N}")
+        raise fail(
+            "budget", "expected {trials: N, timeout: SECONDS, max_steps: N, max_steps_total: N}"
+        )
     for name in raw:
-        if name not in ("trials", "timeout", "max_steps"):
-            raise fail(
-                f"budget.{name}",
-                f"unknown field{_did_you_mean(name, ('trials', 'timeout', 'max_steps'))}",
-            )
-    values: dict[str, Any] = {"trials": raw.get("trials", Budget.trials)}
+        if name not in _BUDGET_KEYS:
+            raise fail(f"budget.{name}", f"unknown field{_did_you_mean(name, _BUDGET_KEYS)}")
+    # a step budget alone replaces the default trial count: pruned trials then buy more trials
+    default_trials = None if raw.get("max_steps_total") is not None else Budget.trials
+    values: dict[str, Any] = {"trials": raw.get("trials", default_trials)}
     values["timeout"] = parse_duration(raw.get("timeout"), fail)
     values["max_steps"] = raw.get("max_steps")
-    for name in ("trials", "max_steps"):
+    values["max_steps_total"] = raw.get("max_steps_total")
+    for name in ("trials", "max_steps", "max_steps_total"):
         value = values[name]
         if value is not None and (
             not isinstance(value, int) or isinstance(value, bool) or value <= 0
@@ -263,8 +268,22 @@ def _parse_budget(raw: Any, fail: Fail, options: Mapping[str, Any]) -> Budget:
             raise fail(
                 f"budget.{name}", f"expected a positive whole number or null, got {excerpt(value)}"
             )
-    if values["trials"] is None and values["timeout"] is None and options.get("sampler") != "grid":
-        raise fail("budget", "set trials or timeout (or both) so the study ends")
+    total, per_trial = values["max_steps_total"], values["max_steps"]
+    if total is not None and per_trial is not None and total < per_trial:
+        raise fail(
+            "budget.max_steps_total",
+            f"{total} is less than one trial's max_steps ({per_trial}); it counts the steps "
+            "of all trials together",
+        )
+    if total is not None and driver == "ray":
+        raise fail(
+            "budget.max_steps_total",
+            "the ray driver runs its own trial loop and cannot stop on a step budget; "
+            "use trials, or --driver optuna",
+        )
+    ends = ("trials", "timeout", "max_steps_total")
+    if all(values[name] is None for name in ends) and options.get("sampler") != "grid":
+        raise fail("budget", "set trials, timeout or max_steps_total so the study ends")
     return Budget(**values)
 
 

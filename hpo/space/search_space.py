@@ -51,11 +51,14 @@ class Objective:
 
 @dataclass(frozen=True)
 class Budget:
-    """When a study stops: trials (complete + pruned), timeout (seconds); max_steps per trial."""
+    """When a study stops: trials (complete + pruned), timeout (seconds), max_steps_total (steps
+    of all its trials together, so trials that pruning stops early buy more trials); max_steps
+    per trial."""
 
     trials: int | None = 16
     timeout: float | None = None
     max_steps: int | None = None
+    max_steps_total: int | None = None
 
 
 DEFAULT_KILL_AFTER = 10.0  # seconds a command trial has between SIGTERM (or SIGINT) and SIGKILL
@@ -131,22 +134,41 @@ class SearchSpace:
         trials: int | None = None,
         timeout: float | str | None = None,
         max_steps: int | None = None,
+        max_steps_total: int | None = None,
     ) -> SearchSpace:
-        """A copy with the given budget fields replaced (None keeps the space's value)."""
+        """A copy with the given budget fields replaced (None keeps the space's value).
+
+        A step budget given without trials replaces the trial count: the study starts trials
+        until their steps reach it (--max-steps-total alone on a space that sets trials: 16).
+        """
         if isinstance(timeout, str):  # --timeout 90, 45s, 30m, 2h
 
             def fail(key: str, problem: str) -> SpaceError:
                 return SpaceError(f"--timeout: {problem}")
 
             timeout = parse_duration(timeout, fail)
-        changes = {"trials": trials, "timeout": timeout, "max_steps": max_steps}
+        changes = {
+            "trials": trials,
+            "timeout": timeout,
+            "max_steps": max_steps,
+            "max_steps_total": max_steps_total,
+        }
         for key, value in changes.items():
             if value is not None and not (is_number(value) and value > 0):
                 raise SpaceError(
                     f"--{key.replace('_', '-')}: must be a positive number, got {excerpt(value)}"
                 )
-        kept = {k: v for k, v in changes.items() if v is not None}
-        return dataclasses.replace(self, budget=dataclasses.replace(self.budget, **kept))
+        kept: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
+        if max_steps_total is not None and trials is None:
+            kept["trials"] = None
+        budget = dataclasses.replace(self.budget, **kept)
+        if budget.max_steps_total is not None and budget.max_steps is not None:
+            if budget.max_steps_total < budget.max_steps:
+                raise SpaceError(
+                    f"--max-steps-total {budget.max_steps_total}: less than one trial's "
+                    f"{budget.max_steps} steps (--max-steps, budget.max_steps)"
+                )
+        return dataclasses.replace(self, budget=budget)
 
     def with_seed(self, seed: int | None) -> SearchSpace:
         """A copy whose driver seed is `seed` (None, or a whole number in [0, 2**32))."""

@@ -9,7 +9,10 @@ optuna.visualization draws. runs/<study>/plots/ then holds:
     param_importances.png      which params explain the objective (PED-ANOVA, Optuna's default)
     parallel_coordinate.png    every complete trial's params against its objective
     slice.png                  the objective against each param
-    learning_curves.png        validation metric and train loss by step, one line per trial
+    learning_curves.png        the objective, val_loss and the train loss by step, one line
+                               per trial, named as the runs log them in MLflow (loss,
+                               val_loss); each evaluation a marker, so a trial evaluated
+                               once is a dot, not an empty panel
     study.html                 the same plots, interactive (plotly; plotly.js embedded once,
                                so the file opens offline and in MLflow's artifact viewer)
     skipped.txt                what could not be drawn and why (importances need 2 trials)
@@ -56,7 +59,7 @@ def write_study_plots(study_dir: str | Path) -> list[Path]:
     raw = settings["space"]["objective"]
     objectives = list(raw) if isinstance(raw, list) else [raw]
     records = [r for r in load_trials(study_dir) if r.state != "running"]
-    curves = _read_curves(study_dir, records)
+    curves = read_curves(study_dir, records)
     metric = objectives[0]["metric"]
     study = _optuna_study(settings["space"].get("params", {}), objectives, records, curves)
 
@@ -120,8 +123,9 @@ def log_study_artifacts(
 # ----------------------------------------------------------------------------- the study
 
 
-def _read_curves(study_dir: Path, records: Sequence[TrialRecord]) -> Curves:
-    """Eval metrics and train loss by step of every trial that wrote a metrics.jsonl."""
+def read_curves(study_dir: Path, records: Sequence[TrialRecord]) -> Curves:
+    """Eval metrics and the train loss (`loss`, as MLflow has it) by step of every trial that
+    wrote a metrics.jsonl."""
     curves: Curves = {}
     for record in records:
         path = trial_dir(study_dir, record.number) / "metrics.jsonl"
@@ -130,7 +134,7 @@ def _read_curves(study_dir: Path, records: Sequence[TrialRecord]) -> Curves:
         series: dict[str, list[tuple[int, float]]] = {}
         for row in read_metrics(path):
             kind, step = row["type"], int(row["step"])
-            items = row.items() if kind == "eval" else [("train_loss", row.get("loss"))]
+            items = row.items() if kind == "eval" else [("loss", row.get("loss"))]
             for key, value in items if kind in ("eval", "train") else ():
                 if key not in ("type", "step") and _finite(value):
                     series.setdefault(key, []).append((step, float(value)))
@@ -268,14 +272,23 @@ def _save_png(figure: Any, path: Path) -> Path:
 def _plot_learning_curves(
     curves: Curves, records: Sequence[TrialRecord], metric: str, path: Path
 ) -> Path:
-    """One panel per curve (the objective metric, val_loss, train loss), one line per trial."""
+    return _save_png(learning_curves_figure(curves, records, metric), path)
+
+
+def learning_curves_figure(curves: Curves, records: Sequence[TrialRecord], metric: str) -> Any:
+    """One panel per curve (the objective metric, val_loss, the train loss), one line per trial.
+
+    Evaluations are markers on the lines: a trial evaluated once (or pruned at its first
+    evaluation) is one dot. The train loss, logged every few steps, is a plain line.
+    """
     import matplotlib.pyplot as plt
 
     names = [
         n
-        for n in dict.fromkeys((metric, "val_loss", "train_loss"))
+        for n in dict.fromkeys((metric, "val_loss", "loss"))
         if any(n in series for series in curves.values())
     ]
+    titles = {"loss": "loss (train)"}
     figure, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4), squeeze=False)
     states = {r.number: r.state for r in records}
     style = {"complete": "-", "pruned": "--", "failed": ":"}
@@ -287,15 +300,19 @@ def _plot_learning_curves(
                     steps,
                     values,
                     style.get(states.get(number, ""), "-"),
+                    marker=None if name == "loss" and len(steps) > 1 else "o",
+                    markersize=4,
                     linewidth=1.2,
                     label=f"#{number} {states.get(number, '')}",
                 )
-        ax.set(title=name, xlabel="step", ylabel=name)
+        ax.set(title=titles.get(name, name), xlabel="step", ylabel=name)
         ax.grid(alpha=0.3)
     if len(curves) <= 20:
         axes[0][-1].legend(fontsize="small", loc="best")
-    figure.suptitle("learning curves (dashed: pruned, dotted: failed)")
-    return _save_png(figure, path)
+    one_eval = all(len(s.get(names[0], ())) <= 1 for s in curves.values())
+    note = "; one evaluation per trial: see the optimization history" if one_eval else ""
+    figure.suptitle(f"learning curves (dashed: pruned, dotted: failed{note})")
+    return figure
 
 
 def _write_html(

@@ -282,14 +282,16 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def param_values(params: Mapping[str, Any]) -> dict[str, str]:
-    """Params as MLflow stores them: clean names, text values (lists as JSON), truncated."""
+    """Params as MLflow stores them: clean names, readable text values (as_text), truncated."""
     return {clean_key(k): as_text(v, MAX_PARAM_VALUE) for k, v in params.items()}
 
 
 def as_text(value: Any, limit: int = MAX_TAG_VALUE) -> str:
+    """A value as the config file spells it, not as Python does: numbers as numbers (1e-05,
+    300), true/false, null, lists and mappings as JSON; strings as they are."""
     if isinstance(value, str):
         text = value
-    elif isinstance(value, list | tuple | dict):
+    elif value is None or isinstance(value, bool | list | tuple | dict):
         text = json.dumps(value, default=str)
     else:
         text = str(value)

@@ -48,6 +48,7 @@ class SystemMetricsSampler:
         node = self._mlflow.node_id
         self.prefix = "system/" + (f"{node}/" if node else "")
         self.emit = emit
+        _say_when_gpu_readings_need_the_extra()
         self._steps: dict[str, int] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -98,3 +99,14 @@ class SystemMetricsSampler:
                     self._steps[run] = step + 1
             for run, step in runs:
                 self.emit(run, metrics, step)
+
+
+def _say_when_gpu_readings_need_the_extra() -> None:
+    """One line when this machine has an NVIDIA driver but MLflow cannot read it: its GPU monitor
+    needs nvidia-ml-py (the gpu extra) and otherwise leaves the GPU out without a word."""
+    import os
+
+    from hpo.extras import extra_message, has_extra
+
+    if os.path.exists("/proc/driver/nvidia/version") and not has_extra("gpu"):
+        log.warning("tracking: %s", extra_message("gpu", "MLflow's GPU monitor"))

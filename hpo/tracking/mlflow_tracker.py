@@ -6,16 +6,27 @@
 
 The MLflow experiment is named after the experiment config (its `name`, else its file stem;
 the space's name for a plain-function objective). The parent run, named after the study, holds
-the study settings as params; the space file, experiment config and study.yaml, and at the end
-summary.json and best_params.yaml, as artifacts; each complete trial's value and the best so far
-by trial number (trial_<metric>, best_<metric>: an optimization history), counts by state
-(n_complete, n_pruned, n_failed), the best params as tags (hpo.best.<param>), and where the
-study comes from: mlflow.source.git.commit and the data's DVC md5 (hpo.data_md5; absent outside
-a git repository, or when DVC does not track the data). A child run (tag mlflow.parentRunId)
-holds the sampled params and the trial's resolved config.yaml flattened, every reported metric
-by step, best_<m> and final_<m> of the validation metrics (val_*, and the objectives), duration_s
-and steps, and tags: hpo.trial, hpo.state, hpo.reason, hpo.driver, hpo.sampler, hpo.pruner. It
-ends FINISHED (complete), KILLED (pruned, or interrupted) or FAILED (failed), never RUNNING.
+the study settings as params and, at the end, the best trial's params as params
+(best.<param>, e.g. best.train.learning_rate; also as tags hpo.best.<param>); the space file,
+experiment config and study.yaml, and at the end summary.json and best_params.yaml, as
+artifacts; study-level metrics, all named study_* so that no chart mixes them with a trial's
+metric of the same name: each complete trial's value and the best so far by trial number
+(study_trial_<metric>, study_best_<metric>: an optimization history), counts by state
+(study_n_complete, study_n_pruned, study_n_failed) and study_wall_seconds; tag hpo.searched
+lists the searched params; and where the study comes from: mlflow.source.git.commit and the
+data's DVC md5 (hpo.data_md5; absent outside a git repository, or when DVC does not track the
+data). A child run (tag mlflow.parentRunId) holds the searched params (logged first, when it
+starts) and the trial's resolved config.yaml flattened (values as the config file spells them:
+1e-05, true, null; its output_dir is tag hpo.trial_dir instead, so that "show diff only" in
+MLflow's compare view shows the searched params), every reported metric by step, best_<m> and
+final_<m> of the validation metrics (val_*, and the objectives), duration_s and steps, and tags:
+hpo.trial, hpo.trial_dir, hpo.state, hpo.reason, hpo.driver, hpo.sampler, hpo.pruner. It ends
+FINISHED (complete, and pruned: nothing went wrong, tag hpo.state=pruned tells them apart),
+FAILED (failed) or KILLED (interrupted by Ctrl-C: --resume continues it), never RUNNING.
+
+The best params are MLflow params, which cannot change once logged: a resumed study whose best
+trial changed keeps the first best.* values it logged where they differ (a warning says so) and
+the current ones in the hpo.best.* tags and best_params.yaml.
 
 Every call after start_study returns at once: runs, params, tags and metrics go through a
 SendBuffer to the store, metrics in batches of at most 1000, from one thread. One writer, so K
@@ -66,14 +77,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STUDY = "study"  # the buffer's key of the parent run; a trial's is str(number)
-# an interrupted trial is KILLED (stopped by the user, continued by --resume), never FAILED
+# a pruned trial ended as the pruner meant it to: FINISHED (tag hpo.state=pruned), not a red
+# KILLED; an interrupted trial is KILLED (stopped by the user, continued by --resume)
 RUN_STATUS = {
     "complete": "FINISHED",
-    "pruned": "KILLED",
+    "pruned": "FINISHED",
     "failed": "FAILED",
     "interrupted": "KILLED",
 }
 LINK_FILE, LOCK_FILE = "mlflow.json", "mlflow.lock"
+STUDY_PREFIX = "study_"  # of the parent run's metrics: never the name of a trial's metric
 RETRY_DELAY_MAX_S = 5.0  # an outage's end is noticed this soon (a refused connect costs nothing)
 __all__ = ["PENDING_FILE", "MlflowTracker", "StudyInUse"]
 
@@ -130,6 +143,7 @@ class MlflowTracker:
         self._journal: PendingJournal | None = None
         self._taken: list[str] = []  # ids of the journal entries this tracker's buffer holds
         self._study_lock: Any = None  # the open mlflow.lock while a study is open here
+        self._parent_params: dict[str, str] = {}  # what the parent run has (params never change)
         self.delivered: bool | None = None  # whether the last close() sent everything
         self.pending_records = 0  # what it left in the journal
 
@@ -176,7 +190,14 @@ class MlflowTracker:
         if resumed:  # the study goes on: its run ends when this study ends, not as it did then
             saved["ops"] = [o for o in saved["ops"] if (o["run"], o["kind"]) != (STUDY, "end")]
             self.buffer.restore(saved)
-        self.buffer.put(Op("tags", STUDY, {"tags": {**self._tags, "hpo.role": "study"}}))
+        searched = ",".join(p.name for p in space.searched)
+        self.buffer.put(
+            Op(
+                "tags",
+                STUDY,
+                {"tags": {**self._tags, "hpo.role": "study", "hpo.searched": searched}},
+            )
+        )
         for artifact, path in provenance.study_files(
             space.experiment, space.source, self._study_dir
         ):
@@ -232,11 +253,17 @@ class MlflowTracker:
         self._put_end(run, record, self._evals.pop(run, {}))
         self._count(record)
         objective, step, now = self._space.objective, record.number, _now_ms()
-        rows: list[Row] = [(f"n_{state}", float(n), now, step) for state, n in self._counts.items()]
+        rows: list[Row] = [
+            (f"{STUDY_PREFIX}n_{state}", float(n), now, step) for state, n in self._counts.items()
+        ]
         if record.state == "complete" and record.value is not None:
-            rows.append((self._key(f"trial_{objective.metric}"), record.value, now, step))
+            rows.append(
+                (self._key(f"{STUDY_PREFIX}trial_{objective.metric}"), record.value, now, step)
+            )
         if self._best is not None:
-            rows.append((self._key(f"best_{objective.metric}"), self._best, now, step))
+            rows.append(
+                (self._key(f"{STUDY_PREFIX}best_{objective.metric}"), self._best, now, step)
+            )
         self.buffer.put_metrics(STUDY, rows)
 
     def end_study(self, result: StudyResult) -> None:
@@ -247,12 +274,16 @@ class MlflowTracker:
         if best is not None:
             tags["hpo.best_trial"] = str(best.number)
             tags.update({clean_key(f"hpo.best.{k}"): as_text(v) for k, v in best.params.items()})
+            self._put_best_params(best.params)
         self.buffer.put(Op("tags", STUDY, {"tags": tags}))
         step = max((t.number for t in result.trials), default=0)
-        rows: list[Row] = [(f"n_{s}", float(result.count(s)), now, step) for s in self._counts]
-        rows.append(("wall_seconds", float(result.wall_seconds), now, step))
+        prefix = STUDY_PREFIX
+        rows: list[Row] = [
+            (f"{prefix}n_{s}", float(result.count(s)), now, step) for s in self._counts
+        ]
+        rows.append((f"{prefix}wall_seconds", float(result.wall_seconds), now, step))
         for objective, value in zip(result.objectives, best.values if best else (), strict=False):
-            rows.append((self._key(f"best_{objective.metric}"), float(value), now, step))
+            rows.append((self._key(f"{prefix}best_{objective.metric}"), float(value), now, step))
         self.buffer.put_metrics(STUDY, rows)
         for name in ("summary.json", "best_params.yaml"):
             self._put_text(STUDY, result.dir / name, name)
@@ -389,6 +420,7 @@ class MlflowTracker:
         if reopen and run.info.status != "RUNNING":
             self.client.update_run(run.info.run_id, status="RUNNING")
         self.parent_run_id, self.experiment_id = run.info.run_id, run.info.experiment_id
+        self._parent_params = dict(run.data.params)
         return True
 
     def _create_parent(self, space: SearchSpace, study: StudySpec, driver: str) -> None:
@@ -402,9 +434,30 @@ class MlflowTracker:
             "storage": study.storage,
             "space": space.to_dict(),
         }
+        self._parent_params = param_values(flatten(settings))
         MlflowSender(self.client, self.experiment_id, self.parent_run_id).log_params(
-            self.parent_run_id, param_values(flatten(settings))
+            self.parent_run_id, self._parent_params
         )
+
+    def _put_best_params(self, params: Mapping[str, Any]) -> None:
+        """The best trial's params as the parent's params best.<key>; those a resumed study
+        logged before with another value stay as they were (MLflow params never change)."""
+        new, kept = {}, []
+        for key, value in param_values({f"best.{k}": v for k, v in params.items()}).items():
+            logged = self._parent_params.get(key)
+            if logged is None:
+                new[key] = value
+            elif logged != value:
+                kept.append(key)
+        if kept:
+            log.warning(
+                "tracking: the study's run keeps its earlier %s (MLflow params cannot change); "
+                "the new best is in its hpo.best.* tags",
+                ", ".join(kept),
+            )
+        if new:
+            self._parent_params.update(new)
+            self.buffer.put(Op("params", STUDY, {"params": new}))
 
     def _open_buffer(self) -> None:
         sender = MlflowSender(self.client, self.experiment_id, self.parent_run_id)
@@ -492,6 +545,10 @@ class MlflowTracker:
         self, run: str, tags: Mapping[str, str], start_ms: int, params: Mapping[str, Any]
     ) -> None:
         tags = {**self._tags, "mlflow.parentRunId": self.parent_run_id, "hpo.trial": run, **tags}
+        if self._study_dir is not None:
+            from hpo.study import trial_dir
+
+            tags["hpo.trial_dir"] = str(trial_dir(self._study_dir, int(run)).resolve())
         self.buffer.put(
             Op("create", run, {"name": f"trial {run}", "tags": tags, "start_time": start_ms})
         )
@@ -534,7 +591,10 @@ class MlflowTracker:
             return {}
         if not isinstance(raw, dict):
             return {}
-        return param_values({k: v for k, v in flatten(raw).items() if k not in record.params})
+        # output_dir differs in every trial: it is tag hpo.trial_dir, so that MLflow's "show
+        # diff only" shows the searched params alone
+        skip = {*record.params, "output_dir"}
+        return param_values({k: v for k, v in flatten(raw).items() if k not in skip})
 
     # ------------------------------------------------------------------ small things
 
@@ -591,6 +651,21 @@ class MlflowTracker:
         evaluated = key.startswith("val_") or any(o.metric == key for o in objectives)
         known = self._keys[key] = (clean_key(key), evaluated)
         return known
+
+
+def trial_run_link(study_dir: str | Path, number: int) -> dict[str, str]:
+    """Where trial `number`'s MLflow run is, from runs/<study>/mlflow.json: mlflow_run_id and,
+    for a server, mlflow_run_url (what optuna-dashboard shows to link a trial back); empty
+    when the study is not tracked or its run is not created yet (the store is down)."""
+    link = _read_json(Path(study_dir) / LINK_FILE) or {}
+    run_id = (link.get("trial_runs") or {}).get(str(number))
+    if not isinstance(run_id, str):
+        return {}
+    found = {"mlflow_run_id": run_id}
+    uri, experiment = link.get("tracking_uri") or "", link.get("experiment_id")
+    if uri.startswith(("http://", "https://")) and experiment:
+        found["mlflow_run_url"] = f"{uri.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
+    return found
 
 
 def _ui_hint(uri: str) -> str:

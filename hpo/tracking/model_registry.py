@@ -1,32 +1,43 @@
-"""The best checkpoint of a study as an MLflow model, registered in the model registry.
+"""The best checkpoint of a study as an MLflow transformers model, registered with an alias.
 
-The model is an MLflow pyfunc model logged to the study's parent run: the best checkpoint
-exported with save_pretrained (weights, model config and tokenizer), the trial's config.yaml,
-and TextPredictor, which reads texts and answers as the runner's data pipeline would have fed
-them to the model: an lm gives the most likely next token and a greedy continuation, a
-classifier its label and that label's probability. Each study adds one version to a
-registered model (by default named after the MLflow experiment), tagged hpo.study, hpo.trial
-and the objective's value; logging the same study's best trial again returns that version.
+The runner's models are transformers PreTrainedModels (GPT-2 for task lm, BERT for classify)
+and its tokenizers (byte-level BPE, characters, or a pretrained one) are `tokenizers`
+Tokenizers that save as a transformers PreTrainedTokenizerFast. So the best checkpoint is
+logged to the study's parent run with MLflow's own `mlflow.transformers` flavor, model and
+tokenizer together, as the pipeline a Hugging Face user expects: "text-generation" for an lm,
+"text-classification" for a classifier. Two things make the pipeline encode text as the runner
+did in training: a classifier's tokenizer gets a post-processor that wraps each text in the
+<cls> ... <sep> tokens the runner adds by hand, and both get the context length
+(model_max_length) with truncation on for classification. Greedy decoding is the lm's default
+(model_config do_sample false, max_new_tokens 16). The trial's config.yaml is logged beside the
+model (artifact best/config.yaml); `hpo export STUDY --onnx` adds the ONNX file (artifact onnx/).
+
+Each study adds one version to a registered model (by default named after the MLflow
+experiment), tagged hpo.study, hpo.trial, hpo.metric, hpo.direction and hpo.value; logging the
+same study's best trial again returns that version. The alias `champion` names the best
+version: a new version takes it only when it beats the champion on the study's metric in its
+direction (a smaller val_loss, a larger val_accuracy); a worse one is registered but the alias
+stays, so `models:/NAME@champion` never gets worse (a `dvc repro` that finds a worse model
+does not promote it). A champion chosen on another metric or direction cannot be compared: it
+keeps the alias and a warning says why.
 
 Example:
     >>> version = log_best_model(MlflowClient(), parent_run_id, "runs/lr_wd")
-    >>> model = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
-    >>> model.predict(["def main("])          # lm: columns text, next_token, continuation
-    >>> model.predict(pd.DataFrame({"text": ["a fine film"]}))   # classify: text, label, score
+    >>> model = mlflow.pyfunc.load_model("models:/lm_tiny@champion")
+    >>> model.predict(["def main("])                      # lm: the continued text
+    >>> pipe = mlflow.transformers.load_model("models:/lm_tiny@champion")  # a transformers pipeline
 
 A study of command trials (hpo search --command) has no model the runner can load: its best
 trial's checkpoints/best folder, as the script wrote it, is logged as the artifacts
 best_checkpoint/ of the parent run and registered as a version whose source is that folder
 (mlflow.artifacts.download_artifacts("models:/NAME/VERSION") fetches it; it is not a pyfunc).
-
-The model's code (the hpo and runner packages) is stored inside it, so it loads wherever
-mlflow, torch, transformers and tokenizers are installed; its pip requirements name them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import tempfile
 import warnings
@@ -39,89 +50,23 @@ import yaml
 
 from runner.errors import UserInputError
 
+log = logging.getLogger(__name__)
+
 MODEL_NAME = "model"  # the logged model's name in the run
 CHECKPOINT_ARTIFACTS = "best_checkpoint"  # a command study's best checkpoint in its run
 REGISTERED_TAG = "hpo.registered_model"  # on the parent run: NAME/VERSION
-REQUIREMENTS = (
-    "mlflow",
-    "torch",
-    "transformers",
-    "tokenizers",
-    "safetensors",
-    "numpy",
-    "pandas",
-    "pyyaml",
-)
-MAX_NEW_TOKENS = 16  # default length of an lm's greedy continuation (predict param)
+REQUIREMENTS = ("mlflow", "torch", "transformers", "tokenizers", "safetensors", "numpy")
+MAX_NEW_TOKENS = 16  # length of an lm's greedy continuation (the pipeline's default)
 
 
-class TextPredictor:
-    """A trained model and its tokenizer, from a save_pretrained folder: texts in, rows out."""
-
-    def __init__(self, folder: str | Path, task: str, context_length: int) -> None:
-        import transformers
-
-        from runner.data.tokenizer import TextTokenizer
-
-        self.task, self.context_length = task, int(context_length)
-        auto = (
-            transformers.AutoModelForCausalLM
-            if task == "lm"
-            else transformers.AutoModelForSequenceClassification
-        )
-        self.model = auto.from_pretrained(str(folder), local_files_only=True).eval()
-        self.tokenizer = TextTokenizer.from_pretrained(folder)
-
-    def predict(self, texts: Any, max_new_tokens: int = MAX_NEW_TOKENS) -> list[dict[str, Any]]:
-        """lm: text, next_token, continuation; classify: text, label, score (its probability).
-
-        texts: a string, a list of strings, or a DataFrame with a `text` column (else its first).
-        """
-        if isinstance(texts, str):
-            texts = [texts]
-        elif hasattr(texts, "columns"):  # a pandas DataFrame
-            texts = texts["text" if "text" in texts.columns else texts.columns[0]]
-        texts = [str(t) for t in texts]
-        if self.task == "lm":
-            return [self._continue(text, max(1, int(max_new_tokens))) for text in texts]
-        return self._classify(texts)
-
-    def _continue(self, text: str, steps: int) -> dict[str, str]:
-        from runner.generate import generate
-
-        prompt = self.tokenizer.encode(text) or [self.tokenizer.eos_id]
-        ids = generate(self.model, prompt, steps, context=self.context_length, greedy=True)
-        return {
-            "text": text,
-            "next_token": self.tokenizer.decode(ids[:1]),
-            "continuation": self.tokenizer.decode(ids),
-        }
-
-    def _classify(self, texts: list[str]) -> list[dict[str, Any]]:
-        import torch
-
-        tok, longest = self.tokenizer, self.context_length - 2  # room for [cls] and [sep]
-        encoded = [[tok.cls_id, *ids[:longest], tok.sep_id] for ids in tok.encode_batch(texts)]
-        width = max(len(ids) for ids in encoded)
-        input_ids = torch.full((len(encoded), width), tok.pad_id, dtype=torch.long)
-        mask = torch.zeros_like(input_ids)
-        for row, ids in enumerate(encoded):
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            mask[row, : len(ids)] = 1
-        with torch.inference_mode():
-            probs = self.model(input_ids=input_ids, attention_mask=mask).logits.softmax(-1)
-        scores, labels = probs.max(-1)
-        names = self.model.config.id2label
-        return [
-            {"text": text, "label": str(names.get(int(label), int(label))), "score": float(s)}
-            for text, label, s in zip(texts, labels, scores, strict=True)
-        ]
+CHAMPION = "champion"  # the alias of the best registered version
 
 
 def log_best_model(
     client: Any, run_id: str, study_dir: str | Path, registered_name: str | None = None
 ) -> Any:
-    """Log runs/<study>/best/ as a pyfunc model of the run and register it; the ModelVersion.
+    """Log runs/<study>/best/ as a transformers model of the run, register it, and move the
+    champion alias to it if it beats the champion; the ModelVersion.
 
     Args:
         client: an MlflowClient of the store that holds the run.
@@ -148,11 +93,14 @@ def log_best_model(
     if existing is not None:
         return existing
     objective = study["space"]["objective"]
-    metric = (objective[0] if isinstance(objective, list) else objective)["metric"]
+    objective = objective[0] if isinstance(objective, list) else objective
+    metric, direction = objective["metric"], objective.get("direction", "minimize")
     tags = {
         "hpo.study": study["study"],
         "hpo.trial": str(trial["number"]),
-        f"hpo.{metric}": str(trial["value"]),
+        "hpo.metric": metric,
+        "hpo.direction": direction,
+        "hpo.value": repr(float(trial["value"])),
         "hpo.study_dir": str(study_dir.resolve()),
     }
     # MLflow resolves the logged model (models:/<id>) through the global tracking URI
@@ -161,8 +109,10 @@ def log_best_model(
             client.log_artifacts(run_id, str(checkpoint), CHECKPOINT_ARTIFACTS)
             source, model_id = f"{run.info.artifact_uri}/{CHECKPOINT_ARTIFACTS}", None
         else:
-            model_info = _log_model(client, run, checkpoint, best / "config.yaml", tags)
+            model_info = _log_model(client, run, checkpoint, tags)
             source, model_id = model_info.model_uri, model_info.model_id
+            if (best / "config.yaml").is_file():
+                client.log_artifact(run_id, str(best / "config.yaml"), "best")
         try:
             client.create_registered_model(
                 name, description="Best models of hpo studies, one version per study"
@@ -180,7 +130,53 @@ def log_best_model(
             f"{trial['value']}",
         )
     client.set_tag(run_id, REGISTERED_TAG, f"{name}/{version.version}")
+    promote_if_better(client, version)
     return version
+
+
+def promote_if_better(client: Any, version: Any) -> bool:
+    """Point the champion alias at `version` if there is no champion or it beats it; whether it
+    did. A champion on another metric or direction is kept (a warning says so)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        champion = client.get_model_version_by_alias(version.name, CHAMPION)
+    except MlflowException as err:
+        if err.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
+        champion = None
+    if champion is not None and str(champion.version) != str(version.version):
+        ours, theirs = version.tags, champion.tags
+        same = all(ours.get(k) == theirs.get(k) for k in ("hpo.metric", "hpo.direction"))
+        if not same:
+            log.warning(
+                "model %s: version %s keeps the alias %s: it was chosen on %s (%s), this "
+                "study on %s (%s), which cannot be compared",
+                version.name,
+                champion.version,
+                CHAMPION,
+                theirs.get("hpo.metric"),
+                theirs.get("hpo.direction"),
+                ours.get("hpo.metric"),
+                ours.get("hpo.direction"),
+            )
+            return False
+        new, old = float(ours["hpo.value"]), float(theirs["hpo.value"])
+        better = new < old if ours["hpo.direction"] == "minimize" else new > old
+        if not better:
+            log.warning(
+                "model %s: version %s (%s %s) does not beat version %s (%s); %s stays there",
+                version.name,
+                version.version,
+                ours["hpo.metric"],
+                ours["hpo.value"],
+                champion.version,
+                theirs["hpo.value"],
+                CHAMPION,
+            )
+            return False
+    client.set_registered_model_alias(version.name, CHAMPION, str(version.version))
+    return True
 
 
 def _version_of(client: Any, name: str, run_id: str, trial: int) -> Any | None:
@@ -197,86 +193,90 @@ def _version_of(client: Any, name: str, run_id: str, trial: int) -> Any | None:
     return None
 
 
-def _log_model(
-    client: Any, run: Any, checkpoint: Path, config_path: Path, tags: dict[str, str]
-) -> Any:
-    """Export the checkpoint and log it as the run's pyfunc model; MLflow's ModelInfo."""
-    import mlflow
-    from mlflow.models import Model, ModelSignature
-    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+def pipeline_parts(checkpoint: Path) -> tuple[Any, Any, str, dict[str, Any]]:
+    """(model, transformers tokenizer, pipeline task, pipeline settings) of a checkpoint, the
+    tokenizer set up to encode as the runner did in training."""
+    from tokenizers.processors import TemplateProcessing
+    from transformers import AutoTokenizer
 
-    import hpo
-    import runner
     from runner.export import load_trained_model
 
-    with tempfile.TemporaryDirectory(prefix="hpo-model-") as tmp:
-        model, tokenizer, config = load_trained_model(checkpoint)  # as export_pretrained does
-        folder = Path(tmp) / "pretrained"
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-        task = config.task
-        context = config.data.block_size if task == "lm" else config.data.max_length
-        outputs = ["next_token", "continuation"] if task == "lm" else ["label", "score"]
-        signature = ModelSignature(
-            inputs=Schema([ColSpec("string")]),  # unnamed: a list of texts or a one-column table
-            outputs=Schema(
-                [
-                    ColSpec("string", "text"),
-                    *[ColSpec("double" if o == "score" else "string", o) for o in outputs],
-                ]
-            ),
-            params=ParamSchema([ParamSpec("max_new_tokens", "long", MAX_NEW_TOKENS)])
-            if task == "lm"
-            else None,
+    model, tokenizer, config = load_trained_model(checkpoint)
+    with tempfile.TemporaryDirectory(prefix="hpo-tokenizer-") as tmp:
+        tokenizer.save_pretrained(tmp)
+        hf = AutoTokenizer.from_pretrained(tmp, local_files_only=True)
+    if config.task == "lm":
+        hf.model_max_length = config.data.block_size
+        return model, hf, "text-generation", {"max_new_tokens": MAX_NEW_TOKENS, "do_sample": False}
+    # the runner encodes a text as [cls] tokens [sep], cut to max_length: so does the pipeline
+    cls_, sep = hf.convert_ids_to_tokens([tokenizer.cls_id, tokenizer.sep_id])
+    hf.backend_tokenizer.post_processor = TemplateProcessing(
+        single=f"{cls_} $A {sep}",
+        special_tokens=[(cls_, tokenizer.cls_id), (sep, tokenizer.sep_id)],
+    )
+    hf.model_max_length = config.data.max_length
+    return model, hf, "text-classification", {"truncation": True}
+
+
+def _signature(task: str) -> Any:
+    """Texts in; an lm's continued text (max_new_tokens a predict param), or a label and its
+    probability. Given, not inferred: inferring runs the pipeline on an example."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+    texts = Schema([ColSpec("string")])
+    if task == "text-generation":
+        return ModelSignature(
+            inputs=texts,
+            outputs=Schema([ColSpec("string")]),
+            params=ParamSchema([ParamSpec("max_new_tokens", "long", MAX_NEW_TOKENS)]),
         )
-        artifacts = {"model": str(folder)}
-        if config_path.is_file():
-            artifacts["config"] = str(config_path)
-        with warnings.catch_warnings():
-            # MLflow suggests type hints and an input example: the signature says it all
-            warnings.simplefilter("ignore", UserWarning)
-            # made here, in the run's experiment: Model.log would put it in the active one
-            logged = client.create_logged_model(
-                run.info.experiment_id,
-                name=MODEL_NAME,
-                source_run_id=run.info.run_id,
-                tags=tags,
-                model_type=f"hpo-{task}",
-            )
-            return Model.log(
-                None,
-                mlflow.pyfunc,
-                name=MODEL_NAME,
-                run_id=run.info.run_id,
-                model_id=logged.model_id,
-                python_model=_python_model(),
-                artifacts=artifacts,
-                signature=signature,
-                model_config={"task": task, "context_length": context},
-                code_paths=[str(Path(hpo.__file__).parent), str(Path(runner.__file__).parent)],
-                pip_requirements=[_pinned(p) for p in REQUIREMENTS],
-            )
+    return ModelSignature(
+        inputs=texts, outputs=Schema([ColSpec("string", "label"), ColSpec("double", "score")])
+    )
 
 
-def _python_model() -> Any:
-    """An mlflow.pyfunc.PythonModel around TextPredictor (a local class: mlflow is imported here
-    only; cloudpickle stores the class itself, TextPredictor comes from the bundled code)."""
-    import mlflow.pyfunc
+def _log_model(client: Any, run: Any, checkpoint: Path, tags: dict[str, str]) -> Any:
+    """Log the checkpoint as the run's transformers model; MLflow's ModelInfo."""
+    import mlflow
+    from huggingface_hub import ModelCard
+    from mlflow.models import Model
 
-    class TextModel(mlflow.pyfunc.PythonModel):
-        def load_context(self, context: Any) -> None:
-            config = context.model_config
-            self.predictor = TextPredictor(
-                context.artifacts["model"], config["task"], config["context_length"]
-            )
-
-        def predict(self, context, model_input, params=None):  # no hints: the signature rules
-            import pandas as pd
-
-            steps = (params or {}).get("max_new_tokens", MAX_NEW_TOKENS)
-            return pd.DataFrame(self.predictor.predict(model_input, steps))
-
-    return TextModel()
+    model, tokenizer, task, settings = pipeline_parts(checkpoint)
+    # a card of our own: without one MLflow looks the model up on the Hugging Face Hub
+    card = ModelCard(
+        f"---\nlibrary_name: transformers\npipeline_tag: {task}\n---\n"
+        f"# hpo study {tags['hpo.study']}, trial {tags['hpo.trial']}\n\n"
+        f"{tags['hpo.metric']} {tags['hpo.value']} ({tags['hpo.direction']}). "
+        f"The study: {tags['hpo.study_dir']}\n"
+    )
+    quiet = logging.getLogger("mlflow.transformers")
+    level, quiet.level = quiet.level, logging.ERROR  # "no license information": it is yours
+    with contextlib.ExitStack() as restore, warnings.catch_warnings():
+        restore.callback(quiet.setLevel, level)
+        # MLflow suggests an input example and warns about the pipeline's own defaults
+        warnings.simplefilter("ignore", UserWarning)
+        # made here, in the run's experiment: Model.log would put it in the active one
+        logged = client.create_logged_model(
+            run.info.experiment_id,
+            name=MODEL_NAME,
+            source_run_id=run.info.run_id,
+            tags=tags,
+            model_type=f"hpo-{task}",
+        )
+        return Model.log(
+            None,
+            mlflow.transformers,
+            name=MODEL_NAME,
+            run_id=run.info.run_id,
+            model_id=logged.model_id,
+            transformers_model={"model": model, "tokenizer": tokenizer},
+            task=task,
+            model_card=card,
+            signature=_signature(task),
+            model_config=settings,
+            pip_requirements=[_pinned(p) for p in REQUIREMENTS],
+        )
 
 
 @contextlib.contextmanager

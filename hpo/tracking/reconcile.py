@@ -6,7 +6,7 @@ When the study resumes (hpo.study.open_study has by then turned records still "r
 failed, reason INTERRUPTED):
 
     child run RUNNING, record finished      -> ended as the record says: FINISHED (complete),
-                                               KILLED (pruned, or interrupted), FAILED (failed),
+                                               FINISHED (pruned: tag hpo.state), KILLED (interrupted), FAILED (failed),
                                                with its reason, value, steps and duration
     child run RUNNING, record running/none  -> KILLED, reason INTERRUPTED
     record finished, no child run           -> a child run made from the record (tag

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from runner.config import TrialConfig
+from runner.data.augment import EdaRates, augment_examples
 from runner.data.cache import (
     CacheEntry,
     cache_key,
@@ -32,6 +33,7 @@ from runner.data.cache import (
     token_dtype,
 )
 from runner.data.check import check_data
+from runner.data.clean import clean_texts, cleaning_settings
 from runner.data.text import fingerprint, length_percentiles, read_labelled_examples
 from runner.data.tokenizer import TextTokenizer
 from runner.errors import DataError
@@ -221,17 +223,31 @@ def prepare_classify(config: TrialConfig) -> ClassifyDataset:
             "max_length": data.max_length,
             "val_fraction": data.val_fraction,
             "seed": config.seed,
+            "augment": [data.augment_copies, *vars(_eda_rates(config)).values()],
+            **({"clean": cleaning_settings(data.clean)} if data.clean.enabled else {}),
         }
     )
     entry = load_entry(root, key)
     from_cache = entry is not None
     if entry is None:
+        examples_read = len(texts) + dropped
+        cleaning = None
+        if data.clean.enabled:
+            texts, rows, cleaning = clean_texts(texts, data.clean)
+            labels = [labels[row] for row in rows]
+            label_names = sorted(set(labels), key=_natural_order)
+            if len(label_names) < 2:
+                raise DataError(
+                    f"data.path: {data.path} has {len(label_names)} class(es) {label_names} left "
+                    f"after data.clean ({cleaning}); classification needs at least 2: relax data.clean"
+                )
         label_id = {name: i for i, name in enumerate(label_names)}
         arrays, tokenizer, stats = _encode(texts, [label_id[x] for x in labels], config, pretrained)
         stats.update(
-            examples_read=len(texts) + dropped,
+            examples_read=examples_read,
             examples_dropped_empty=dropped,
             num_labels=len(label_names),
+            **({"cleaning": cleaning} if cleaning is not None else {}),
         )
         meta = {"tokenizer": tokenizer.to_json(), "stats": json.dumps(stats)}
         entry = store_entry(root, key, arrays, meta | {"labels": json.dumps(label_names)})
@@ -281,6 +297,14 @@ def _encode(
             f"data.path: {data.path} has too few examples per class for a validation split; "
             "add examples"
         )
+    # EDA copies of training examples only, appended after every original text; the
+    # validation rows index originals, so evaluation never sees an augmented text
+    augmented = augment_examples(
+        [texts[i] for i in train_rows], _eda_rates(config), data.augment_copies, config.seed
+    )
+    texts = [*texts, *(text for _, text in augmented)]
+    label_ids = [*label_ids, *(label_ids[train_rows[source]] for source, _ in augmented)]
+    train_rows = [*train_rows, *range(len(texts) - len(augmented), len(texts))]
     if pretrained is not None:
         tokenizer = pretrained
     elif data.tokenizer == "bpe":
@@ -303,11 +327,22 @@ def _encode(
     stats = {
         "vocab_size": tokenizer.vocab_size,
         "train_examples": len(train_rows),
+        "train_examples_augmented": len(augmented),
         "val_examples": len(val_rows),
         "examples_truncated": sum(n > data.max_length for n in full_lengths),
         **length_percentiles(full_lengths, "example_tokens"),
     }
     return arrays, tokenizer, stats
+
+
+def _eda_rates(config: TrialConfig) -> EdaRates:
+    d = config.data
+    return EdaRates(
+        d.augment_synonym_replacement,
+        d.augment_random_insertion,
+        d.augment_random_swap,
+        d.augment_random_deletion,
+    )
 
 
 def _split_from_entry(entry: CacheEntry, split: str) -> EncodedExamples:

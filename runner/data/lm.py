@@ -39,6 +39,7 @@ from runner.data.cache import (
     token_dtype,
 )
 from runner.data.check import check_data
+from runner.data.clean import clean_texts, cleaning_settings
 from runner.data.text import (
     clean_documents,
     fingerprint,
@@ -155,6 +156,7 @@ def prepare_lm(config: TrialConfig) -> LMDataset:
             "max_chars": data.max_chars,
             # only when on, so that the cache entries written before this option stay valid
             **({"add_bos_token": True} if data.add_bos_token else {}),
+            **({"clean": cleaning_settings(data.clean)} if data.clean.enabled else {}),
         }
     )
     entry = load_entry(root, key)
@@ -171,10 +173,25 @@ def _tokenize_corpus(
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     data = config.data
     where = data.path or "the Python standard library"
-    kept, stats = clean_documents(docs, data.min_doc_chars, data.max_doc_chars)
+    cleaning = None
+    cleaned = docs
+    if data.clean.enabled:
+        cleaned, _, cleaning = clean_texts(docs, data.clean)
+    kept, stats = clean_documents(cleaned, data.min_doc_chars, data.max_doc_chars)
+    stats["docs_read"] = len(docs)
+    if cleaning is not None:
+        stats["cleaning"] = cleaning
     if not kept:
+        by_clean = (
+            f"{cleaning['docs_in'] - cleaning['docs_out']} removed by data.clean ("
+            + ", ".join(f"{k} {v}" for k, v in cleaning.items() if k.startswith("removed") and v)
+            + "), "
+            if cleaning is not None
+            else ""
+        )
         raise DataError(
             f"data.path: {where} has no documents left after cleaning ({stats['docs_read']} read: "
+            f"{by_clean}"
             f"{stats['docs_too_short']} shorter than data.min_doc_chars={data.min_doc_chars}, "
             f"{stats['docs_too_long']} longer than data.max_doc_chars={data.max_doc_chars}, "
             f"{stats['docs_duplicate']} duplicates); add text or widen those bounds"
@@ -256,7 +273,7 @@ def document_positions_and_labels(blocks: np.ndarray, eos_id: int) -> tuple[np.n
     starts[:, 1:] = blocks[:, :-1] == eos_id
     index = np.broadcast_to(np.arange(blocks.shape[1]), blocks.shape)
     last_start = np.maximum.accumulate(np.where(starts, index, 0), axis=1)
-    labels = blocks.copy()
+    labels = blocks.astype(np.int64)  # the cache stores ids as uint16, which has no -100
     labels[starts] = -100
     return (index - last_start).astype(np.int64), labels
 

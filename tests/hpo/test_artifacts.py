@@ -11,7 +11,13 @@ from test_model_registry import sqlite_store
 from hpo.drivers import get_driver
 from hpo.drivers.base import StudySpec, TrialPruned
 from hpo.space import space_from_dict
-from hpo.tracking.artifacts import log_study_artifacts, write_study_plots
+from hpo.study import load_trials
+from hpo.tracking.artifacts import (
+    learning_curves_figure,
+    log_study_artifacts,
+    read_curves,
+    write_study_plots,
+)
 from runner.errors import UserInputError
 from runner.metrics_log import MetricsLog
 
@@ -96,6 +102,27 @@ def test_every_plot_is_drawn_for_a_study_with_complete_pruned_and_failed_trials(
     ):
         assert f"<h2>{title}</h2>" in html
     assert "skipped.txt" not in written
+
+
+def test_learning_curves_use_mlflow_metric_names_and_mark_a_single_evaluation(study):
+    import matplotlib.pyplot as plt
+
+    study, _ = study
+    records = load_trials(study.dir)
+    figure = learning_curves_figure(read_curves(study.dir, records), records, "val_loss")
+    try:
+        # the runs log the train loss as `loss` in MLflow: the panel says so, not train_loss
+        assert [ax.get_ylabel() for ax in figure.axes] == ["val_loss", "loss"]
+        lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
+        pruned = [r.number for r in records if r.state == "pruned"]
+        assert pruned, "the study has no trial pruned at its first evaluation"
+        for number in pruned:  # one evaluation: one marker, where a bare line draws nothing
+            line = lines[f"#{number} pruned"]
+            assert len(line.get_xdata()) == 1 and line.get_marker() == "o"
+        complete = next(r.number for r in records if r.state == "complete")
+        assert list(lines[f"#{complete} complete"].get_xdata()) == [10, 20, 30]
+    finally:
+        plt.close(figure)
 
 
 def test_interactive_learning_curves_hold_a_line_per_complete_or_pruned_trial(study):

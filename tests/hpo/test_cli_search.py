@@ -277,8 +277,13 @@ def test_a_search_against_a_real_mlflow_server_tracks_and_registers_the_winner(
     # through the environment, not mlflow.set_tracking_uri: that global would outlive the test
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)
     model = mlflow.pyfunc.load_model(f"models:/lm_tiny/{newest.version}")
-    prediction = model.predict(["def main("])
-    assert len(prediction) == 1 and "next_token" in prediction.columns
+    assert model.metadata.flavors["transformers"]["task"] == "text-generation"
+    prediction = model.predict(["def main("])  # the text, continued greedily
+    assert len(prediction) == 1 and prediction[0].startswith("def main(")
+    assert newest.tags["hpo.metric"] == "val_loss"
+    # the first lm_tiny version on this server, or a better one, is the champion
+    champion = client.get_model_version_by_alias("lm_tiny", "champion")
+    assert float(champion.tags["hpo.value"]) <= float(newest.tags["hpo.value"])
 
 
 @pytest.mark.parametrize("driver", ["optuna", "random", "bo"])

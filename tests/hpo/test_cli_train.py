@@ -18,7 +18,6 @@ from runner.jsonl import read_records
 from runner.metrics_log import reproducible
 
 ROOT = Path(__file__).parents[2]
-SHARED_DATA = ROOT.parent / "shared" / "data"
 TINY = [
     "-o",
     "model.n_layer=1",
@@ -37,7 +36,7 @@ TINY = [
 
 @pytest.fixture(autouse=True)
 def in_project(monkeypatch):
-    monkeypatch.chdir(ROOT)  # experiments name ../shared/data relative to the project root
+    monkeypatch.chdir(ROOT)  # the commands name experiments/ relative to the project root
 
 
 def train(*args: str) -> int:
@@ -79,44 +78,8 @@ def test_hpo_train_runs_the_default_experiment_as_a_console_script(tmp_path):
     assert (out / "metrics.jsonl").read_text().count('"type": "eval"') == 2
 
 
-@pytest.mark.parametrize("experiment", ["shakespeare_char", "rt_polarity"])
-def test_hpo_train_runs_each_shared_data_experiment(experiment, tmp_path):
-    if not SHARED_DATA.is_dir():
-        pytest.skip("no ../shared/data beside the repository")
-    out = tmp_path / experiment
-    assert train("--config", f"experiments/{experiment}.yaml", *TINY, "--output", str(out)) == 0
-    result = json.loads((out / "result.json").read_text())
-    assert result["status"] == "completed"
-    wanted = {"val_accuracy", "val_f1"} if experiment == "rt_polarity" else {"val_perplexity"}
-    assert wanted <= set(result["final_metrics"])
-
-
-def test_hpo_train_runs_gpt2_small_shape_shrunk_for_cpu(tmp_path):
-    # the GPU experiment's code path (bf16 autocast) on CPU, with the model shrunk
-    out = tmp_path / "gpt2"
-    code = train(
-        "--config",
-        "experiments/gpt2_small.yaml",
-        *TINY,
-        "-o",
-        "data.block_size=32",
-        "-o",
-        "data.vocab_size=512",
-        "-o",
-        "data.max_chars=100000",
-        "-o",
-        "train.torch_compile=false",
-        "-o",
-        "train.per_device_train_batch_size=4",
-        "-o",
-        "train.gradient_accumulation_steps=2",
-        "--output",
-        str(out),
-    )
-    assert code == 0
-    result = json.loads((out / "result.json").read_text())
-    assert result["status"] == "completed"
-    assert torch.isfinite(torch.tensor(result["final_metrics"]["val_loss"]))
+# Every shipped experiment and space, from the repository's files alone (its own corpora in
+# data/): tests/test_shipped_experiments.py.
 
 
 def bad_corpus(tmp_path: Path, kind: str) -> list[str]:

@@ -102,3 +102,20 @@ def test_outputs_beyond_the_tolerance_are_an_error_that_says_by_how_much(lm_expo
 def test_exporting_a_folder_without_a_best_checkpoint_is_a_user_error(tmp_path):
     with pytest.raises(UserInputError, match="no best checkpoint"):
         export_onnx(tmp_path, tmp_path / "model.onnx")
+
+
+def test_hpo_export_prints_one_line_per_artifact_and_none_of_the_exporters_chatter(
+    lm_export, tmp_path, capfd
+):
+    from hpo.cli import main
+
+    study_dir = lm_export[0]
+    out = tmp_path / "again.onnx"
+    assert main(["export", str(study_dir), "--onnx", "--no-track", "--out", str(out)]) == 0
+    said = capfd.readouterr()  # at the file-descriptor level: torch's and onnxscript's too
+    assert said.out.splitlines() == [
+        f"onnx        {out}",
+        said.out.splitlines()[1],
+    ], said.out
+    assert said.out.splitlines()[1].startswith("max |diff|  ")
+    assert said.err == "", said.err

@@ -1,8 +1,10 @@
-"""The best checkpoint of a real (tiny) study logged as an MLflow model and registered: it loads
-back from the registry and predicts what the checkpoint itself predicts."""
+"""The best checkpoint of a real (tiny) study logged as an MLflow transformers model and
+registered: it loads back from the registry and predicts what the checkpoint itself predicts;
+the champion alias moves only to a better version."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -16,7 +18,7 @@ from hpo.drivers import get_driver
 from hpo.drivers.base import StudySpec
 from hpo.objective import RunnerObjective
 from hpo.space import space_from_dict
-from hpo.tracking.model_registry import REGISTERED_TAG, log_best_model
+from hpo.tracking.model_registry import CHAMPION, REGISTERED_TAG, log_best_model
 from runner.errors import UserInputError
 from runner.export import load_trained_model
 from runner.generate import generate
@@ -140,7 +142,7 @@ def lm_study(tmp_path_factory):
     return tiny_study(tmp_path_factory.getbasetemp(), "lm")
 
 
-def test_registered_lm_loads_from_the_registry_and_continues_text_as_the_checkpoint_does(
+def test_registered_lm_is_a_transformers_model_that_continues_text_as_the_checkpoint_does(
     store, lm_study
 ):
     client, experiment = store
@@ -149,19 +151,63 @@ def test_registered_lm_loads_from_the_registry_and_continues_text_as_the_checkpo
 
     assert (version.name, str(version.version)) == ("tiny", "1")  # named after the experiment
     assert version.tags["hpo.study"] == "lm" and version.tags["hpo.trial"] == "0"
+    assert (version.tags["hpo.metric"], version.tags["hpo.direction"]) == ("val_loss", "minimize")
     assert client.get_run(run_id).data.tags[REGISTERED_TAG] == "tiny/1"
     assert client.get_run(run_id).info.status == "KILLED"  # logging a model does not reopen it
+    assert client.get_registered_model("tiny").aliases == {CHAMPION: 1}  # the first: champion
     logged_model = client.get_logged_model(version.source.removeprefix("models:/"))
     assert logged_model.experiment_id == experiment  # the run's, not the active one
-    model = mlflow.pyfunc.load_model("models:/tiny/1")
-    out = model.predict(["the quick", "a lazy dog"], params={"max_new_tokens": 5})
+    assert "best/config.yaml" in {a.path for a in client.list_artifacts(run_id, "best")}
+
+    # MLflow's transformers flavor, tokenizer included: what a Hugging Face user loads
+    info = mlflow.models.get_model_info(f"models:/tiny@{CHAMPION}")
+    assert "transformers" in info.flavors
+    parts = mlflow.transformers.load_model(f"models:/tiny@{CHAMPION}", return_type="components")
     net, tokenizer, config = load_trained_model(lm_study / "best" / "best.pt")
-    for text, continuation, next_token in zip(
-        out["text"], out["continuation"], out["next_token"], strict=True
-    ):
-        ids = generate(net, tokenizer.encode(text), 5, config.data.block_size, greedy=True)
-        assert continuation == tokenizer.decode(ids)
-        assert next_token == tokenizer.decode(ids[:1])
+    assert parts["task"] == "text-generation"
+    assert parts["tokenizer"]("the quick")["input_ids"] == tokenizer.encode("the quick")
+
+    # the pipeline continues text greedily as the checkpoint does; the model's 16 positions
+    # hold prompt and continuation (GPT-2 has no positions beyond block_size)
+    pipe = mlflow.transformers.load_model(f"models:/tiny@{CHAMPION}")
+    prompts = ["the q", "a la"]
+    model = mlflow.pyfunc.load_model(f"models:/tiny@{CHAMPION}")
+    answers = model.predict(prompts, params={"max_new_tokens": 5})
+    for prompt, answer in zip(prompts, answers, strict=True):
+        ids = generate(net, tokenizer.encode(prompt), 5, config.data.block_size, greedy=True)
+        continued = pipe(prompt, max_new_tokens=5, do_sample=False, return_full_text=False)
+        assert continued[0]["generated_text"] == tokenizer.decode(ids)
+        # MLflow's pyfunc gives the whole text, its trailing spaces stripped
+        assert answer == (prompt + tokenizer.decode(ids)).rstrip()
+
+
+def test_the_champion_alias_moves_only_to_a_version_that_beats_it(store, lm_study, tmp_path):
+    client, experiment = store
+    value = json.loads((lm_study / "best" / "trial.json").read_text())["value"]
+
+    def study_with(name, value, direction="minimize"):
+        copy = copy_study(lm_study, tmp_path, name)
+        trial = json.loads((copy / "best" / "trial.json").read_text())
+        (copy / "best" / "trial.json").write_text(json.dumps({**trial, "value": value}))
+        settings = yaml.safe_load((copy / "study.yaml").read_text())
+        settings["space"]["objective"]["direction"] = direction
+        (copy / "study.yaml").write_text(yaml.safe_dump(settings))
+        return copy
+
+    def champion():
+        return str(client.get_registered_model("lm-best").aliases.get(CHAMPION))
+
+    def register(study_dir):
+        return str(
+            log_best_model(client, parent_run(client, experiment), study_dir, "lm-best").version
+        )
+
+    assert (register(lm_study), champion()) == ("1", "1")  # the first version: champion
+    # a larger val_loss (the study minimizes it): registered, not promoted
+    assert (register(study_with("worse", value + 1)), champion()) == ("2", "1")
+    assert (register(study_with("better", value - 1)), champion()) == ("3", "3")
+    # chosen on another direction: it cannot be compared, the champion stays
+    assert (register(study_with("other", value - 5, "maximize")), champion()) == ("4", "3")
 
 
 def test_each_study_adds_a_version_and_logging_a_study_again_returns_its_version(
@@ -171,13 +217,13 @@ def test_each_study_adds_a_version_and_logging_a_study_again_returns_its_version
     first, second = parent_run(client, experiment), parent_run(client, experiment)
     other = copy_study(lm_study, tmp_path, "lm_again")
 
-    v1 = log_best_model(client, first, lm_study, registered_name="lm-best")
-    v2 = log_best_model(client, second, other, registered_name="lm-best")
-    again = log_best_model(client, first, lm_study, registered_name="lm-best")
+    v1 = log_best_model(client, first, lm_study, registered_name="lm-twice")
+    v2 = log_best_model(client, second, other, registered_name="lm-twice")
+    again = log_best_model(client, first, lm_study, registered_name="lm-twice")
 
     assert [str(v.version) for v in (v1, v2, again)] == ["1", "2", "1"]
-    assert client.get_model_version("lm-best", "2").tags["hpo.study"] == "lm_again"
-    assert len(client.search_model_versions("name = 'lm-best'")) == 2
+    assert client.get_model_version("lm-twice", "2").tags["hpo.study"] == "lm_again"
+    assert len(client.search_model_versions("name = 'lm-twice'")) == 2
 
 
 def test_registered_classifier_predicts_the_label_the_checkpoint_gives(store, tmp_path_factory):

@@ -174,6 +174,21 @@ def test_budget_can_be_overridden_from_the_command_line():
         space.with_budget(trials=0)
 
 
+def test_a_step_budget_alone_replaces_the_trial_count():
+    params = {"x": {"type": "float", "low": 0, "high": 1}}
+    alone = space_from_dict({"params": params, "budget": {"max_steps_total": 500}}).budget
+    assert (alone.trials, alone.max_steps_total) == (None, 500)
+    both = {"trials": 9, "max_steps_total": 500}
+    assert space_from_dict({"params": params, "budget": both}).budget.trials == 9
+    space = space_from_dict({"params": params, "budget": {"max_steps": 50}})
+    assert space.with_budget(max_steps_total=500).budget.trials is None  # --max-steps-total
+    assert space.with_budget(trials=3, max_steps_total=500).budget.trials == 3
+    with pytest.raises(SpaceError, match="--max-steps-total 49: less than one trial's 50"):
+        space.with_budget(max_steps_total=49)
+    with pytest.raises(SpaceError, match="--max-steps-total: must be a positive"):
+        space.with_budget(max_steps_total=0)
+
+
 def test_timeout_accepts_units():
     raw = {"params": {"x": 1}, "budget": {"trials": None, "timeout": "2m"}}
     assert space_from_dict(raw).budget.timeout == 120.0
@@ -268,7 +283,15 @@ BAD = {
     ),
     "no_budget_end": (
         "budget: {trials: null}\nparams:\n  train.learning_rate: 0.1\n",
-        "budget: set trials or timeout",
+        "budget: set trials, timeout or max_steps_total",
+    ),
+    "step_budget_not_a_whole_number": (
+        "budget: {max_steps_total: 1.5e3}\nparams:\n  train.learning_rate: 0.1\n",
+        "budget.max_steps_total: expected a positive whole number or null",
+    ),
+    "step_budget_below_one_trial": (
+        "budget: {max_steps: 100, max_steps_total: 99}\nparams:\n  train.learning_rate: 0.1\n",
+        "budget.max_steps_total: 99 is less than one trial's max_steps (100)",
     ),
     "yaml_syntax": (
         "params:\n  train.learning_rate: {type: float\n  low: 1\n",

@@ -122,7 +122,11 @@ def test_a_child_holds_params_stepped_metrics_best_and_final_and_tags(
     study, _ = begin(tracker, space, tmp_path)
     config = study.dir / "trials" / "0" / "config.yaml"
     config.parent.mkdir(parents=True)
-    config.write_text("train:\n  learning_rate: 0.01\n  max_steps: 20\nmodel: {n_layer: 2}\n")
+    config.write_text(
+        "output_dir: /somewhere/trials/0\ntrain:\n  learning_rate: 0.01\n  max_steps: 20\n"
+        "  torch_compile: false\n  warmup_ratio: 1.0e-05\nmodel: {n_layer: 2}\n"
+        "data: {path: null, sizes: [1, 2]}\n"
+    )
     run_trial(tracker, study, 0, params={"lr": 0.01, "y": 0.5})
     finish(tracker, study, space)
 
@@ -130,6 +134,12 @@ def test_a_child_holds_params_stepped_metrics_best_and_final_and_tags(
     data = child.data
     assert data.params["lr"] == "0.01" and data.params["y"] == "0.5"
     assert data.params["train.max_steps"] == "20" and data.params["model.n_layer"] == "2"
+    # as the config file spells them, never Python's None/False
+    assert data.params["train.torch_compile"] == "false" and data.params["data.path"] == "null"
+    assert data.params["train.warmup_ratio"] == "1e-05" and data.params["data.sizes"] == "[1, 2]"
+    # output_dir differs in every trial: a tag, so "show diff only" shows the searched params
+    assert "output_dir" not in data.params
+    assert data.tags["hpo.trial_dir"] == str((study.dir / "trials" / "0").resolve())
     for key in ("loss", "lr", "grad_norm", "tokens_per_sec"):
         assert steps_of(client, child, key) == list(range(1, 21))
     assert steps_of(client, child, "val_loss") == [5, 10, 15, 20]
@@ -144,7 +154,7 @@ def test_a_child_holds_params_stepped_metrics_best_and_final_and_tags(
     assert child.info.end_time >= child.info.start_time
 
 
-def test_pruned_and_failed_trials_end_killed_and_failed_with_their_reason(
+def test_pruned_trials_end_finished_tagged_pruned_and_failed_ones_failed_with_their_reason(
     make_space, tracker_for, client, tmp_path
 ):
     space = make_space("random", trials=3)
@@ -156,8 +166,13 @@ def test_pruned_and_failed_trials_end_killed_and_failed_with_their_reason(
     finish(tracker, study, space)
 
     parents, children = runs_of(client, tracker)
-    assert [children[n].info.status for n in range(3)] == ["FINISHED", "KILLED", "FAILED"]
-    assert children[1].data.tags["hpo.state"] == "pruned"
+    # pruning is the pruner doing its job: FINISHED, not a red KILLED; the tag tells them apart
+    assert [children[n].info.status for n in range(3)] == ["FINISHED", "FINISHED", "FAILED"]
+    assert [children[n].data.tags["hpo.state"] for n in range(3)] == [
+        "complete",
+        "pruned",
+        "failed",
+    ]
     assert children[1].data.tags["hpo.reason"] == "pruned at step 10"
     assert children[2].data.tags["hpo.reason"] == "RuntimeError: out of memory"
     assert all(r.info.status != "RUNNING" for r in (*parents, *children.values()))
@@ -178,13 +193,19 @@ def test_the_parent_holds_settings_artifacts_best_counts_and_history(
     data = parent.data
     assert data.params["driver"] == "random" and data.params["space.budget.trials"] == "3"
     assert data.params["space.objective.metric"] == "val_loss"
-    assert data.metrics["best_val_loss"] == 1.0
-    assert (data.metrics["n_complete"], data.metrics["n_failed"]) == (2, 1)
+    # study-level metrics are named study_*: no chart mixes them with the trials' best_val_loss
+    assert data.metrics["study_best_val_loss"] == 1.0
+    assert not {"best_val_loss", "n_complete", "wall_seconds"} & set(data.metrics)
+    assert (data.metrics["study_n_complete"], data.metrics["study_n_failed"]) == (2, 1)
+    assert data.metrics["study_wall_seconds"] >= 0
+    # the best params are params of the study's run (and tags, which may change on resume)
+    assert data.params["best.lr"] == "0.001" and data.params["best.y"] == "0.3"
     assert data.tags["hpo.best_trial"] == "1" and data.tags["hpo.best.lr"] == "0.001"
+    assert data.tags["hpo.searched"] == ",".join(p.name for p in space.searched)
     assert data.tags["hpo.stop_reason"] == "budget"
-    history = client.get_metric_history(parent.info.run_id, "trial_val_loss")
+    history = client.get_metric_history(parent.info.run_id, "study_trial_val_loss")
     assert [(m.step, m.value) for m in history] == [(0, 3.0), (1, 1.0)]
-    best = client.get_metric_history(parent.info.run_id, "best_val_loss")
+    best = client.get_metric_history(parent.info.run_id, "study_best_val_loss")
     assert [m.value for m in sorted(best, key=lambda m: m.step)][:2] == [3.0, 1.0]
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"study.yaml", "summary.json", "best_params.yaml"} <= artifacts
@@ -292,7 +313,7 @@ def test_a_resumed_study_reuses_its_parent_and_ends_the_children_a_kill_left_run
     )
     assert children[2].data.tags["hpo.backfilled"] == "true"
     assert all(r.info.status != "RUNNING" for r in (*parents, *children.values()))
-    assert client.get_run(parent_id).data.metrics["n_complete"] == 3
+    assert client.get_run(parent_id).data.metrics["study_n_complete"] == 3
 
 
 def test_reconcile_ends_the_runs_of_a_killed_study_without_resuming_it(
@@ -348,9 +369,32 @@ def test_a_real_random_search_in_two_workers_is_tracked_whole(
     parents, children = runs_of(client, tracker)
     assert len(parents) == 1 and sorted(children) == [t.number for t in result.trials]
     status = {n: c.info.status for n, c in children.items()}
-    assert status[1] == "KILLED" and status[2] == "FAILED"
+    assert status[1] == "FINISHED" and status[2] == "FAILED"
+    assert children[1].data.tags["hpo.state"] == "pruned"
     assert {s for n, s in status.items() if n not in (1, 2)} == {"FINISHED"}
     for child in children.values():
         assert steps_of(client, child, "val_loss") == list(range(1, 31))
     assert parents[0].info.status == "FINISHED"
-    assert parents[0].data.metrics["best_val_loss"] == result.best.value
+    assert parents[0].data.metrics["study_best_val_loss"] == result.best.value
+
+
+def test_a_resumed_study_with_a_new_best_keeps_its_best_params_and_updates_the_tags(
+    make_space, tracker_for, client, tmp_path
+):
+    space = make_space("random", trials=2)
+    first = tracker_for()
+    study, _ = begin(first, space, tmp_path)
+    run_trial(first, study, 0, value=3.0, params={"lr": 0.1, "y": 0.1})
+    finish(first, study, space)
+
+    second = tracker_for()
+    study, _ = begin(second, space, tmp_path, resume=True)
+    run_trial(second, study, 1, value=1.0, params={"lr": 0.01, "y": 0.2})
+    finish(second, study, space)
+
+    parent = client.get_run(first.parent_run_id)
+    # MLflow params never change: the first best stays (a rejected batch would lose the rest)
+    assert parent.data.params["best.lr"] == "0.1"
+    assert parent.data.tags["hpo.best.lr"] == "0.01" and parent.data.tags["hpo.best_trial"] == "1"
+    assert parent.data.metrics["study_best_val_loss"] == 1.0
+    assert parent.info.status == "FINISHED" and second.delivered

@@ -35,8 +35,9 @@ def corpus(tmp_path):
     return path
 
 
-def test_positions_restart_and_boundary_targets_are_ignored():
-    block = np.array([[7, 8, EOS, 9, 9, 9, EOS, 5]])
+@pytest.mark.parametrize("dtype", [np.int64, np.uint16])  # uint16: how the data cache keeps ids
+def test_positions_restart_and_boundary_targets_are_ignored(dtype):
+    block = np.array([[7, 8, EOS, 9, 9, 9, EOS, 5]], dtype=dtype)
     positions, labels = document_positions_and_labels(block, EOS)
     assert positions.tolist() == [[0, 1, 2, 0, 1, 2, 3, 0]]
     # a document's first token is never a target: it would be predicted from the previous one

@@ -1,3 +1,4 @@
+import itertools
 import math
 
 import pytest
@@ -53,3 +54,36 @@ def test_no_warmup_starts_at_the_peak():
 def test_schedule_is_a_pure_function_of_the_step():
     c = cfg()
     assert [lr_at(s, c) for s in (50, 3, 50)] == [lr_at(50, c), lr_at(3, c), lr_at(50, c)]
+
+
+def closed_form(step: int, c: TrainConfig) -> float:
+    """The schedule as this project defines it, written out (runner.schedule builds it from
+    transformers.get_scheduler): warmup (step+1)/warmup, then a decay that reaches the floor
+    at the last step."""
+    peak, warmup = c.learning_rate, warmup_steps(c)
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    floor = peak * c.min_lr_ratio
+    if c.lr_scheduler_type == "constant":
+        return peak
+    progress = min(1.0, (step - warmup) / max(1, c.max_steps - warmup - 1))
+    if c.lr_scheduler_type == "linear":
+        return peak - (peak - floor) * progress
+    return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * progress))
+
+
+def test_the_schedule_from_transformers_matches_the_closed_form_at_every_step():
+    for kind, max_steps, warmup, ratio in itertools.product(
+        ["cosine", "linear", "constant"], [1, 2, 3, 7, 50], [0, 1, 2, 6, 7, 60], [0.0, 0.1, 1.0]
+    ):
+        c = TrainConfig(
+            max_steps=max_steps,
+            learning_rate=3e-4,
+            min_lr_ratio=ratio,
+            warmup_steps=warmup,
+            lr_scheduler_type=kind,
+        )
+        steps = range(max_steps + 2)  # past the end too: the floor
+        assert [lr_at(s, c) for s in steps] == pytest.approx(
+            [closed_form(s, c) for s in steps], rel=1e-12, abs=1e-18
+        ), (kind, max_steps, warmup, ratio)

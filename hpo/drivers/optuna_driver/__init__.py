@@ -49,7 +49,7 @@ from typing import Any
 from hpo.drivers.base import SEED, ObjectiveFunction, Option, StudySpec, Tracker
 from hpo.drivers.grid import check_grid
 from hpo.drivers.methods import method
-from hpo.drivers.optuna_driver.pruners import PRUNERS, pruner_name, pruner_settings
+from hpo.drivers.optuna_driver.pruners import AUTO_PRUNER, PRUNERS, pruner_name, pruner_settings
 from hpo.drivers.optuna_driver.samplers import SAMPLERS, sampler_name, sampler_settings
 from hpo.drivers.optuna_driver.storage import RECIPE, on_database, open_database, without_password
 from hpo.drivers.optuna_driver.suggester import OptunaSuggester
@@ -74,7 +74,9 @@ OPTIONS: dict[str, Option] = {
     "seed": SEED,
     "sampler": Option("auto", "auto: tpe for one objective, nsga2 for several", choices=SAMPLERS),
     "pruner": Option(
-        "auto", "auto: median for one objective, none for several or under gp", choices=PRUNERS
+        "auto",
+        f"auto: {AUTO_PRUNER} for one objective, none for several or under gp",
+        choices=PRUNERS,
     ),
     "n_startup_trials": Option(
         10, "tpe, gp, cmaes: random trials before the model", kind=int, low=0

@@ -92,6 +92,11 @@ class OptunaSuggester:
             raise UserInputError(f"optuna storage {where}: {err}") from None
         if self.shared:
             self.study_id = self.storage.get_study_id_from_name(study.name)
+        names = [o.metric for o in space.objectives]
+        if self.study.metric_names != names:  # optuna-dashboard labels its charts with them
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self.study.set_metric_names(names)
         stored = len(self.study.get_trials(deepcopy=False))
         if stored and not self.shared:  # resumed: not the earlier run's random draws again
             self.sampler = make_sampler(space, study.parallel, history=stored)
@@ -173,6 +178,8 @@ class OptunaSuggester:
         else:
             trial = self.study.ask()
         self.reported[trial.number] = set()
+        # optuna-dashboard shows user attrs: the trial's folder links it back to its files
+        trial.set_user_attr(TRIAL_DIR, str(trial_dir(self.study_dir, trial.number).resolve()))
         return Suggestion(
             trial.number,
             self.space.trial_params(suggest_params(trial, self.space)),
@@ -251,8 +258,7 @@ class OptunaSuggester:
             self._interrupted(suggestion)
             return
         try:
-            if record.reason:
-                suggestion.handle.set_user_attr("reason", record.reason)
+            self._link_back(suggestion.handle, record)
             if record.state == "complete":
                 self.study.tell(suggestion.handle, record.values)
             else:
@@ -265,6 +271,15 @@ class OptunaSuggester:
                 suggestion.number,
                 record.state,
             )
+
+    def _link_back(self, trial: Any, record: TrialRecord) -> None:
+        """User attrs optuna-dashboard shows: why the trial ended so, and its MLflow run."""
+        from hpo.tracking.mlflow_tracker import trial_run_link
+
+        if record.reason:
+            trial.set_user_attr("reason", record.reason)
+        for key, value in trial_run_link(self.study_dir, record.number).items():
+            trial.set_user_attr(key, value)
 
     def _interrupted(self, suggestion: Suggestion) -> None:
         """File storage: left RUNNING for --resume to continue. A database: failed and queued
@@ -287,6 +302,7 @@ class OptunaSuggester:
 
 
 CONTINUABLE = ("running", "interrupted")  # trial.json states --resume continues
+TRIAL_DIR = "trial_dir"  # user attr: the trial's folder (absolute)
 CONTINUES = "hpo_continues"  # system attr of a database trial queued to go on with another
 
 

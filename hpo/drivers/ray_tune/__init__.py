@@ -60,8 +60,9 @@ from hpo.drivers.ray_tune.events import StudyEvents
 from hpo.drivers.ray_tune.experiments import Experiments
 from hpo.drivers.ray_tune.optuna_search import optuna_prunes
 from hpo.interrupts import ANNOUNCE, StopSignals
+from hpo.live_view import LiveView, closing_views, total_steps_of
 from hpo.space import SearchSpace, SpaceError
-from hpo.study import LiveView, StudyResult, finish_study, open_study, previous_trials
+from hpo.study import StudyResult, finish_study, open_study, previous_trials
 
 __all__ = ["OPTIONS", "RayDriver", "check_space", "search_method"]
 
@@ -201,13 +202,12 @@ class RayDriver:
         previous = previous_trials(study, space)
         with ray_cluster(space.driver_options, study.parallel):  # a bad address stops here
             previous = open_study(study, space, self.name, previous)
-            trackers = MultiTracker(
-                *([] if study.quiet else [LiveView(space, previous)]), tracker or NullTracker()
-            )
+            views = [] if study.quiet else [LiveView(space, previous, total_steps_of(objective))]
+            trackers = MultiTracker(*views, tracker or NullTracker())
             trackers.start_study(space, study, self.name)
             events = StudyEvents(space, study, trackers, previous)
             # also while the outputs are written: a first Ctrl-C then lets them be finished
-            with StopSignals(ANNOUNCE) as stop, _tune_sigint_handler_off():
+            with StopSignals(ANNOUNCE) as stop, _tune_sigint_handler_off(), closing_views(views):
                 stop.on_stop(_stop_tune)
                 events.stop = stop
                 try:

@@ -35,6 +35,7 @@ from typing import Any
 from hpo.drivers.base import ObjectiveFunction, TrialPruned, TrialRecord
 from hpo.drivers.ray_tune.domains import trial_params
 from hpo.drivers.ray_tune.optuna_search import PRUNE_FILE
+from hpo.quiet import apply_inherited
 from hpo.space import SearchSpace
 from hpo.study import INTERRUPTED, trial_dir
 from hpo.trial_processes import redirect_output
@@ -112,6 +113,7 @@ def train_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     directory = trial_dir(Path(setup.study_dir), number)
     directory.mkdir(parents=True, exist_ok=True)
     redirect_output(directory / "output.log")
+    apply_inherited()  # --quiet: the study's process silenced third-party warnings and loggers
     params = trial_params(setup.space, config)
     reporter = _RayReporter(number, directory, params, setup)
     settled = _settled_record(directory)
