@@ -190,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="train on N processes (one per GPU) with DDP under torchrun; sets train.nproc=N",
     )
+    train.add_argument(
+        "--tracking-uri",
+        help="log the trial as one MLflow run here (default: $MLFLOW_TRACKING_URI when set, "
+        "else not tracked; train.report_to: none turns it off)",
+    )
     train.add_argument("--help-config", action="store_true", help="list every config key and exit")
     train.set_defaults(command=cmd_train)
 
@@ -323,16 +328,26 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     check_train(config, args.config)  # the data, before the trial folder is created
 
-    from hpo import launch
+    from hpo import launch, train_tracking
+
+    # one MLflow run per trial, logged by the launching process (not by torchrun's ranks)
+    store = None
+    if not launch.under_torchrun() and train_tracking.tracking_wanted(config, args.tracking_uri):
+        store, _ = train_tracking.open_store(args.tracking_uri)  # refused before any work
 
     if config.train.nproc > 1 and not launch.under_torchrun():
         # this command again, once per process under torchrun; each rank goes on below
         command = launch.train_command(
             config.train.nproc, args.config, overrides, resume=args.resume, quiet=args.quiet
         )
-        return launch.run_torchrun(command, launch.rank_env(config.train.nproc))
+        code = launch.run_torchrun(command, launch.rank_env(config.train.nproc))
+        if store is not None:
+            train_tracking.log_trial(store, config)
+        return code
 
     result = run_train(config, resume=args.resume, quiet=args.quiet)
+    if store is not None:
+        train_tracking.log_trial(store, config)
     if launch.is_main_rank():  # under torchrun only rank 0 shows progress and the result
         print_result(result)
     return {"completed": 0, "pruned": 0, "interrupted": 130}.get(result.status, 1)

@@ -154,6 +154,12 @@ class ModelConfig:
     gradient_checkpointing: bool = _f(
         False, "recompute activations in backward to save memory on large models"
     )
+    init: Literal["default", "xavier", "normal"] = _f(
+        "default",
+        "weights of a model built from config: default (transformers' own), xavier (Xavier-"
+        "uniform Linear weights, zero biases) or normal (N(0, 0.02) Linear and embedding weights, "
+        "zero biases); a pretrained model keeps its weights",
+    )
 
 
 @dataclass(frozen=True)
@@ -161,6 +167,12 @@ class TrainConfig:
     """Optimisation, precision and checkpointing."""
 
     max_steps: int = _f(300, "optimizer steps in the trial")
+    num_train_epochs: float = _f(
+        0.0,
+        "passes over the training data (transformers' name; may be fractional): when > 0 it "
+        "sets the trial's steps to ceil(epochs * micro-batches per epoch / accumulation / "
+        "processes), replacing max_steps",
+    )
     per_device_train_batch_size: int = _f(
         32, "lm: blocks per micro-batch (classify uses data.max_tokens_per_batch)"
     )
@@ -178,7 +190,9 @@ class TrainConfig:
         "weights + gradients + optimizer state) must fit in this many MB (0: no budget)",
     )
     optim: Literal["adamw", "sgd"] = _f(
-        "adamw", "optimizer: AdamW with decoupled weight decay, or SGD with momentum"
+        "adamw",
+        "optimizer: AdamW with decoupled weight decay (fused kernel), or SGD with momentum; "
+        "transformers' adamw_torch and adamw_torch_fused are read as adamw",
     )
     learning_rate: float = _f(1e-3, "peak learning rate, reached after warmup")
     weight_decay: float = _f(
@@ -199,11 +213,18 @@ class TrainConfig:
         "block from the top every N steps, the embeddings last (0: everything trains from step 0)",
     )
     lr_scheduler_type: Literal["cosine", "linear", "constant"] = _f("cosine", "decay after warmup")
-    warmup_steps: int = _f(0, "linear warmup steps (wins over warmup_ratio when > 0)")
+    warmup_steps: int = _f(
+        0, "linear warmup steps, a whole number (wins over warmup_ratio when > 0)"
+    )
     warmup_ratio: float = _f(0.0, "linear warmup as a fraction of max_steps")
     min_lr_ratio: float = _f(0.1, "the decay ends at learning_rate * min_lr_ratio")
     max_grad_norm: float = _f(1.0, "clip the global gradient norm to this (0: no clipping)")
     label_smoothing_factor: float = _f(0.0, "label smoothing in the cross-entropy loss")
+    ignore_index: int = _f(
+        -100,
+        "a label with this value takes no part in the training loss (PyTorch's and "
+        "transformers' -100, for padded labels; the runner's own masks use -100 as well)",
+    )
     precision: Literal["auto", "bf16", "fp16", "fp32"] = _f(
         "auto", "auto: bf16 on CUDA with bf16, fp16 + GradScaler on older CUDA, fp32 on CPU"
     )
@@ -225,6 +246,17 @@ class TrainConfig:
         None, "batches each worker builds ahead (None: torch's default, 2; needs workers)"
     )
     logging_steps: int = _f(10, "log train metrics every N optimizer steps")
+    log_activations: bool = _f(
+        False,
+        "at each logging step, an 'activations' record: mean, std and fraction of zeros of "
+        "each transformer block's output (forward hooks on that step's micro-batches only)",
+    )
+    report_to: str = _f(
+        "mlflow",
+        "transformers' report_to: mlflow, tensorboard, all, none, or a list of them; mlflow: "
+        "hpo train/search log to MLflow when tracking is on; tensorboard: event files in "
+        "output_dir/tensorboard (needs the tensorboard package)",
+    )
     save_steps: int = _f(0, "write the last checkpoint every N steps (0: at each evaluation)")
     max_nonfinite_steps: int = _f(5, "this many consecutive NaN/Inf steps end the trial as failed")
 
@@ -238,7 +270,15 @@ class EvalConfig:
         20, "validation batches per evaluation (the same fixed set every time; 0: all)"
     )
     metric_for_best_model: str = _f(
-        "val_loss", "the objective metric: best checkpoint and early stopping follow it"
+        "val_loss",
+        "the objective metric: best checkpoint and early stopping follow it (transformers' "
+        "eval_* names are read as val_*: eval_loss is val_loss)",
+    )
+    load_best_model_at_end: bool = _f(
+        True,
+        "transformers' name for what the runner always does: the trial's model (result.json's "
+        "best_checkpoint, what hpo promotes and exports) is the best evaluation's "
+        "checkpoints/best.pt; false is refused (checkpoints/last.pt holds the last weights)",
     )
     greater_is_better: bool | None = _f(
         None, "direction of the objective (None: from the metric name; loss/perplexity lower)"
@@ -315,7 +355,7 @@ def config_from_dict(
     raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = (), source: str = "<config>"
 ) -> TrialConfig:
     """Build a validated TrialConfig from a nested dict plus `key=value` overrides."""
-    merged = apply_overrides(raw, overrides, source)
+    merged = read_transformers_names(apply_overrides(raw, overrides, source), source)
     config = _build(TrialConfig, merged, prefix="", source=source)
     validate(config, source)
     return config
@@ -417,6 +457,66 @@ def describe_config() -> str:
 
     walk(TrialConfig, "")
     return "\n".join(lines).lstrip()
+
+
+# ----------------------------------------------------------------------------- HF names
+
+# transformers.TrainingArguments values read as the runner's own, so that a config written for
+# the HF Trainer loads here. They are rewritten before typing: the saved config.yaml holds the
+# runner's names, and an -o override or a search-space value may use either.
+OPTIM_ALIASES = {"adamw_torch": "adamw", "adamw_torch_fused": "adamw"}
+REPORT_TO_CHOICES = ("mlflow", "tensorboard", "none", "all")
+
+
+def canonical_metric(name: str) -> str:
+    """transformers' eval_* metric names as the runner's val_* (eval_loss -> val_loss)."""
+    return "val_" + name[len("eval_") :] if name.startswith("eval_") else name
+
+
+def report_destinations(report_to: str) -> set[str]:
+    """train.report_to as a set of mlflow/tensorboard ('all': both, 'none': neither)."""
+    names = {n.strip() for n in report_to.split(",") if n.strip()}
+    if "all" in names:
+        return {"mlflow", "tensorboard"}
+    return names - {"none"}
+
+
+def read_transformers_names(tree: dict[str, Any], source: str) -> dict[str, Any]:
+    """A copy of `tree` with transformers' spellings of values turned into the runner's."""
+    tree = _deep_copy(tree)
+    train, ev = tree.get("train"), tree.get("eval")
+    if isinstance(train, dict):
+        if isinstance(train.get("optim"), str):
+            train["optim"] = OPTIM_ALIASES.get(train["optim"], train["optim"])
+        steps = train.get("warmup_steps")
+        if isinstance(steps, float) and not steps.is_integer():
+            # transformers once read warmup_steps < 1 as a ratio; here it is refused, not guessed
+            raise ConfigError(
+                f"{source}: warmup_steps is a whole number of steps, got {steps}; for a "
+                f"fraction of the training steps write train.warmup_ratio: {steps} "
+                "(train.warmup_steps)"
+            )
+        report_to = train.get("report_to")
+        if isinstance(report_to, list | tuple):
+            if not all(isinstance(n, str) for n in report_to):
+                raise ConfigError(
+                    f"{source}: expected names, got {excerpt(report_to)} (train.report_to)"
+                )
+            train["report_to"] = ",".join(report_to) or "none"
+        if isinstance(train.get("report_to"), str):
+            unknown = [
+                n.strip()
+                for n in train["report_to"].split(",")
+                if n.strip() not in REPORT_TO_CHOICES
+            ]
+            if unknown:
+                raise ConfigError(
+                    f"{source}: unknown value {excerpt(unknown[0])}; choose from "
+                    f"{', '.join(REPORT_TO_CHOICES)} (train.report_to)"
+                )
+    if isinstance(ev, dict) and isinstance(ev.get("metric_for_best_model"), str):
+        ev["metric_for_best_model"] = canonical_metric(ev["metric_for_best_model"])
+    return tree
 
 
 # ----------------------------------------------------------------------------- paths
@@ -694,6 +794,16 @@ def validate(config: TrialConfig, source: str) -> None:
         "lm only: classify batches are sized by data.max_tokens_per_batch",
     )
     need(
+        math.isfinite(t.num_train_epochs) and t.num_train_epochs >= 0,
+        "train.num_train_epochs",
+        f"must be >= 0, got {t.num_train_epochs}",
+    )
+    need(
+        t.ignore_index < 0,
+        "train.ignore_index",
+        f"must be negative so that no class or token id is ignored, got {t.ignore_index}",
+    )
+    need(
         math.isfinite(t.layerwise_lr_decay) and 0 < t.layerwise_lr_decay <= 1,
         "train.layerwise_lr_decay",
         f"must be in (0, 1], got {t.layerwise_lr_decay}",
@@ -809,12 +919,24 @@ def validate(config: TrialConfig, source: str) -> None:
             f"{weights / 2**30:.1f} GiB in fp32, more than this machine's "
             f"{(memory or 0) / 2**30:.1f} GiB of memory; make it smaller",
         )
+    need(
+        "tensorboard" not in report_destinations(t.report_to)
+        or importlib.util.find_spec("tensorboard") is not None,
+        "train.report_to",
+        "tensorboard needs the tensorboard package (pip install tensorboard)",
+    )
     measured = REPORTED_METRICS[config.task]
     need(
         e.metric_for_best_model in measured,
         "eval.metric_for_best_model",
         f"{e.metric_for_best_model[:60]!r} is not measured for task {config.task}; "
         f"choose one of {', '.join(measured)}",
+    )
+    need(
+        e.load_best_model_at_end,
+        "eval.load_best_model_at_end",
+        "the runner always keeps the best evaluation's weights as the trial's model "
+        "(checkpoints/best.pt); the last weights are in checkpoints/last.pt: remove the key",
     )
     need(e.eval_steps > 0, "eval.eval_steps", f"must be > 0, got {e.eval_steps}")
     need(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,16 +32,26 @@ def evaluate(
     task: str,
     precision: Precision,
     num_labels: int = 0,
+    latencies: list[float] | None = None,
 ) -> dict[str, float]:
-    """Validation metrics, keys prefixed `val_`; restores the model's train/eval mode."""
+    """Validation metrics, keys prefixed `val_`; restores the model's train/eval mode.
+
+    With a `latencies` list, each batch's forward time in seconds is appended to it (the device
+    synchronised, so it is the batch's inference latency, not the time to queue its kernels).
+    """
     was_training = model.training
     model.eval()
     total_loss, total_weight = 0.0, 0
     predictions, labels = [], []
     for batch in batches:
         batch = {k: v.to(precision.device, non_blocking=True) for k, v in batch.items()}
+        started = time.perf_counter()
         with precision.autocast():
             loss, logits = forward_loss(model, batch, task)
+        if latencies is not None:
+            if precision.device.type == "cuda":
+                torch.cuda.synchronize(precision.device)
+            latencies.append(time.perf_counter() - started)
         # weight by predicted tokens (lm) or examples (classify) so the mean is over the whole set
         if task == "lm":
             targets = batch.get("labels", batch["input_ids"])[:, 1:]

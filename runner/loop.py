@@ -8,10 +8,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
 import signal
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from runner.activations import ActivationStats
 from runner.batch_size import find_batch_size
 from runner.checkpoint import (
     RESUME_KEYS,
@@ -28,7 +31,7 @@ from runner.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from runner.config import TrialConfig, config_to_dict, save_config
+from runner.config import TrialConfig, config_to_dict, report_destinations, save_config
 from runner.data import prepare_data
 from runner.data.loader import train_batches
 from runner.distributed import DiscardedLog, join_world
@@ -39,8 +42,9 @@ from runner.finetune import GradualUnfreezing
 from runner.loss import forward_loss
 from runner.metrics_log import MetricsLog
 from runner.model import build_model, check_pretrained_dir
-from runner.monitor import AnomalyMonitor
+from runner.monitor import AnomalyMonitor, warn_without_nvml
 from runner.optim import build_optimizer
+from runner.plots import write_train_plots
 from runner.precision import enable_fast_matmul, resolve_precision, unscale_and_clip
 from runner.reporting import NullReporter, Reporter
 from runner.result import TrialResult
@@ -105,6 +109,18 @@ def run_trial(
             chosen["gradient_accumulation_steps"],
         )
         log_to_console.info("auto_find_batch_size: %s", chosen)
+    per_epoch = micro_batches_per_epoch(data, batch_size)
+    if t.num_train_epochs > 0:  # transformers' num_train_epochs: the steps those epochs take
+        micro_per_step = accumulation * world.size
+        t = dataclasses.replace(
+            t, max_steps=max(1, math.ceil(t.num_train_epochs * per_epoch / micro_per_step))
+        )
+        log_to_console.info(
+            "num_train_epochs %g: %d steps (%d micro-batches per epoch)",
+            t.num_train_epochs,
+            t.max_steps,
+            per_epoch,
+        )
     val_batches = data.val_batches(batch_size, ev.max_eval_batches)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.use_grad_scaler)
     monitor = AnomalyMonitor(config.monitor)
@@ -135,6 +151,20 @@ def run_trial(
         writes.run(save_config, config, out / "config.yaml")
     if "data" not in log.kinds:  # once per trial: a resumed run keeps the first run's record
         writes.run(log.write, "data", state.step, **data.stats)
+    board = None
+    if world.is_main and "tensorboard" in report_destinations(t.report_to):
+        from runner.tensorboard_log import TensorBoardLog
+
+        board = writes.run(TensorBoardLog, out / "tensorboard")
+
+    def emit(kind: str, step: int, **fields: Any) -> None:
+        """A record in metrics.jsonl, and in TensorBoard with report_to: tensorboard."""
+        writes.run(log.write, kind, step, **fields)
+        if board is not None:
+            writes.run(board.write, kind, step, **fields)
+
+    activations = ActivationStats(model) if t.log_activations else None
+    warn_without_nvml(device)
     log_to_console.info("data: %s", _describe_stats(data.stats))
     log_to_console.info(
         "model: %.2fM parameters on %s, precision %s",
@@ -181,12 +211,14 @@ def run_trial(
 
     def evaluate_and_save() -> dict[str, float]:
         # rank 0 alone evaluates; the others take its metrics, so they decide alike
+        latencies: list[float] = []
         metrics = world.from_main(
-            evaluate(forward_model, val_batches, config.task, precision, num_labels)
+            evaluate(forward_model, val_batches, config.task, precision, num_labels, latencies)
             if world.is_main
             else None
         )
-        writes.run(log.write, "eval", state.step, **metrics)
+        latency = {"val_latency_ms": statistics.median(latencies) * 1000} if latencies else {}
+        emit("eval", state.step, **metrics, **latency)
         improved = state.record_eval(
             state.step, metrics, ev.metric_for_best_model, ev.early_stopping_threshold
         )
@@ -225,7 +257,15 @@ def run_trial(
                 )
             step_start = time.perf_counter()
             loss_sum = torch.zeros((), device=device)
+            # classify train accuracy: [correct, counted] summed on the device, read once a step
+            accuracy_counts = torch.zeros(2, dtype=torch.long, device=device)
             tokens = 0
+            logging_step = (state.step + 1) % t.logging_steps == 0 or state.step + 1 == t.max_steps
+            recording = (
+                activations.recording()
+                if activations is not None and logging_step
+                else contextlib.nullcontext()
+            )
             for micro in range(accumulation):
                 world.sync_gradients(micro == accumulation - 1)
                 # rank r of N takes micro-batch index + r: together one global micro-batch
@@ -233,13 +273,18 @@ def run_trial(
                 state.micro_index += world.size
                 tokens += data.num_tokens(batch)
                 batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-                with precision.autocast():
-                    loss, _ = forward_loss(
-                        train_model, batch, config.task, t.label_smoothing_factor
+                with precision.autocast(), recording:
+                    loss, logits = forward_loss(
+                        train_model, batch, config.task, t.label_smoothing_factor, t.ignore_index
                     )
                     loss = loss / accumulation
                 scaler.scale(loss).backward()
                 loss_sum += loss.detach()
+                if config.task == "classify":
+                    labels = batch["labels"]
+                    counted = (labels != t.ignore_index) & (labels >= 0)
+                    hits = (logits.detach().argmax(-1) == labels) & counted
+                    accuracy_counts += torch.stack([hits.sum(), counted.sum()])
             grad_norm = unscale_and_clip(scaler, optimizer, params, t.max_grad_norm)
             # one host sync for the numbers the guard and the log need; under DDP the loss is
             # the mean over ranks and tokens are all ranks'
@@ -267,9 +312,23 @@ def run_trial(
                 )
                 break
 
+            right, examples = (  # rank 0's examples under DDP
+                accuracy_counts.tolist() if config.task == "classify" else (0, 0)
+            )
             if math.isfinite(loss_value):
                 state.window_loss += loss_value * tokens
+                state.epoch_loss += loss_value * tokens
             state.window_tokens += tokens
+            state.window_correct += right
+            state.window_examples += examples
+            state.epoch_tokens += tokens
+            state.epoch_correct += right
+            state.epoch_examples += examples
+            state.epoch_steps += 1
+            finished_epochs = state.micro_index // per_epoch
+            if finished_epochs > state.epoch:  # the epoch's last micro-batch was in this step
+                state.epoch = finished_epochs - 1
+                emit("epoch", state.step, **state.end_epoch())
             if state.step % t.logging_steps == 0 or state.step == t.max_steps:
                 bank_window_time()
                 tokens_per_sec = state.window_tokens / max(state.window_seconds, 1e-9)
@@ -283,7 +342,11 @@ def run_trial(
                 }
                 if peak:
                     train["mfu"] = tokens_per_sec * flops_token / (peak * world.size)
-                writes.run(log.write, "train", state.step, **train)
+                if state.window_examples:
+                    train["train_accuracy"] = state.window_correct / state.window_examples
+                emit("train", state.step, **train)
+                if activations is not None and (stats := activations.summary()):
+                    emit("activations", state.step, **stats)
                 reporter.report(state.step, train)
                 state.reset_window()
                 window_start = time.perf_counter()
@@ -320,6 +383,10 @@ def run_trial(
 
     del batches  # stops DataLoader workers, if any
     log.close()
+    if board is not None:
+        board.close()
+    if world.is_main:
+        writes.run(write_train_plots, out)  # lr.png, grad_norm.png
     world.leave()
     if write_failed or writes.error is not None:  # also a failure at the last step's writes
         status = "failed"
@@ -352,6 +419,14 @@ def run_trial(
             also = f"{result.reason}; " if result.status == "failed" and result.reason else ""
             result = dataclasses.replace(result, status="failed", reason=f"{also}{err}")
     return result
+
+
+def micro_batches_per_epoch(data, batch_size: int) -> int:
+    """Micro-batches in one pass over the training data (classify: its length batches)."""
+    per_epoch = getattr(data, "batches_per_epoch", None)
+    if per_epoch is None:
+        per_epoch = math.ceil(len(data.train_blocks) / batch_size)
+    return max(int(per_epoch), 1)
 
 
 def _find_batch_size(model, data, config: TrialConfig, precision) -> dict[str, Any]:

@@ -27,7 +27,15 @@ from runner.jsonl import Appender, read_records, restart
 # fields that measure the clock or the process, not the training: they differ between two runs
 # of one config, and between an uninterrupted run and a resumed one
 NOT_REPRODUCIBLE = frozenset(
-    {"tokens_per_sec", "step_time", "mfu", "peak_memory_mb", "prepare_seconds", "from_cache"}
+    {
+        "tokens_per_sec",
+        "step_time",
+        "mfu",
+        "peak_memory_mb",
+        "prepare_seconds",
+        "from_cache",
+        "val_latency_ms",
+    }
 )
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 import transformers
+from torch import nn
 
 from runner.config import TrialConfig
 from runner.errors import ConfigError
@@ -118,11 +120,39 @@ def build_model(
                 num_labels=num_labels,
             )
         )
+    if not m.pretrained and m.init != "default":
+        initialize_weights(model, m.init)
     if m.gradient_checkpointing:
         # transformers 5 renamed gradient_checkpointing_enable; accept either spelling
         enable = getattr(model, "activation_checkpointing_enable", None)
         (enable or model.gradient_checkpointing_enable)()
     return model
+
+
+INIT_STD = 0.02  # GPT-2's and BERT's initializer_range
+
+
+@torch.no_grad()
+def initialize_weights(model: nn.Module, scheme: str) -> None:
+    """model.init: xavier (Xavier-uniform Linear/Conv1D weights) or normal (N(0, 0.02) Linear,
+    Conv1D and embedding weights); biases zero; norms keep transformers' ones and zeros.
+
+    GPT-2's Conv1D is a Linear stored transposed; Xavier's bound is symmetric in fan-in and
+    fan-out, so the same call suits both. A tied output layer shares the embedding's weights.
+    """
+    linear_types = (nn.Linear, transformers.pytorch_utils.Conv1D)
+    for module in model.modules():
+        if isinstance(module, linear_types):
+            if scheme == "xavier":
+                nn.init.xavier_uniform_(module.weight)
+            else:
+                nn.init.normal_(module.weight, std=INIT_STD)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding) and scheme == "normal":
+            nn.init.normal_(module.weight, std=INIT_STD)
+            if module.padding_idx is not None:  # the pad token's vector stays zero
+                module.weight[module.padding_idx].zero_()
 
 
 def _load_pretrained(config: TrialConfig, num_labels: int) -> transformers.PreTrainedModel:

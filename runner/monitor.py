@@ -42,3 +42,17 @@ class AnomalyMonitor:
     def load_state_dict(self, state: dict) -> None:
         self.loss_ema = state["loss_ema"]
         self.counts = Counter(state["counts"])
+
+
+def warn_without_nvml(device) -> bool:
+    """One warning when a trial runs on CUDA and nvidia-ml-py (pynvml) is missing: GPU
+    utilisation and memory (MLflow's system metrics) need it. True when it warned."""
+    import importlib.util
+    import logging
+
+    if getattr(device, "type", None) != "cuda" or importlib.util.find_spec("pynvml"):
+        return False
+    logging.getLogger("runner").warning(
+        "GPU utilisation is not recorded: install nvidia-ml-py (pip install 'hpo[gpu]')"
+    )
+    return True

@@ -25,10 +25,34 @@ class TrialState:
     window_loss: float = 0.0  # sum over the window's finite steps of loss * tokens
     window_tokens: int = 0
     window_seconds: float = 0.0  # wall-clock time of the window up to its last checkpoint
+    window_correct: int = 0  # classify: correctly predicted training examples in the window
+    window_examples: int = 0
+    # the current epoch's totals, for its summary record (epoch: micro-batches // per epoch)
+    epoch: int = 0
+    epoch_loss: float = 0.0  # sum of loss * tokens over the epoch's finite steps
+    epoch_tokens: int = 0
+    epoch_correct: int = 0
+    epoch_examples: int = 0
+    epoch_steps: int = 0
 
     def reset_window(self) -> None:
         """Start a new train-metric window (after a train record is logged)."""
         self.window_loss, self.window_tokens, self.window_seconds = 0.0, 0, 0.0
+        self.window_correct = self.window_examples = 0
+
+    def end_epoch(self) -> dict[str, float | int]:
+        """The summary of the epoch that just ended; starts the next one."""
+        summary: dict[str, float | int] = {
+            "epoch": self.epoch + 1,
+            "steps": self.epoch_steps,
+            "loss": self.epoch_loss / max(self.epoch_tokens, 1),
+        }
+        if self.epoch_examples:
+            summary["train_accuracy"] = self.epoch_correct / self.epoch_examples
+        self.epoch += 1
+        self.epoch_loss, self.epoch_tokens, self.epoch_steps = 0.0, 0, 0
+        self.epoch_correct = self.epoch_examples = 0
+        return summary
 
     def record_eval(
         self, step: int, metrics: dict[str, float], metric: str, threshold: float

@@ -5,6 +5,7 @@ Every problem raises SpaceError naming the source and the key, before any trial 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,7 +21,7 @@ from hpo.space.search_space import (
     SpaceError,
 )
 from hpo.terminal import check_param_key, printable
-from runner.config import check_seed
+from runner.config import canonical_metric, check_seed
 from runner.errors import UserInputError
 from runner.yaml_io import excerpt
 
@@ -62,6 +63,10 @@ def space_from_dict(
         config_key_check = None  # the params are the command's, not the runner's config keys
     params = _parse_params(raw["params"], fail, source, config_key_check)
     objectives = _parse_objectives(raw.get("objective", "val_loss"), fail)
+    if command is None:  # the runner's metrics: transformers' eval_loss is its val_loss
+        objectives = tuple(
+            dataclasses.replace(o, metric=canonical_metric(o.metric)) for o in objectives
+        )
     options = resolve_driver_options(driver, raw.get("driver") or {}, fail)
     if options.get("seed") is not None:
         try:

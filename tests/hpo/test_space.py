@@ -363,3 +363,19 @@ def test_study_names_are_plain_folder_names():
     with pytest.raises(UserInputError, match="plain folder name"):
         StudySpec.for_space(space, name="../elsewhere")
     assert StudySpec.for_space(space, name="lr").dir == Path("runs/lr")
+
+
+def test_a_runner_space_reads_transformers_eval_names_as_the_runners_metrics():
+    params = {"train.learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2}}
+    runner_space = load_space(
+        {"params": params, "objective": "eval_loss"}, config_key_check=check_key
+    )
+    assert [(o.metric, o.direction) for o in runner_space.objectives] == [("val_loss", "minimize")]
+    command_space = load_space(
+        {
+            "command": "python train.py --lr {lr}",
+            "params": {"lr": params["train.learning_rate"]},
+            "objective": "eval_loss",
+        }
+    )
+    assert command_space.objectives[0].metric == "eval_loss"  # the names its script reports

@@ -104,8 +104,8 @@ def test_non_finite_steps_are_skipped_and_do_not_reach_the_weights(tiny_lm_confi
     calls = {"n": 0}
     real = runner.loop.forward_loss
 
-    def sometimes_nan(model, batch, task, label_smoothing=0.0):
-        loss, logits = real(model, batch, task, label_smoothing)
+    def sometimes_nan(model, batch, task, *args):
+        loss, logits = real(model, batch, task, *args)
         if model.training:
             calls["n"] += 1
             if calls["n"] in poisoned:
@@ -124,8 +124,8 @@ def test_non_finite_steps_are_skipped_and_do_not_reach_the_weights(tiny_lm_confi
 def test_consecutive_non_finite_steps_fail_the_trial_with_the_reason(tiny_lm_config, monkeypatch):
     real = runner.loop.forward_loss
 
-    def nan_from_step_5(model, batch, task, label_smoothing=0.0):
-        loss, logits = real(model, batch, task, label_smoothing)
+    def nan_from_step_5(model, batch, task, *args):
+        loss, logits = real(model, batch, task, *args)
         nan_from_step_5.n += model.training
         return (loss * float("nan") if nan_from_step_5.n > 5 else loss), logits
 
