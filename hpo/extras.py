@@ -26,6 +26,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "gpu": ("pynvml",),
     # data.clean's near-duplicate and language filters; runner/config.py checks these itself
     "clean": ("datasketch", "langdetect"),
+    # train.report_to: tensorboard; runner/config.py checks it itself
+    "tensorboard": ("tensorboard",),
 }
 
 

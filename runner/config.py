@@ -923,7 +923,7 @@ def validate(config: TrialConfig, source: str) -> None:
         "tensorboard" not in report_destinations(t.report_to)
         or importlib.util.find_spec("tensorboard") is not None,
         "train.report_to",
-        "tensorboard needs the tensorboard package (pip install tensorboard)",
+        "tensorboard needs the tensorboard extra: pip install 'hpo[tensorboard]'",
     )
     measured = REPORTED_METRICS[config.task]
     need(

@@ -34,6 +34,7 @@ EXTRA_PACKAGES = {
     "postgres": {"psycopg"},
     "gpu": {"nvidia-ml-py"},
     "clean": {"datasketch", "langdetect"},
+    "tensorboard": {"tensorboard"},
 }
 
 BLOCKER = '''

@@ -66,7 +66,7 @@ def test_report_to_tensorboard_without_the_package_is_one_clear_line():
     with pytest.raises(ConfigError) as err:
         config_from_dict({}, ["train.report_to=tensorboard"])
     assert str(err.value) == (
-        "<config>: tensorboard needs the tensorboard package (pip install tensorboard) "
+        "<config>: tensorboard needs the tensorboard extra: pip install 'hpo[tensorboard]' "
         "(train.report_to)"
     )
 

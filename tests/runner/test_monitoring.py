@@ -94,3 +94,27 @@ def test_no_nvml_warning_off_cuda():
     import torch
 
     assert warn_without_nvml(torch.device("cpu")) is False
+
+
+def test_report_to_tensorboard_writes_the_records_tensorboard_reads(tiny_lm_config, tmp_path):
+    import pytest
+
+    pytest.importorskip("tensorboard", reason="report_to tensorboard needs the tensorboard extra")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = tiny_lm_config(
+        "train.max_steps=4",
+        "train.logging_steps=2",
+        "eval.eval_steps=4",
+        "eval.sample_tokens=0",
+        "train.report_to=tensorboard",
+    )
+    run_trial(config)
+    events = EventAccumulator(str(tmp_path / "trial" / "tensorboard"))
+    events.Reload()
+    records = read_metrics(tmp_path / "trial" / "metrics.jsonl")
+    logged = {r["step"]: r["loss"] for r in records if r["type"] == "train"}
+    scalars = {e.step: e.value for e in events.Scalars("train/loss")}
+    assert scalars.keys() == logged.keys() == {2, 4}
+    assert all(abs(scalars[s] - logged[s]) < 1e-5 for s in logged)  # the same numbers
+    assert [e.step for e in events.Scalars("eval/val_loss")] == [4]
