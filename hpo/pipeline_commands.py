@@ -104,7 +104,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def write_curves(metrics_jsonl, folder) -> None:
     """train.csv and val.csv from a trial's metrics.jsonl, the learning curves for `dvc plots`."""
-    from runner.metrics_log import read_metrics
+    from runner.metrics_log import NOT_REPRODUCIBLE, read_metrics
 
     folder.mkdir(parents=True, exist_ok=True)
     for kind, name, columns in (
@@ -112,7 +112,9 @@ def write_curves(metrics_jsonl, folder) -> None:
         ("eval", "val.csv", None),
     ):
         records = read_metrics(metrics_jsonl, kind)
-        keys = columns or [k for k in (records[0] if records else {}) if k not in ("type", "step")]
+        # the model's numbers only: a clock's (val_latency_ms) would differ in every repro
+        skipped = {"type", "step", *NOT_REPRODUCIBLE}
+        keys = columns or [k for k in (records[0] if records else {}) if k not in skipped]
         rows = [",".join(["step", *keys])]
         rows += [",".join(str(r.get(k, "")) for k in ("step", *keys)) for r in records]
         atomic_write_text(folder / name, "\n".join(rows) + "\n")
