@@ -50,7 +50,7 @@ def test_a_search_tracked_by_a_server_on_postgresql_logs_its_study_and_every_tri
         parent_files = {f.path for f in client.list_artifacts(parent.info.run_id)}
 
     assert result.count("complete") == TRIALS
-    assert parent.info.status == "FINISHED" and parent.data.metrics["n_complete"] == TRIALS
+    assert parent.info.status == "FINISHED" and parent.data.metrics["study_n_complete"] == TRIALS
     assert sorted(int(r.data.tags["hpo.trial"]) for r in children) == list(range(TRIALS))
     assert {r.info.status for r in children} == {"FINISHED"}
     by_trial = {int(r.data.tags["hpo.trial"]): r for r in children}
