@@ -5,8 +5,6 @@ import pytest
 
 from runner.config import config_from_dict
 
-SHARED_DATA = Path(__file__).parents[3] / "shared" / "data"
-
 
 class StopAt:
     """A Reporter that asks the trial to stop at the first evaluation at or after `step`."""

@@ -12,7 +12,7 @@ from runner.data import prepare_data
 from runner.data.tokenizer import TextTokenizer
 from runner.errors import DataError
 
-SHARED_DATA = Path(__file__).parents[3] / "shared" / "data"
+SHIPPED_DATA = Path(__file__).parents[2] / "data"  # the corpora the repository ships
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
 
 
@@ -208,10 +208,8 @@ def test_block_larger_than_a_split_is_an_error_with_its_token_count(corpus, tmp_
         prepare_data(lm_config(corpus, tmp_path, block_size=4096))
 
 
-def test_tinyshakespeare_splits_by_paragraph(tmp_path):
-    path = SHARED_DATA / "tinyshakespeare" / "input.txt"
-    if not path.exists():
-        pytest.skip(f"shared corpus absent: {path}")
+def test_a_play_splits_by_paragraph(tmp_path):
+    path = SHIPPED_DATA / "play" / "play.txt"  # Tiny Shakespeare's layout, generated
     data = prepare_data(lm_config(path, tmp_path, max_chars=100_000, block_size=64))
     assert data.stats["docs_train"] > 100 and data.stats["docs_val"] > 10
     assert data.tokenizer.vocab_size < 80
