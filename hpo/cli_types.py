@@ -1,4 +1,5 @@
-"""argparse types for hpo's flags: a value of the wrong kind is refused while parsing, in one line.
+"""argparse types and shared options for hpo's flags: a value of the wrong kind is refused while
+parsing, in one line.
 
 argparse names the type in its message ("invalid positive integer value: '0'"), hence the
 __name__ of each.
@@ -6,6 +7,7 @@ __name__ of each.
 
 from __future__ import annotations
 
+import argparse
 import math
 
 
@@ -40,3 +42,16 @@ def finite_positive_float(text: str) -> float:
 
 
 finite_positive_float.__name__ = "finite number > 0"
+
+
+def add_data_overrides(parser: argparse.ArgumentParser) -> None:
+    """`-o KEY=VALUE` for commands that read a checkpoint's own config and may change only where
+    its data comes from (hpo evaluate, hpo quantize): one declaration, one help text."""
+    parser.add_argument(
+        "-o",
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="data settings to change, e.g. -o data.cache_dir=data/prepared",
+    )

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpo.cli_types import add_data_overrides
+
 # The pipeline's fixed paths: dvc.yaml's deps and outs name the same ones.
 PREPARED = "data/prepared"
 BEST_MODEL = "models/best"
@@ -46,14 +48,7 @@ def add_pipeline_commands(commands: argparse._SubParsersAction, default_experime
     evaluate.add_argument(
         "checkpoint", help="a checkpoint written by hpo (e.g. .../checkpoints/best.pt)"
     )
-    evaluate.add_argument(
-        "-o",
-        "--override",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="data settings to change, e.g. -o data.cache_dir=data/prepared",
-    )
+    add_data_overrides(evaluate)
     evaluate.add_argument("--metrics", help="write the metrics to this JSON file (for dvc metrics)")
     evaluate.add_argument(
         "--curves", help="write the trial's learning curves (train.csv, val.csv) to this folder"

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpo.cli_types import add_data_overrides
 from hpo.terminal import printable
 
 ARTIFACT_DIR = "quantized"
@@ -47,14 +48,7 @@ def add_quantize_command(commands: argparse._SubParsersAction) -> None:
     )
     quantize.add_argument("--runs", default="runs", help="where studies live (default: runs)")
     quantize.add_argument("--out", help="folder to write to (default: quantized/ beside it)")
-    quantize.add_argument(
-        "-o",
-        "--override",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="data settings to change, e.g. -o data.cache_dir=data/prepared",
-    )
+    add_data_overrides(quantize)
     quantize.add_argument(
         "--no-track", action="store_true", help="do not log to the source's MLflow run"
     )
