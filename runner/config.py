@@ -920,8 +920,7 @@ def validate(config: TrialConfig, source: str) -> None:
             f"{(memory or 0) / 2**30:.1f} GiB of memory; make it smaller",
         )
     need(
-        "tensorboard" not in report_destinations(t.report_to)
-        or importlib.util.find_spec("tensorboard") is not None,
+        "tensorboard" not in report_destinations(t.report_to) or _findable("tensorboard"),
         "train.report_to",
         "tensorboard needs the tensorboard extra: pip install 'hpo[tensorboard]'",
     )

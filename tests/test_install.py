@@ -151,6 +151,18 @@ def test_a_command_that_needs_a_missing_extra_names_it_before_any_work(tmp_path,
     assert not runs.exists(), "nothing is created before the check"
 
 
+def test_report_to_tensorboard_without_the_extra_is_one_line_before_any_work(tmp_path):
+    out = tmp_path / "trial"
+    config = ["--config", "experiments/lm_tiny.yaml", "-o", "train.report_to=tensorboard"]
+    proc = hpo_without(tmp_path, {"tensorboard"}, "train", *config, "--output", str(out))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "hpo: error: experiments/lm_tiny.yaml: tensorboard needs the tensorboard extra: "
+        "pip install 'hpo[tensorboard]' (train.report_to)"
+    ]
+    assert not out.exists()
+
+
 def test_the_same_commands_pass_the_check_with_the_extra_installed(tmp_path):
     # the dev install has every extra: --driver ray goes past the check (then refuses --storage)
     proc = hpo_without(
