@@ -84,10 +84,11 @@ class _Channel:
         return self.fd is not None
 
     def write(self, record: Mapping[str, object]) -> None:
+        from runner.files import append_whole  # standard library only, as this module
+
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
-        view = memoryview(line)
-        while view:  # a whole line: a short write (a signal) goes on where it stopped
-            view = view[os.write(self.fd, view) :]
+        # a whole line or none (a full disk cuts it back): the search never reads half a record
+        append_whole(self.fd, line, self.path)
 
     def mark_stops_itself(self) -> None:
         if not self.stops_itself and self.open():
