@@ -401,6 +401,26 @@ space_case(  # Ray's ASHA decides which trials stop: an Optuna pruner beside it 
     "scheduler auto",
     argv=("--driver", "ray"),
 )
+space_case(  # Ray asserts it inside the cluster: said before the cluster starts
+    "ray-asha-grace-over-max-steps",
+    GOOD_SPACE + "driver: {ray: {scheduler: asha, grace_period: 5}}\n",
+    "driver.grace_period",
+    "budget.max_steps 2",
+    argv=("--driver", "ray"),
+)
+space_case(
+    "ray-pbt-quantile-over-half",
+    GOOD_SPACE + "driver: {ray: {quantile_fraction: 0.75}}\n",
+    "driver.ray.quantile_fraction",
+    "<= 0.5",
+    argv=("--driver", "ray"),
+)
+space_case(
+    "ray-median-needs-a-sample",
+    GOOD_SPACE + "driver: {ray: {min_samples_required: 0}}\n",
+    "driver.ray.min_samples_required",
+    argv=("--driver", "ray"),
+)
 space_case(
     "when-unknown-param",
     SPACE_HEAD

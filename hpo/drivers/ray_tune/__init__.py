@@ -93,16 +93,22 @@ OPTIONS: dict[str, Option] = {
     ),
     "max_failures": Option(
         0,
-        "times Ray retries a failed trial or one on a lost node; > 0 also hands every "
-        "evaluation's checkpoint to Ray, and a retry resumes from the last one",
+        "times Ray retries a failed trial or one on a lost node (-1: without end); > 0 also "
+        "hands every evaluation's checkpoint to Ray, and a retry resumes from the last one",
         kind=int,
+        low=-1,
     ),
     "address": Option(
         None,
         "join a running cluster: auto, HOST:PORT or ray://HOST:PORT; unset: start a local one",
         kind=str,
     ),
-    "grace_period": Option(1, "asha, median: steps before a trial can be stopped", kind=int),
+    "grace_period": Option(
+        1,
+        "asha, median: steps before a trial can be stopped (asha: at most max_steps)",
+        kind=int,
+        low=1,
+    ),
     "reduction_factor": Option(
         3,
         "asha, hyperband schedulers; successive_halving, hyperband pruners: 1 / fraction of "
@@ -110,19 +116,21 @@ OPTIONS: dict[str, Option] = {
         kind=int,
         low=2,
     ),
-    "min_samples_required": Option(3, "median: trials reported before it stops any", kind=int),
+    "min_samples_required": Option(
+        3, "median: trials reported before it stops any", kind=int, low=1
+    ),
     "perturbation_interval": Option(
-        1, "pbt: steps between exploits (1: every evaluation)", kind=int
+        1, "pbt: steps between exploits (1: every evaluation)", kind=int, low=1
     ),
     "quantile_fraction": Option(
-        0.25, "pbt: the bottom fraction that clones the top one", kind=float
+        0.25, "pbt: the bottom fraction that clones the top one", kind=float, low=0, high=0.5
     ),
     "resample_probability": Option(
-        0.25, "pbt: chance a param is resampled, not perturbed", kind=float
+        0.25, "pbt: chance a param is resampled, not perturbed", kind=float, low=0, high=1
     ),
     "acquisition": Option("ucb", "bayesopt: acquisition function", choices=("ucb", "ei", "pi")),
     "init_points": Option(
-        5, "bayesopt: random trials before the Gaussian process suggests", kind=int
+        5, "bayesopt: random trials before the Gaussian process suggests", kind=int, low=0
     ),
 }
 _TUNE_SIGINT = "TUNE_DISABLE_SIGINT_HANDLER"
@@ -144,6 +152,12 @@ def check_space(space: SearchSpace, fail: Callable[[str, str], SpaceError]) -> N
     if options["scheduler"] in ("asha", "hyperband") and space.budget.max_steps is None:
         raise fail(
             "budget.max_steps", f"scheduler {options['scheduler']} needs the steps of a full trial"
+        )
+    if options["scheduler"] == "asha" and options["grace_period"] > space.budget.max_steps:
+        raise fail(  # Ray asserts this inside the cluster; say it before the cluster starts
+            "driver.grace_period",
+            f"asha stops no trial before grace_period {options['grace_period']} steps, "
+            f"more than budget.max_steps {space.budget.max_steps}",
         )
     if options["scheduler"] == "pbt" and options["searcher"] not in ("random", "grid"):
         raise fail("driver.searcher", "pbt explores params itself: use searcher random or grid")
