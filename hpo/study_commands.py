@@ -102,7 +102,13 @@ def cmd_best(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from hpo.study import read_study
     from hpo.study_lock import running_holder
-    from hpo.study_report import describe_values, print_json, print_trial_table, status_document
+    from hpo.study_report import (
+        describe_values,
+        print_json,
+        print_reasons,
+        print_trial_table,
+        status_document,
+    )
 
     status = read_study(study_dir_of(args))
     holder = running_holder(study_dir_of(args))
@@ -120,4 +126,5 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  best      trial {best.number}: {describe_values(status.objectives, best.values)}")
     print()
     print_trial_table(status.trials)
+    print_reasons(status.trials)
     return 0

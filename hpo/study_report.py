@@ -67,6 +67,22 @@ def print_trial_table(trials: Sequence[TrialRecord], out: TextIO | None = None) 
         print(line, file=out)
 
 
+def print_reasons(trials: Sequence[TrialRecord], out: TextIO | None = None) -> None:
+    """Why each trial that did not complete ended, one line per trial under the table: the
+    reason is too long for a column (an exception's message), and a failed row alone would
+    send the user to the trial's files."""
+    ended = [t for t in trials if t.reason and t.state != "complete"]
+    if not ended:
+        return
+    out = out if out is not None else sys.stdout
+    print(file=out)
+    for record in ended:
+        print(
+            f"  trial {record.number} {printable(record.state)}: {printable(record.reason)}",
+            file=out,
+        )
+
+
 def plain_table(rows: Sequence[Sequence[str]]) -> list[str]:
     """The header and rows in aligned columns, numbers right-aligned, no trailing spaces."""
     table = [TABLE_COLUMNS, *rows]

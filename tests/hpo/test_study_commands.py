@@ -126,6 +126,8 @@ def table_rows(stdout: str) -> dict[int, list[str]]:
     assert lines[header].split() == ["trial", "state", "value", "steps", "duration", "params"]
     rows = {}
     for line in lines[header + 1 :]:
+        if not line:  # the table ends; why trials ended early follows
+            break
         cells = line.split(maxsplit=5)
         rows[int(cells[0])] = cells
     return rows
@@ -175,6 +177,7 @@ def test_status_table_shows_every_state_and_several_values(study, tmp_path):
     assert rows[4][:5] == ["4", "pruned", "0.25", "3", "61.0s"]
     assert rows[4][5] == "train.learning_rate=0.001 model.layers=2"
     assert "  failed      1" in done.stdout and "  pruned      1" in done.stdout
+    assert done.stdout.splitlines()[-1] == "  trial 3 failed: diverged", "why it failed, under it"
 
 
 def test_status_json_is_one_document_that_matches_the_trial_files(study):
