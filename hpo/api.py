@@ -66,6 +66,8 @@ class SearchOptions:
         between SIGTERM and SIGKILL (--kill-after).
     overrides: experiment config keys set for every trial: "key=value" strings (-o) or a dict.
     enqueue: params run first: an --enqueue YAML file, or a list of {param: value} dicts.
+    quiet: as --quiet: no live view, and for the call no third-party warnings or log records
+        below ERROR; the caller's loggers and warning filters are put back when it returns.
     Every other field is the flag of the same name (`hpo search --help`); track=False is
     --no-track, system_metrics=False --no-system-metrics.
     """
@@ -238,7 +240,10 @@ def search(
     a Ctrl-C stopped the study cleanly (resume it with resume=True; see this module's doc).
     """
     options = SearchOptions(**{name: value for name, value in locals().items()})
-    result = run_search(options)
+    from hpo.quiet import silenced_for_a_call
+
+    with silenced_for_a_call(quiet is True):  # as `hpo search --quiet`, for this call only
+        result = run_search(options)
     if result.interrupted:
         raise KeyboardInterrupt(
             f"study {result.study} interrupted: {result.counts.get('interrupted', 0)} trial(s) "
@@ -443,7 +448,10 @@ def train(
     from hpo.validation import check_train
 
     check_train(trial_config, source)  # the data, before the trial folder is created
-    result = run_train(trial_config, resume=resume, quiet=quiet)
+    from hpo.quiet import silenced_for_a_call
+
+    with silenced_for_a_call(quiet):
+        result = run_train(trial_config, resume=resume, quiet=quiet)
     if result.status == "interrupted":  # as hpo.search: the cell stops, the trial resumes
         raise KeyboardInterrupt(
             f"trial interrupted at step {result.steps}: {result.last_checkpoint} saved; "

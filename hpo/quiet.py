@@ -14,10 +14,12 @@ torchrun's ranks inherit them; those processes call apply_inherited() when they 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 QUIET_ENV = "HPO_QUIET"  # "1" in the environment of a --quiet study's trial processes
@@ -82,6 +84,22 @@ def silence_third_parties() -> None:
     quiet_progress_bars()
     os.environ.update(QUIET)
     _silence_this_process()
+
+
+@contextlib.contextmanager
+def silenced_for_a_call(quiet: bool) -> Iterator[None]:
+    """hpo.search(quiet=True) and hpo.train(quiet=True): silence_third_parties for the call,
+    then restore() what the caller's process had (a notebook goes on with its own loggers and
+    warning filters). Inside `hpo search --quiet`, the command already silenced them and
+    restores them itself when it ends."""
+    owner = quiet and not _before
+    if owner:
+        silence_third_parties()
+    try:
+        yield
+    finally:
+        if owner:
+            restore()
 
 
 def restore() -> None:

@@ -252,3 +252,37 @@ def test_import_hpo_and_its_api_names_stay_light():
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_quiet_silences_other_libraries_for_the_call_and_gives_the_loggers_back(tmp_path):
+    """hpo.search(quiet=True) is `hpo search --quiet` for the call: inside it a library's INFO
+    records and warnings are dropped; after it the notebook has its own loggers back."""
+    import logging
+    import warnings
+
+    mlflow_logger = logging.getLogger("mlflow")
+    mlflow_logger.setLevel(logging.INFO)
+    seen = {}
+
+    def watch(params, reporter):
+        seen[len(seen)] = (
+            mlflow_logger.getEffectiveLevel(),
+            warnings.showwarning.__name__,
+        )
+        return bowl(params, reporter)
+
+    try:
+        for quiet in (True, False):
+            seen.clear()
+            hpo.search(
+                SPACE, watch, trials=1, study=f"q{quiet}", runs=tmp_path, track=False, quiet=quiet
+            )
+            level, sink = seen[0]
+            if quiet:
+                assert level == logging.ERROR and sink == "_drop_warning"
+            else:
+                assert level == logging.INFO and sink != "_drop_warning"
+            assert mlflow_logger.level == logging.INFO, "the caller's level is back"
+            assert warnings.showwarning.__name__ != "_drop_warning"
+    finally:
+        mlflow_logger.setLevel(logging.NOTSET)
