@@ -313,3 +313,41 @@ def test_ray_tries_the_same_params_and_prunes_the_same_trials_as_optuna(tmp_path
         json.loads((r.dir / "summary.json").read_text())["method"] for r in (local, on_ray)
     )
     assert ray_method == local_method and ray_method["sampler"] == "tpe"
+
+
+def test_a_command_trial_runs_on_ray_reports_through_hpo_report_and_asha_stops_the_bad_one(
+    tmp_path,
+):
+    """Command trials (hpo search --command) under --driver ray: the script's hpo.report lines
+    reach Ray's scheduler, which stops the worse trial, and its process really ends."""
+    from hpo.validation import check_search
+
+    script = Path(__file__).with_name("command_script.py")
+    raw = {
+        "command": f"{sys.executable} {script} --lr {{lr}} --steps 40 --sleep 0.05",
+        "objective": "val_loss",
+        "budget": {"trials": 2, "max_steps": 40},
+        "driver": {"seed": 0, "ray": {"searcher": "grid", "scheduler": "asha", "grace_period": 2}},
+        # val_loss = (log10(lr) + 3)^2 + 1/step: lr 1e-3 is 4 better than 1e-5 at every step
+        "params": {"lr": {"type": "categorical", "choices": [1e-3, 1e-5]}},
+    }
+    space = space_from_dict(raw, source="ray_command.yaml", driver="ray")
+    objective = check_search(space, track=False)
+    study = StudySpec.for_space(space, runs=tmp_path / "runs", parallel=1, quiet=True)
+    result = get_driver("ray").run(space, study, objective, None)
+
+    good, bad = sorted(result.trials, key=lambda t: -t.params["lr"])
+    assert (good.params["lr"], good.state, good.steps) == (1e-3, "complete", 40)
+    assert good.value == pytest.approx(1 / 40)
+    assert bad.state == "pruned" and bad.steps < 40 and "asha" in bad.reason
+    assert bad.value == pytest.approx(4 + 1 / bad.steps)
+    folder = tmp_path / "runs" / study.name / "trials" / str(bad.number)
+    [attempt] = [json.loads(line) for line in (folder / "attempts.jsonl").read_text().splitlines()]
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{attempt['pid']}").exists() and time.monotonic() < deadline:
+        stat = Path(f"/proc/{attempt['pid']}/stat").read_text()
+        if stat.split(") ")[1][0] in "ZX":
+            break
+        time.sleep(0.1)
+    else:
+        assert not Path(f"/proc/{attempt['pid']}").exists(), "the stopped trial's script ran on"
