@@ -27,6 +27,7 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
+from runner.direction import lower_is_better
 from runner.errors import ConfigError
 from runner.files import atomic_write_text
 from runner.yaml_io import excerpt, load_yaml_file, load_yaml_text
@@ -327,7 +328,7 @@ class TrialConfig:
         """Whether a larger objective metric is better."""
         if self.eval.greater_is_better is not None:
             return self.eval.greater_is_better
-        return not any(word in self.eval.metric_for_best_model for word in ("loss", "perplexity"))
+        return not lower_is_better(self.eval.metric_for_best_model)
 
 
 # ----------------------------------------------------------------------------- loading

@@ -22,6 +22,7 @@ from hpo.space.search_space import (
 )
 from hpo.terminal import check_param_key, printable
 from runner.config import canonical_metric, check_seed
+from runner.direction import lower_is_better
 from runner.errors import UserInputError
 from runner.yaml_io import excerpt
 
@@ -231,8 +232,7 @@ def _parse_objectives(raw: Any, fail: Fail) -> tuple[Objective, ...]:
             if name not in ("metric", "direction"):
                 raise fail(f"objective.{name}", "unknown field; use metric and direction")
         metric = spec["metric"]
-        lower_is_better = any(word in metric for word in ("loss", "perplexity", "error"))
-        direction = spec.get("direction") or ("minimize" if lower_is_better else "maximize")
+        direction = spec.get("direction") or ("minimize" if lower_is_better(metric) else "maximize")
         if direction not in ("minimize", "maximize"):
             raise fail(
                 "objective.direction", f"expected minimize or maximize, got {excerpt(direction)}"

@@ -67,6 +67,7 @@ from hpo.tracking import mlflow_env, mlflow_store, pending, provenance, reconcil
 from hpo.tracking.buffer import Op, Row, SendBuffer
 from hpo.tracking.mlflow_store import MlflowSender, as_text, clean_key, flatten, param_values
 from hpo.tracking.pending import PENDING_FILE, PendingJournal
+from runner.direction import lower_is_better
 from runner.errors import UserInputError
 
 if TYPE_CHECKING:
@@ -639,8 +640,7 @@ class MlflowTracker:
         for objective in self._space.objectives if self._space else ():
             if objective.metric == key:
                 return objective.is_better(value, than)
-        lower = any(word in key for word in ("loss", "perplexity", "error"))
-        return value < than if lower else value > than
+        return value < than if lower_is_better(key) else value > than
 
     def _key(self, key: str) -> str:
         return (self._keys.get(key) or self._learn(key))[0]
