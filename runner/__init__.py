@@ -15,7 +15,6 @@ _EXPORTS = {
     "DataError": "runner.errors",
     "UserInputError": "runner.errors",
     "run_trial": "runner.loop",
-    "MultiReporter": "runner.reporting",
     "NullReporter": "runner.reporting",
     "Reporter": "runner.reporting",
     "TrialResult": "runner.result",

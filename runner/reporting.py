@@ -29,16 +29,3 @@ class NullReporter:
     def should_stop(self) -> bool:
         return False
 
-
-class MultiReporter:
-    """Fans reports out to several reporters; stops when any of them asks."""
-
-    def __init__(self, *reporters: Reporter) -> None:
-        self.reporters = reporters
-
-    def report(self, step: int, metrics: Mapping[str, float]) -> None:
-        for reporter in self.reporters:
-            reporter.report(step, metrics)
-
-    def should_stop(self) -> bool:
-        return any(reporter.should_stop() for reporter in self.reporters)
