@@ -15,6 +15,7 @@ relative to the space file (see hpo.space.loading):
 
 The package's modules, each built on the ones above it:
 
+    errors.py        SpaceError, which every module below raises
     numeric.py       numbers in space files: YAML text as numbers, durations such as 30m
     distributions.py Float, Int, Categorical, Fixed: the range of one param
     search_space.py  Param, Objective, Budget, SearchSpace, SpaceError
