@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpo.drivers.base import StudySpec
+from hpo.records import StudySpec
 from runner.errors import UserInputError
 from runner.files import fsync_dir
 

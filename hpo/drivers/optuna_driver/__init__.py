@@ -48,11 +48,11 @@ from typing import Any
 
 from hpo.drivers.base import SEED, ObjectiveFunction, Option, StudySpec, Tracker
 from hpo.drivers.grid import check_grid
-from hpo.drivers.methods import method
 from hpo.drivers.optuna_driver.pruners import AUTO_PRUNER, PRUNERS, pruner_name, pruner_settings
 from hpo.drivers.optuna_driver.samplers import SAMPLERS, sampler_name, sampler_settings
 from hpo.drivers.optuna_driver.storage import RECIPE, on_database, open_database, without_password
 from hpo.drivers.optuna_driver.suggester import OptunaSuggester
+from hpo.methods import method
 from hpo.parallel import run_study
 from hpo.space import SearchSpace, SpaceError
 from hpo.study import StudyResult

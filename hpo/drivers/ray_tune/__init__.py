@@ -50,7 +50,6 @@ from hpo.drivers.base import (
     Tracker,
 )
 from hpo.drivers.grid import check_grid
-from hpo.drivers.methods import method
 from hpo.drivers.optuna_driver import OPTIONS as OPTUNA_OPTIONS
 from hpo.drivers.optuna_driver import check_space as check_optuna_space
 from hpo.drivers.optuna_driver.pruners import pruner_name, pruner_settings
@@ -61,6 +60,7 @@ from hpo.drivers.ray_tune.experiments import Experiments
 from hpo.drivers.ray_tune.optuna_search import optuna_prunes
 from hpo.interrupts import ANNOUNCE, StopSignals
 from hpo.live_view import LiveView, closing_views, total_steps_of
+from hpo.methods import method
 from hpo.space import SearchSpace, SpaceError
 from hpo.study import StudyResult, finish_study, open_study, previous_trials
 
