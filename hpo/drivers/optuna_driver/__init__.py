@@ -49,6 +49,7 @@ from typing import Any
 from hpo.drivers.base import SEED, ObjectiveFunction, Option, StudySpec, Tracker
 from hpo.drivers.grid import check_grid
 from hpo.drivers.optuna_driver.pruners import AUTO_PRUNER, PRUNERS, pruner_name, pruner_settings
+from hpo.drivers.optuna_driver.recipe import study_recipe
 from hpo.drivers.optuna_driver.samplers import SAMPLERS, sampler_name, sampler_settings
 from hpo.drivers.optuna_driver.storage import RECIPE, on_database, open_database, without_password
 from hpo.drivers.optuna_driver.suggester import OptunaSuggester
@@ -148,8 +149,6 @@ class OptunaDriver:
         objective: ObjectiveFunction,
         tracker: Tracker | None = None,
     ) -> StudyResult:
-        from hpo.worker import study_recipe
-
         recipe = study_recipe(space, objective) if on_database(study) else None
         return run_study(
             self.name,

@@ -21,7 +21,7 @@ from hpo.study_lock import FileLock, Holder, without_password
 from runner.errors import UserInputError
 from runner.files import append_whole, storage_error
 
-RECIPE = "hpo"  # the study's user attribute that holds hpo.worker.study_recipe()
+RECIPE = "hpo"  # the study's user attribute that holds recipe.study_recipe()
 
 log = logging.getLogger(__name__)
 
