@@ -9,7 +9,6 @@ reuses hpo.study for the outputs.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from hpo.command_client import TrialPruned  # one class: hpo.TrialPruned, for scripts too
 from hpo.records import FINISHED_STATES, StudySpec, TrialRecord, TrialState
 from hpo.space.driver_options import SEED, Option, resolve_options
+from hpo.suggesters.seeds import history_seed
 
 if TYPE_CHECKING:
     from hpo.space import SearchSpace
@@ -180,22 +180,6 @@ class Suggester(Protocol):
     def tell(self, suggestion: Suggestion, record: TrialRecord) -> None:
         """The trial ended (complete, pruned or failed); record.values are finite when set."""
         ...
-
-
-# ----------------------------------------------------------------------------- seeds
-
-
-def history_seed(seed: int | None, trials_so_far: int) -> int | None:
-    """The seed of a sampler that starts with `trials_so_far` trials already in the study.
-
-    A new study: the seed itself (a seeded run is reproducible). A resumed one: the seed mixed
-    with the number of trials so far, because a sampler seeded again with the same seed draws
-    the earlier run's random (start-up) configurations again, and the study would spend its
-    budget measuring them twice.
-    """
-    if seed is None or not trials_so_far:
-        return seed
-    return zlib.crc32(f"{seed} after {trials_so_far} trials".encode())
 
 
 __all__ = [

@@ -310,7 +310,7 @@ def test_the_first_line_and_summary_say_the_sampler_and_pruner(driver, tmp_path,
     assert method == search_method(space, StudySpec.for_space(space, runs=runs))
     assert method["sampler_settings"]["seed"] == 3
     if driver == "optuna":  # which pruner `auto` picks is read from its one place, not copied
-        from hpo.drivers.optuna_driver.pruners import pruner_name, pruner_settings
+        from hpo.suggesters.optuna_pruners import pruner_name, pruner_settings
 
         assert first.startswith("study defaults: optuna TPE (seed 3, 10 startup trials, ")
         assert method["sampler"] == "tpe" and method["sampler_settings"]["multivariate"]
