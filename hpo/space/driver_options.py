@@ -1,11 +1,12 @@
 """The `driver:` section of a space file, checked against the table of the driver it names.
 
-Each driver module (hpo.drivers.DRIVERS names them) declares OPTIONS, a table of Option, and
-check_space(space, fail) (what that driver cannot search). A space is parsed for one driver
-(hpo.space.parsing), so this package must reach those tables; it does so by the driver's name,
-importing the driver's module when first asked (importlib): drivers are plugins found by name,
-and hpo.space imports no driver's code (the layers of docs/architecture.md). A driver module
-that is absent (not part of this installation) reads as None.
+Each driver module (DRIVERS below names them; hpo.drivers re-exports it) declares OPTIONS, a
+table of Option, and check_space(space, fail) (what that driver cannot search). A space is
+parsed for one driver (hpo.space.parsing), so this package must reach those tables; it does so
+by the driver's name, importing the driver's module when first asked (importlib): drivers are
+plugins found by name, and hpo.space imports no driver's code (the layers of
+docs/architecture.md). A driver module that is absent (not part of this installation) reads as
+None.
 """
 
 from __future__ import annotations
