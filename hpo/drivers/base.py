@@ -1,10 +1,16 @@
-"""The Driver interface and what every driver shares: trial states, reporters, trackers, options.
+"""The Driver interface and what every driver shares: suggesters, reporters, trackers.
 
 A driver turns a SearchSpace into trials. Most drivers only implement a Suggester (ask for
 params, hear reports, tell outcomes) and hand it to hpo.parallel.run_study, which runs the
 trials (in this process or K worker processes), enforces the budget and writes the outputs.
 A driver whose library runs its own trial loop (Ray Tune) implements Driver.run directly and
 reuses hpo.study for the outputs.
+
+Defined here: Driver, Suggester, Suggestion, TrialReporter, ObjectiveFunction, Tracker (with
+NullTracker, MultiTracker), TrialInterrupted. Re-exported from the layers below, where the
+modules that must not import a driver read them (docs/architecture.md, the layers): the trial
+states, TrialRecord and StudySpec (hpo.records), Option, SEED and resolve_options
+(hpo.space.driver_options), history_seed (hpo.suggesters.seeds).
 """
 
 from __future__ import annotations
