@@ -108,8 +108,8 @@ def run_optuna_bare(trials: int, seed: int, grouped: bool = True) -> float:
     """
     import optuna
 
-    from hpo.drivers.optuna_driver.pruners import make_pruner
-    from hpo.drivers.optuna_driver.samplers import make_sampler
+    from hpo.suggesters.optuna_pruners import make_pruner
+    from hpo.suggesters.optuna_samplers import make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = load("optuna", trials, seed)

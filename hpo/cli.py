@@ -19,6 +19,7 @@ from typing import NoReturn
 
 from hpo.cli_types import non_negative_int, positive_int
 from hpo.interrupts import EXIT_INTERRUPTED, exit_at_next_signal, exit_on_interrupt
+from hpo.quiet import quiet_libraries
 
 DEFAULT_EXPERIMENT = "experiments/lm_tiny.yaml"
 
@@ -307,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     from hpo.quantize_command import add_quantize_command
 
     add_quantize_command(commands)
-    add_pipeline_commands(commands, DEFAULT_EXPERIMENT)
+    add_pipeline_commands(commands, DEFAULT_EXPERIMENT, build_parser)
     return parser
 
 
@@ -409,19 +410,6 @@ def cmd_search(args: argparse.Namespace) -> int:
             print(f"  {printable(key)} = {printable(value)}")
     print(f"study folder: {printable(result.dir)}")
     return 0
-
-
-def quiet_libraries(quiet: bool) -> None:
-    """Other libraries' progress bars off, their warnings one plain line each; with --quiet no
-    third-party warnings or INFO logs at all (hpo.quiet). First thing in a command: trial
-    processes and threads started later inherit the environment it sets."""
-    from hpo.quiet import plain_warnings, quiet_progress_bars, silence_third_parties
-
-    if quiet:
-        silence_third_parties()
-    else:
-        quiet_progress_bars()
-        plain_warnings()
 
 
 def print_result(result) -> None:

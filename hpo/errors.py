@@ -48,7 +48,7 @@ class SearchFailed(RuntimeError):
 
 def __getattr__(name: str) -> Any:
     if name == "SpaceError":
-        from hpo.space.search_space import SpaceError
+        from hpo.space.errors import SpaceError
 
         return SpaceError
     if name == "StudyFileError":

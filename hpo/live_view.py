@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from hpo.drivers.base import FINISHED_STATES, StudySpec, TrialRecord
+from hpo.methods import method_line, search_method
+from hpo.records import FINISHED_STATES, StudySpec, TrialRecord
 from hpo.space import SearchSpace
 from hpo.study import COUNTED_STATES, StudyResult, best_trial
 from hpo.terminal import printable, use_live_display
@@ -88,9 +89,6 @@ class LiveView:
             f"{budget.timeout:g} s" if budget.timeout else "",
             f"{budget.max_steps_total} steps in all" if budget.max_steps_total else "",
         ]
-        from hpo.drivers import search_method
-        from hpo.drivers.methods import method_line
-
         self._say(  # what searches it first: a study's result is read with its method
             f"study {study.name}: {method_line(driver, search_method(space, study))}, "
             f"{' / '.join(x for x in limits if x) or 'no budget'}, {study.parallel} at once "

@@ -34,8 +34,16 @@ BEST_MODEL = "models/best"
 STUDY_METRICS = "metrics.json"  # in runs/STUDY/: the search's DVC metrics, numbers only
 
 
-def add_pipeline_commands(commands: argparse._SubParsersAction, default_experiment: str) -> None:
-    """Add prepare and evaluate to the `hpo` command's subparsers."""
+def add_pipeline_commands(
+    commands: argparse._SubParsersAction,
+    default_experiment: str,
+    hpo_parser: Callable[[], argparse.ArgumentParser],
+) -> None:
+    """Add prepare, evaluate and pipeline to the `hpo` command's subparsers.
+
+    hpo_parser: the whole `hpo` parser's maker (hpo.cli.build_parser), with which `hpo pipeline
+    STAGE` reads the stage's command line; handed down, since hpo.cli imports this module.
+    """
     prepare = commands.add_parser("prepare", help="clean, split and tokenize an experiment's data")
     prepare.add_argument(
         "--config", default=default_experiment, help="experiment YAML (default: %(default)s)"
@@ -63,7 +71,7 @@ def add_pipeline_commands(commands: argparse._SubParsersAction, default_experime
     pipeline.add_argument(
         "--params", default="params.yaml", help="the pipeline's parameters (default: %(default)s)"
     )
-    pipeline.set_defaults(command=cmd_pipeline)
+    pipeline.set_defaults(command=cmd_pipeline, hpo_parser=hpo_parser)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -281,10 +289,8 @@ def stage_command(stage: str, params: dict[str, Any]) -> list[str]:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    from hpo.cli import build_parser
-
     params = read_params(args.params, args.stage)
-    stage_args = build_parser().parse_args(stage_command(args.stage, params))
+    stage_args = args.hpo_parser().parse_args(stage_command(args.stage, params))
     logging.getLogger().setLevel(logging.WARNING)  # the stages run --quiet, as before
     code = stage_args.command(stage_args)
     if args.stage == "search" and code == 0:

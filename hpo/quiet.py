@@ -188,3 +188,14 @@ def _strip_colours(text: str) -> str:
     import re
 
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def quiet_libraries(quiet: bool) -> None:
+    """Other libraries' progress bars off, their warnings one plain line each; with --quiet no
+    third-party warnings or INFO logs at all (hpo.quiet). First thing in a command: trial
+    processes and threads started later inherit the environment it sets."""
+    if quiet:
+        silence_third_parties()
+    else:
+        quiet_progress_bars()
+        plain_warnings()

@@ -37,7 +37,8 @@ from typing import Any
 
 import yaml
 
-from hpo.drivers.base import StudySpec, TrialRecord, TrialState
+from hpo.methods import search_method
+from hpo.records import StudySpec, TrialRecord, TrialState
 from hpo.space import Objective, SearchSpace
 from runner.errors import ConfigError, UserInputError
 from runner.files import (
@@ -67,7 +68,7 @@ class StudyResult:
     pareto_front: tuple[int, ...]  # trial numbers; several objectives only
     wall_seconds: float
     stop_reason: str  # budget | timeout | exhausted | failures | interrupted | storage
-    method: dict[str, Any] | None = None  # sampler, pruner, settings: hpo.drivers.methods
+    method: dict[str, Any] | None = None  # sampler, pruner, settings: hpo.methods
 
     def count(self, state: str) -> int:
         return sum(1 for t in self.trials if t.state == state)
@@ -312,8 +313,6 @@ def finish_study(
     Each is attempted even when an earlier one failed (a full disk may still take summary.json
     when it cannot take a checkpoint); then the first StorageError is raised.
     """
-    from hpo.drivers import search_method
-
     records = load_trials(study.dir)
     if records:  # a resumed study: add the wall time of earlier runs
         try:

@@ -56,8 +56,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not args.onnx:
         raise UserInputError("hpo export: say which format, e.g. --onnx")
     require_extra("onnx", "hpo export --onnx")
-    from hpo.cli import quiet_libraries
     from hpo.export_onnx import export_study_onnx
+    from hpo.quiet import quiet_libraries
 
     quiet_libraries(quiet=False)  # MLflow's upload bars off; a warning is one line
     report = export_study_onnx(study_dir_of(args), args.out, atol=args.atol, log=not args.no_track)

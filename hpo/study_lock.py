@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpo.drivers.base import StudySpec
+from hpo.records import StudySpec
 from runner.errors import UserInputError
 from runner.files import fsync_dir
 
@@ -265,12 +265,21 @@ def _lock_key(study_name: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+def without_password(url: str) -> str:
+    """The URL without its password, for messages (here and in the optuna driver's storage)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
 @contextmanager
 def _database_lock(study: StudySpec, me: Holder) -> Iterator[None]:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
-
-    from hpo.drivers.optuna_driver.storage import without_password
 
     where = without_password(study.storage)
     try:

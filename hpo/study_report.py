@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from hpo.drivers.base import TrialRecord
+from hpo.records import TrialRecord
 from hpo.space import Objective
 from hpo.study import StudyStatus
 from hpo.terminal import printable

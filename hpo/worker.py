@@ -23,34 +23,14 @@ hpo.study=NAME.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from hpo.drivers.base import ObjectiveFunction
+from hpo.drivers.optuna_driver.recipe import RECIPE_VERSION
+from hpo.drivers.optuna_driver.recipe import study_recipe as study_recipe  # its reader's name
 from hpo.space import SearchSpace
 from runner.errors import UserInputError
-
-RECIPE_VERSION = 1
-
-
-def study_recipe(space: SearchSpace, objective: ObjectiveFunction) -> dict[str, Any]:
-    """What `hpo worker` needs to run trials of this study, as plain JSON data."""
-    raw = {**space.to_dict(), "experiment": _portable(space.experiment)}
-    for param in space.params:  # to_dict leaves out fields equal to 0 or False (low: 0, value: 0)
-        fields = dataclasses.asdict(param.distribution)
-        raw["params"][param.name].update(
-            {k: v for k, v in fields.items() if v is not None and k != "choices"}
-        )
-    recipe = {
-        "version": RECIPE_VERSION,
-        "space": raw,
-        "source": _portable(space.source),
-        "objective": _objective_recipe(objective),
-    }
-    return json.loads(json.dumps(recipe))
 
 
 def space_from_recipe(recipe: dict[str, Any]) -> SearchSpace:
@@ -100,39 +80,6 @@ def objective_from_recipe(
         f"study '{study}': its objective has no importable name (a lambda or a "
         "callable object); pass --objective module:function"
     )
-
-
-def _objective_recipe(objective: ObjectiveFunction) -> dict[str, Any]:
-    from hpo.command_trial import CommandObjective
-    from hpo.objective import RunnerObjective
-
-    if isinstance(objective, CommandObjective):
-        return {"command": {}}  # the space holds the command line, kill_after and max_steps
-    if isinstance(objective, RunnerObjective):
-        return {
-            "runner": {
-                "experiment": _portable(objective.experiment),
-                "metric": objective.metric,
-                "greater_is_better": objective.greater_is_better,
-                "max_steps": objective.max_steps,
-                "overrides": list(objective.overrides),
-            }
-        }
-    module = getattr(objective, "__module__", None)
-    name = getattr(objective, "__qualname__", "")
-    if module and module != "__main__" and name.isidentifier():
-        return {"function": f"{module}:{name}"}
-    return {}
-
-
-def _portable(path: str | None) -> str | None:
-    """A path relative to the project root (the current folder) when it lies inside it."""
-    if path is None or path == "<space>":
-        return path
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return path
 
 
 # ----------------------------------------------------------------------------- the command
@@ -185,7 +132,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from hpo.drivers.base import StudySpec
 
     logging.getLogger("runner").setLevel(logging.WARNING)
-    from hpo.cli import quiet_libraries
+    from hpo.quiet import quiet_libraries
 
     quiet_libraries(args.quiet)
     if args.parallel < 1:

@@ -46,8 +46,9 @@ def imported_names(path: Path) -> set[str]:
 def driver_sources() -> dict[str, list[Path]]:
     """Each driver's module name and its files: a module of hpo/drivers/, or a package as a whole.
 
-    The drivers are those hpo.drivers.DRIVERS names; the other modules of hpo/drivers/ (base,
-    grid) are what drivers share, and any driver may import them.
+    The drivers are those hpo.drivers.DRIVERS names; the other module of hpo/drivers/ (base) is
+    what drivers share, and any driver may import it. What two drivers run alike (ray's
+    searcher optuna runs Optuna's sampler and pruner) is in hpo.suggesters, below them all.
     """
     from hpo.drivers import DRIVERS
 
@@ -62,19 +63,6 @@ def driver_sources() -> dict[str, list[Path]]:
     return drivers
 
 
-# The one exception, and all it may import: ray runs the optuna driver's own sampler and pruner
-# (issue 19: a study moved to Ray tries the same params), built by the same functions from the
-# same options, so that they cannot drift apart.
-ALLOWED = {
-    "ray_tune": {
-        "hpo.drivers.optuna_driver",
-        "hpo.drivers.optuna_driver.samplers",
-        "hpo.drivers.optuna_driver.pruners",
-        "hpo.drivers.optuna_driver.suggester",
-    }
-}
-
-
 def test_no_driver_imports_another_driver():
     drivers = driver_sources()
     assert "ray_tune" in drivers and len(drivers["ray_tune"]) > 1  # a package counts as one
@@ -83,7 +71,7 @@ def test_no_driver_imports_another_driver():
         for path in paths:
             found = {
                 n for n in imported_names(path) for o in others if n == o or n.startswith(o + ".")
-            } - ALLOWED.get(name, set())
+            }
             assert not found, f"{path.relative_to(ROOT)} imports {found}"
 
 

@@ -1,30 +1,33 @@
-"""The Driver interface and what every driver shares: trial states, reporters, trackers, options.
+"""The Driver interface and what every driver shares: suggesters, reporters, trackers.
 
 A driver turns a SearchSpace into trials. Most drivers only implement a Suggester (ask for
 params, hear reports, tell outcomes) and hand it to hpo.parallel.run_study, which runs the
 trials (in this process or K worker processes), enforces the budget and writes the outputs.
 A driver whose library runs its own trial loop (Ray Tune) implements Driver.run directly and
 reuses hpo.study for the outputs.
+
+Defined here: Driver, Suggester, Suggestion, TrialReporter, ObjectiveFunction, Tracker (with
+NullTracker, MultiTracker), TrialInterrupted. Re-exported from the layers below, where the
+modules that must not import a driver read them (docs/architecture.md, the layers): the trial
+states, TrialRecord and StudySpec (hpo.records), Option, SEED and resolve_options
+(hpo.space.driver_options), history_seed (hpo.suggesters.seeds).
 """
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hpo.command_client import TrialPruned  # one class: hpo.TrialPruned, for scripts too
+from hpo.records import FINISHED_STATES, StudySpec, TrialRecord, TrialState
+from hpo.space.driver_options import SEED, Option, resolve_options
+from hpo.suggesters.seeds import history_seed
 
 if TYPE_CHECKING:
-    from hpo.space import SearchSpace, SpaceError
+    from hpo.space import SearchSpace
     from hpo.study import StudyResult
-
-TrialState = Literal["running", "complete", "pruned", "failed", "interrupted"]
-FINISHED_STATES = ("complete", "pruned")  # what counts toward budget.trials, as in Optuna
-# interrupted: Ctrl-C or SIGTERM stopped the search while the trial ran; it saved
-# checkpoints/last.pt (when its objective checkpoints) and `--resume` continues it, same params.
 
 
 class TrialInterrupted(Exception):  # noqa: N818 (like TrialPruned)
@@ -60,94 +63,6 @@ Raising TrialPruned ends the trial pruned; any other exception ends it failed (r
 message); a NaN or infinite value is a failure, never recorded as a value. In worker processes
 (--parallel K > 1) it must be picklable: a module-level function or an instance of one's class.
 """
-
-
-@dataclass
-class TrialRecord:
-    """One trial as written to trials/<n>/trial.json."""
-
-    number: int
-    params: dict[str, Any]
-    state: TrialState = "running"
-    values: list[float] | None = None  # one per objective; the last reported value when pruned
-    reason: str | None = None  # why it failed or was pruned
-    duration: float = 0.0  # seconds
-    steps: int = 0  # the largest step it reported
-    started: float = 0.0  # unix time
-    resumed_from_step: int | None = None  # --resume continued it from last.pt at this step
-
-    @property
-    def value(self) -> float | None:
-        return self.values[0] if self.values else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "number": self.number,
-            "params": self.params,
-            "state": self.state,
-            "value": self.value,
-            "values": self.values,
-            "reason": self.reason,
-            "duration": round(self.duration, 3),
-            "steps": self.steps,
-            "started": self.started,
-            "resumed_from_step": self.resumed_from_step,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TrialRecord:
-        names = (
-            "number",
-            "params",
-            "state",
-            "values",
-            "reason",
-            "duration",
-            "steps",
-            "started",
-            "resumed_from_step",
-        )
-        return cls(**{name: data[name] for name in names if name in data})
-
-
-@dataclass(frozen=True)
-class StudySpec:
-    """How and where a study runs (what it searches, its budget and seed are in SearchSpace)."""
-
-    name: str
-    dir: Path  # runs/<name>
-    parallel: int = 1  # trials at once on this machine
-    resume: bool = False  # continue the study in dir; without it an existing study is an error
-    storage: str | None = None  # optuna: None = journal file in dir, "memory", or a database URL
-    enqueue: tuple[dict[str, Any], ...] = ()  # params run first (hpo.space.load_enqueue)
-    quiet: bool = False  # no live view on stderr
-    isolate: bool | None = None  # trials in worker processes; None: only when parallel > 1
-    devices: tuple[str | None, ...] = ()  # CUDA_VISIBLE_DEVICES of each worker slot; (): as is
-
-    @classmethod
-    def for_space(
-        cls, space: SearchSpace, name: str | None = None, runs: str | Path = "runs", **fields: Any
-    ) -> StudySpec:
-        """A spec named after the space file (or `name`) under the `runs` folder."""
-        from hpo.terminal import check_study_name, printable
-        from runner.errors import UserInputError
-
-        name = space.name if name is None else name  # --study '' is refused, not ignored
-        problem = check_study_name(name)
-        if problem:  # a folder, an MLflow tag, a DVC path and a line on the terminal
-            raise UserInputError(
-                f"study name {printable(repr(name), 120)}: {problem} "
-                "(--study; default: the space file's name)"
-            )
-        if Path(runs).exists() and not Path(runs).is_dir():
-            raise UserInputError(f"{runs}: not a folder; --runs names where studies live (--runs)")
-        if fields.get("parallel", 1) < 1:
-            raise UserInputError(f"--parallel {fields['parallel']}: must be at least 1")
-        return cls(name=name, dir=Path(runs) / name, **fields)
-
-    @property
-    def in_workers(self) -> bool:
-        return self.parallel > 1 if self.isolate is None else self.isolate
 
 
 class Tracker(Protocol):
@@ -271,110 +186,6 @@ class Suggester(Protocol):
     def tell(self, suggestion: Suggestion, record: TrialRecord) -> None:
         """The trial ended (complete, pruned or failed); record.values are finite when set."""
         ...
-
-
-# ----------------------------------------------------------------------------- options
-
-
-@dataclass(frozen=True)
-class Option:
-    """A driver option a space file may set under `driver:`; kind or choices say what is valid."""
-
-    default: Any
-    doc: str
-    choices: tuple[Any, ...] | None = None
-    kind: type | tuple[type, ...] | None = None
-    low: float | None = None  # smallest valid number
-    high: float | None = None  # largest valid number
-
-
-SEED = Option(None, "seed of the sampler: a seeded sequential run is reproducible", kind=int)
-
-
-def history_seed(seed: int | None, trials_so_far: int) -> int | None:
-    """The seed of a sampler that starts with `trials_so_far` trials already in the study.
-
-    A new study: the seed itself (a seeded run is reproducible). A resumed one: the seed mixed
-    with the number of trials so far, because a sampler seeded again with the same seed draws
-    the earlier run's random (start-up) configurations again, and the study would spend its
-    budget measuring them twice.
-    """
-    if seed is None or not trials_so_far:
-        return seed
-    return zlib.crc32(f"{seed} after {trials_so_far} trials".encode())
-
-
-def resolve_options(
-    driver: str,
-    tables: Mapping[str, Mapping[str, Option] | None],
-    raw: Mapping[str, Any],
-    fail: Callable[[str, str], SpaceError],
-    shared: Mapping[str, Sequence[str]] | None = None,
-) -> dict[str, Any]:
-    """The driver's options: defaults, then the flat keys of `driver:`, then its own sub-section.
-
-    tables holds every known driver's option table (None where that driver is not installed).
-    A sub-section named after another driver is checked against that driver's table but not
-    applied, so one space file serves every driver; except the options `shared` names per
-    other driver (ray runs optuna's sampler and pruner: it takes those of `optuna:`), which
-    apply after the flat keys and before the driver's own sub-section.
-    """
-    table = tables[driver] or {}
-    resolved = {name: option.default for name, option in table.items()}
-    if not isinstance(raw, Mapping):
-        raise fail("driver", "expected a mapping of option: value")
-    own: dict[str, Any] = {}
-    borrowed: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in tables:
-            resolved[key] = _checked(driver, table, key, value, f"driver.{key}", fail)
-            continue
-        if not isinstance(value, Mapping):
-            raise fail(f"driver.{key}", f"expected a mapping of {key} option: value")
-        for name, option_value in value.items():
-            if tables[key] is not None:
-                checked = _checked(
-                    key, tables[key], name, option_value, f"driver.{key}.{name}", fail
-                )
-                if key == driver:
-                    own[name] = checked
-                elif name in (shared or {}).get(key, ()):
-                    borrowed[name] = checked
-    return {**resolved, **borrowed, **own}  # the driver's own section wins over flat keys
-
-
-def _checked(
-    driver: str,
-    options: Mapping[str, Option],
-    key: str,
-    value: Any,
-    where: str,
-    fail: Callable[[str, str], SpaceError],
-) -> Any:
-    if key not in options:
-        accepted = ", ".join(options)
-        raise fail(where, f"unknown option for driver {driver}; accepted: {accepted}")
-    option = options[key]
-    if option.choices is not None and value not in option.choices:
-        raise fail(where, f"{value!r} is not one of {', '.join(map(str, option.choices))}")
-    if option.kind is None or value is None:
-        return value
-    kinds = option.kind if isinstance(option.kind, tuple) else (option.kind,)
-    if float in kinds:
-        kinds = (*kinds, int)  # 1 is a fine float
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 as text
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-    if isinstance(value, bool) != (bool in kinds) or not isinstance(value, kinds):
-        names = " or ".join(k.__name__ for k in kinds if k is not int or float not in kinds)
-        raise fail(where, f"expected {names}, got {value!r}")
-    if option.low is not None and value < option.low:
-        raise fail(where, f"must be >= {option.low}, got {value!r}")
-    if option.high is not None and value > option.high:
-        raise fail(where, f"must be <= {option.high}, got {value!r}")
-    return value
 
 
 __all__ = [

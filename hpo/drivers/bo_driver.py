@@ -33,7 +33,7 @@ from hpo.drivers.base import (
     TrialRecord,
     history_seed,
 )
-from hpo.drivers.methods import method
+from hpo.methods import method
 from hpo.parallel import run_study
 from hpo.space import Categorical, SearchSpace, SpaceError
 from hpo.study import StudyResult, write_json

@@ -26,7 +26,7 @@ from hpo.drivers.base import (
     Tracker,
     TrialRecord,
 )
-from hpo.drivers.methods import method
+from hpo.methods import method
 from hpo.parallel import run_study
 from hpo.space import Categorical, Distribution, Fixed, SearchSpace, SpaceError
 from hpo.study import StudyResult

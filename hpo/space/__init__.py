@@ -15,9 +15,11 @@ relative to the space file (see hpo.space.loading):
 
 The package's modules, each built on the ones above it:
 
+    errors.py        SpaceError, which every module below raises
     numeric.py       numbers in space files: YAML text as numbers, durations such as 30m
     distributions.py Float, Int, Categorical, Fixed: the range of one param
     search_space.py  Param, Objective, Budget, SearchSpace, SpaceError
+    driver_options.py the driver table (DRIVERS) and each driver's OPTIONS, found by name
     parsing.py       space_from_dict: a space as a dict, checked key by key
     loading.py       load_space, load_enqueue: space and --enqueue files read from disk;
                      with_line: an error's FILE:LINE

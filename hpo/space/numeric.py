@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from hpo.space.errors import SpaceError
 from runner.yaml_io import excerpt
 
-if TYPE_CHECKING:
-    from hpo.space.search_space import SpaceError
-
-Fail = Callable[[str, str], "SpaceError"]  # fail(key, problem): the error to raise
+Fail = Callable[[str, str], SpaceError]  # fail(key, problem): the error to raise
 
 
 # Bounds beyond this are refused: a step count or a log10 of such numbers overflows a float, and

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from hpo.space.distributions import Categorical, Distribution, Fixed, Float, Int
+from hpo.space.driver_options import check_space, resolve_driver_options
 from hpo.space.numeric import Fail, is_multiple, is_number, parse_duration, parse_number
 from hpo.space.search_space import (
     DEFAULT_KILL_AFTER,
@@ -45,7 +46,6 @@ def space_from_dict(
     config_key_check: KeyCheck | None = None,
 ) -> SearchSpace:
     """Validate a space given as a dict (what load_space reads from YAML)."""
-    from hpo.drivers import check_space, resolve_driver_options
 
     def fail(key: str, problem: str) -> SpaceError:
         return SpaceError(f"{source}: {problem} ({excerpt(key, 120)[1:-1]})")

@@ -13,14 +13,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hpo.space.distributions import Categorical, Distribution, Fixed, Float, Int
+from hpo.space.errors import SpaceError
 from hpo.space.numeric import is_number, parse_duration
 from runner.config import check_seed
 from runner.errors import UserInputError
 from runner.yaml_io import excerpt
-
-
-class SpaceError(UserInputError):
-    """A space file (or an --enqueue file) is invalid; the message names the file and the key."""
 
 
 @dataclass(frozen=True)

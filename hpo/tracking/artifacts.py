@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from hpo.drivers.base import TrialRecord
+from hpo.records import TrialRecord
 from hpo.study import load_trials, trial_dir
 from runner.errors import UserInputError
 from runner.metrics_log import read_metrics

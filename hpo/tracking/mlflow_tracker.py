@@ -63,6 +63,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from hpo.methods import search_method
+from hpo.study import StudyResult, load_trials
 from hpo.tracking import mlflow_env, mlflow_store, pending, provenance, reconcile
 from hpo.tracking.buffer import Op, Row, SendBuffer
 from hpo.tracking.mlflow_store import MlflowSender, as_text, clean_key, flatten, param_values
@@ -71,9 +73,8 @@ from runner.direction import lower_is_better
 from runner.errors import UserInputError
 
 if TYPE_CHECKING:
-    from hpo.drivers.base import StudySpec, TrialRecord
+    from hpo.records import StudySpec, TrialRecord
     from hpo.space import SearchSpace
-    from hpo.study import StudyResult
 
 log = logging.getLogger(__name__)
 
@@ -156,9 +157,6 @@ class MlflowTracker:
     # ------------------------------------------------------------------ the Tracker protocol
 
     def start_study(self, space: SearchSpace, study: StudySpec, driver: str) -> None:
-        from hpo.drivers import search_method
-        from hpo.study import load_trials
-
         self.connect()
         self._space, self._study_dir = space, Path(study.dir)
         method = search_method(space, study)  # auto resolved, as summary.json says it

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from hpo.drivers.base import TrialRecord
+from hpo.records import TrialRecord
+from hpo.study import INTERRUPTED
 
 
 def plan(
@@ -33,8 +34,6 @@ def plan(
     statuses: the status of each child run by trial number; known_runs: trial numbers that
     have a run (children, and runs this tracker created or is creating).
     """
-    from hpo.study import INTERRUPTED
-
     by_number = {str(r.number): r for r in records}
     known = set(known_runs) | set(statuses)
     to_end = []

@@ -290,7 +290,7 @@ def test_a_search_against_a_real_mlflow_server_tracks_and_registers_the_winner(
 def test_the_first_line_and_summary_say_the_sampler_and_pruner(driver, tmp_path, capsys):
     from hpo.drivers import search_method
     from hpo.drivers.base import StudySpec
-    from hpo.drivers.methods import method_line
+    from hpo.methods import method_line
     from hpo.space import load_space
 
     space_file = tmp_path / "defaults.yaml"  # every driver option left to its default
@@ -310,7 +310,7 @@ def test_the_first_line_and_summary_say_the_sampler_and_pruner(driver, tmp_path,
     assert method == search_method(space, StudySpec.for_space(space, runs=runs))
     assert method["sampler_settings"]["seed"] == 3
     if driver == "optuna":  # which pruner `auto` picks is read from its one place, not copied
-        from hpo.drivers.optuna_driver.pruners import pruner_name, pruner_settings
+        from hpo.suggesters.optuna_pruners import pruner_name, pruner_settings
 
         assert first.startswith("study defaults: optuna TPE (seed 3, 10 startup trials, ")
         assert method["sampler"] == "tpe" and method["sampler_settings"]["multivariate"]
@@ -323,7 +323,7 @@ def test_the_first_line_and_summary_say_the_sampler_and_pruner(driver, tmp_path,
 
 
 def test_the_method_line_names_each_setting():
-    from hpo.drivers.methods import method, method_line
+    from hpo.methods import method, method_line
 
     tpe = {"seed": 0, "n_startup_trials": 10, "multivariate": True, "group": False}
     assert (

@@ -11,8 +11,8 @@ import pytest
 
 from hpo.drivers.base import TrialPruned
 from hpo.drivers.optuna_driver import PRUNERS, SAMPLERS
-from hpo.drivers.optuna_driver.pruners import AUTO_PRUNER, pruner_name, pruner_settings
-from hpo.drivers.optuna_driver.samplers import make_sampler
+from hpo.suggesters.optuna_pruners import AUTO_PRUNER, pruner_name, pruner_settings
+from hpo.suggesters.optuna_samplers import make_sampler
 
 STEPS = 10
 CURVE = {"y": {"type": "float", "low": 0.0, "high": 1.0}}

@@ -33,12 +33,14 @@ this folder holds it); other workers' running trials are left to their heartbeat
 Pruning: each report of the objective metric is trial.report(value, step) and should_stop()
 is trial.should_prune(). Optuna cannot prune a study with several objectives.
 
-This package holds the driver, its options and what `hpo worker` calls; beside it:
+This package holds the driver, its storage options and what `hpo worker` calls; beside it:
 
-    samplers.py   the sampler the options name, seeded per worker on a database
-    pruners.py    the pruner the options name
     storage.py    journal, memory or database storage; heartbeats; the folder lock
     suggester.py  OptunaSuggester: ask, report, tell; the global budget; resume
+    recipe.py     what `hpo worker` needs of the study, stored in it
+
+The sampler, the pruner and their options are in hpo.suggesters (optuna_samplers.py,
+optuna_pruners.py, optuna_options.py), which the ray driver's searcher optuna runs too.
 """
 
 from __future__ import annotations
@@ -46,16 +48,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hpo.drivers.base import SEED, ObjectiveFunction, Option, StudySpec, Tracker
-from hpo.drivers.grid import check_grid
-from hpo.drivers.methods import method
-from hpo.drivers.optuna_driver.pruners import AUTO_PRUNER, PRUNERS, pruner_name, pruner_settings
-from hpo.drivers.optuna_driver.samplers import SAMPLERS, sampler_name, sampler_settings
+from hpo.drivers.base import ObjectiveFunction, Option, StudySpec, Tracker
+from hpo.drivers.optuna_driver.recipe import study_recipe
 from hpo.drivers.optuna_driver.storage import RECIPE, on_database, open_database, without_password
 from hpo.drivers.optuna_driver.suggester import OptunaSuggester
+from hpo.methods import method
 from hpo.parallel import run_study
 from hpo.space import SearchSpace, SpaceError
 from hpo.study import StudyResult
+from hpo.suggesters.optuna_options import OPTUNA_OPTIONS, check_optuna_space
+from hpo.suggesters.optuna_pruners import PRUNERS, pruner_name, pruner_settings
+from hpo.suggesters.optuna_samplers import SAMPLERS, sampler_name, sampler_settings
 from runner.errors import UserInputError
 
 __all__ = [
@@ -71,28 +74,7 @@ __all__ = [
 ]
 
 OPTIONS: dict[str, Option] = {
-    "seed": SEED,
-    "sampler": Option("auto", "auto: tpe for one objective, nsga2 for several", choices=SAMPLERS),
-    "pruner": Option(
-        "auto",
-        f"auto: {AUTO_PRUNER} for one objective, none for several or under gp",
-        choices=PRUNERS,
-    ),
-    "n_startup_trials": Option(
-        10, "tpe, gp, cmaes: random trials before the model", kind=int, low=0
-    ),
-    "pruner_startup_trials": Option(
-        5, "median, percentile: trials before any pruning", kind=int, low=0
-    ),
-    "n_warmup_steps": Option(
-        0, "median, percentile: steps before a trial can be pruned", kind=int, low=0
-    ),
-    "percentile": Option(
-        25.0, "percentile: prune below this percentile of the others", kind=float, low=0, high=100
-    ),
-    "reduction_factor": Option(
-        3, "successive_halving, hyperband: 1/N trials go on", kind=int, low=2
-    ),
+    **OPTUNA_OPTIONS,  # the sampler's and the pruner's; then the storage's
     "heartbeat_interval": Option(
         60, "database storage: seconds between a running trial's heartbeats", kind=int, low=1
     ),
@@ -113,15 +95,8 @@ OPTIONS: dict[str, Option] = {
 
 
 def check_space(space: SearchSpace, fail: Callable[[str, str], SpaceError]) -> None:
-    """Grid needs finite choices; several objectives cannot be pruned or searched by CMA-ES."""
-    options = space.driver_options
-    if len(space.objectives) > 1:
-        if options["pruner"] not in ("auto", "none"):
-            raise fail("driver.pruner", "Optuna cannot prune with several objectives; use none")
-        if options["sampler"] == "cmaes":
-            raise fail("driver.sampler", "cmaes optimizes one objective; use nsga2 or tpe")
-    if options["sampler"] == "grid":  # counted, not listed: a 1e9-value range is one line
-        check_grid(space, fail, "the grid sampler needs a step (no log scale)")
+    """What Optuna's samplers and pruners cannot search (hpo.suggesters.optuna_options)."""
+    check_optuna_space(space, fail)
 
 
 def search_method(space: SearchSpace, study: StudySpec) -> dict[str, Any]:
@@ -148,8 +123,6 @@ class OptunaDriver:
         objective: ObjectiveFunction,
         tracker: Tracker | None = None,
     ) -> StudyResult:
-        from hpo.worker import study_recipe
-
         recipe = study_recipe(space, objective) if on_database(study) else None
         return run_study(
             self.name,

@@ -13,17 +13,15 @@ import os
 import threading
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hpo.drivers.base import StudySpec
 from hpo.space import SearchSpace
+from hpo.study_lock import FileLock, Holder, without_password
 from runner.errors import UserInputError
 from runner.files import append_whole, storage_error
 
-if TYPE_CHECKING:
-    from hpo.study_lock import FileLock
-
-RECIPE = "hpo"  # the study's user attribute that holds hpo.worker.study_recipe()
+RECIPE = "hpo"  # the study's user attribute that holds recipe.study_recipe()
 
 log = logging.getLogger(__name__)
 
@@ -127,25 +125,12 @@ def open_database(url: str, **heartbeat: Any) -> Any:
         raise UserInputError(f"optuna storage {without_password(url)}: {err}{hint}") from None
 
 
-def without_password(url: str) -> str:
-    """The URL without its password, for messages."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
-
-
 def lock_folder(study: StudySpec) -> FileLock:
     """Hold runs/<study>/.lock while this process runs: its trials folder is its own.
 
     `hpo worker` and `hpo search` on a database both take it, so a worker cannot share a
     search's folder; the study itself is held by `hpo search` alone (hpo.study_lock).
     """
-    from hpo.study_lock import FileLock, Holder
-
     path = study.dir / ".lock"
     lock = FileLock.acquire(path, Holder.me())
     if lock is None:

@@ -24,8 +24,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from hpo.drivers.base import StudySpec, Suggestion, TrialRecord
-from hpo.drivers.optuna_driver.pruners import make_pruner, pruner_name
-from hpo.drivers.optuna_driver.samplers import make_sampler
 from hpo.drivers.optuna_driver.storage import (
     RECIPE,
     Heartbeat,
@@ -35,8 +33,10 @@ from hpo.drivers.optuna_driver.storage import (
     without_password,
 )
 from hpo.parallel import ASK_LATER
-from hpo.space import Categorical, Fixed, Float, SearchSpace
+from hpo.space import SearchSpace
 from hpo.study import INTERRUPTED, trial_dir, write_trial
+from hpo.suggesters.optuna_pruners import make_pruner, pruner_name
+from hpo.suggesters.optuna_samplers import make_sampler, suggest_params
 from runner.errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -304,25 +304,3 @@ class OptunaSuggester:
 CONTINUABLE = ("running", "interrupted")  # trial.json states --resume continues
 TRIAL_DIR = "trial_dir"  # user attr: the trial's folder (absolute)
 CONTINUES = "hpo_continues"  # system attr of a database trial queued to go on with another
-
-
-def suggest_params(trial: Any, space: SearchSpace) -> dict[str, Any]:
-    """The searched params that are active, asked of an Optuna trial in the space's order.
-
-    The Ray driver's optuna searcher asks through this function too: the same calls in the
-    same order are what make a seeded sampler propose the same params on both drivers.
-    """
-    sampled: dict[str, Any] = {}
-    for param in space.params:  # parents first: conditions see their parent's value
-        if not isinstance(param.distribution, Fixed) and param.is_active(sampled):
-            sampled[param.name] = _suggest(trial, param.name, param.distribution)
-    return sampled
-
-
-def _suggest(trial: Any, name: str, distribution: Any) -> Any:
-    if isinstance(distribution, Categorical):
-        return trial.suggest_categorical(name, list(distribution.choices))
-    suggest = trial.suggest_float if isinstance(distribution, Float) else trial.suggest_int
-    return suggest(
-        name, distribution.low, distribution.high, step=distribution.step, log=distribution.log
-    )

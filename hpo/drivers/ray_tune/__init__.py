@@ -49,27 +49,25 @@ from hpo.drivers.base import (
     StudySpec,
     Tracker,
 )
-from hpo.drivers.grid import check_grid
-from hpo.drivers.methods import method
-from hpo.drivers.optuna_driver import OPTIONS as OPTUNA_OPTIONS
-from hpo.drivers.optuna_driver import check_space as check_optuna_space
-from hpo.drivers.optuna_driver.pruners import pruner_name, pruner_settings
-from hpo.drivers.optuna_driver.samplers import sampler_name, sampler_settings
 from hpo.drivers.ray_tune.cluster import ray_cluster
 from hpo.drivers.ray_tune.events import StudyEvents
 from hpo.drivers.ray_tune.experiments import Experiments
 from hpo.drivers.ray_tune.optuna_search import optuna_prunes
 from hpo.interrupts import ANNOUNCE, StopSignals
 from hpo.live_view import LiveView, closing_views, total_steps_of
+from hpo.methods import method
 from hpo.space import SearchSpace, SpaceError
 from hpo.study import StudyResult, finish_study, open_study, previous_trials
+from hpo.suggesters.grid import check_grid
+from hpo.suggesters.optuna_options import OPTUNA_OPTIONS, check_optuna_space
+from hpo.suggesters.optuna_pruners import pruner_name, pruner_settings
+from hpo.suggesters.optuna_samplers import sampler_name, sampler_settings
 
 __all__ = ["OPTIONS", "RayDriver", "check_space", "search_method"]
 
-# The optuna driver's sampler and pruner options, which searcher optuna and scheduler auto
-# read; its storage options mean nothing here (and its grace_period is not Ray's).
-_OPTUNA_ONLY = ("seed", "heartbeat_interval", "grace_period", "retries")
-SHARED = {"optuna": tuple(name for name in OPTUNA_OPTIONS if name not in _OPTUNA_ONLY)}
+# Optuna's sampler and pruner options, which searcher optuna and scheduler auto read (the
+# optuna driver's storage options are not among them; the seed is ray's own, below).
+SHARED = {"optuna": tuple(name for name in OPTUNA_OPTIONS if name != "seed")}
 """What ray takes from a space's `optuna:` section too (resolve_options): the same study."""
 OPTIONS: dict[str, Option] = {
     **{name: OPTUNA_OPTIONS[name] for name in SHARED["optuna"]},

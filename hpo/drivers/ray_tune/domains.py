@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from hpo.drivers.base import FINISHED_STATES
-from hpo.drivers.grid import grid_values as _listed_grid_values
 from hpo.space import Categorical, Distribution, Float, Int, SearchSpace
 from hpo.study import load_trials
+from hpo.suggesters.grid import grid_values as _listed_grid_values
 
 
 def ray_domain(d: Distribution) -> Any:

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from hpo.drivers.base import ObjectiveFunction, StudySpec
-from hpo.drivers.optuna_driver.samplers import sampler_name
 from hpo.drivers.ray_tune.domains import grid_values, ray_domain, untried_grid
 from hpo.drivers.ray_tune.events import StudyEvents, events_callback, live_study
 from hpo.drivers.ray_tune.optuna_search import optuna_prunes
@@ -31,6 +30,7 @@ from hpo.drivers.ray_tune.trainable import TrialSetup, train_trial
 from hpo.drivers.ray_tune.trial_numbers import TrialName, next_free_number, trial_dirname
 from hpo.space import Categorical, Distribution, SearchSpace
 from hpo.study import load_trials
+from hpo.suggesters.optuna_samplers import sampler_name
 
 EXPERIMENT_DONE = ".hpo_done"  # in a Ray experiment folder whose fit() returned
 

@@ -31,11 +31,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hpo.drivers.base import StudySpec
-from hpo.drivers.optuna_driver.pruners import make_pruner, pruner_name
-from hpo.drivers.optuna_driver.samplers import make_sampler
-from hpo.drivers.optuna_driver.suggester import suggest_params
 from hpo.parallel import objective_values
 from hpo.space import SearchSpace
+from hpo.suggesters.optuna_pruners import make_pruner, pruner_name
+from hpo.suggesters.optuna_samplers import make_sampler, suggest_params
 
 PRUNE_FILE = "prune"  # in trials/<n>/: the pruner said stop; the trial's should_stop() reads it
 

@@ -15,7 +15,13 @@ with ray_ (ray_asha, ray_median...), since Optuna has a median pruner and a hype
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from hpo.space.driver_options import driver_module
+
+if TYPE_CHECKING:
+    from hpo.records import StudySpec
+    from hpo.space import SearchSpace
 
 _NAMES = {
     "tpe": "TPE",
@@ -87,3 +93,9 @@ def _phrase(key: str, value: Any) -> str:
     if isinstance(value, float):
         value = f"{value:g}"
     return _PHRASES.get(key, key.replace("_", " ") + " {}").format(value)
+
+
+def search_method(space: SearchSpace, study: StudySpec) -> dict[str, Any]:
+    """The sampler and pruner the study runs with, and their settings (as above): summary.json's
+    `method` and the first line of `hpo search`. Asks the driver's module by its name."""
+    return driver_module(space.driver).search_method(space, study)

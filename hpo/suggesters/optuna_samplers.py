@@ -9,9 +9,9 @@ import warnings
 import zlib
 from typing import Any
 
-from hpo.drivers.base import history_seed
-from hpo.drivers.grid import grid_values
-from hpo.space import SearchSpace
+from hpo.space import Categorical, Fixed, Float, SearchSpace
+from hpo.suggesters.grid import grid_values
+from hpo.suggesters.seeds import history_seed
 from runner.errors import UserInputError
 
 SAMPLERS = ("auto", "tpe", "gp", "cmaes", "qmc", "random", "grid", "nsga2")
@@ -119,3 +119,25 @@ def __getattr__(name: str) -> Any:
     if name == "AskTellGridSampler":
         return _ask_tell_grid_sampler()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def suggest_params(trial: Any, space: SearchSpace) -> dict[str, Any]:
+    """The searched params that are active, asked of an Optuna trial in the space's order.
+
+    The optuna driver's suggester and the Ray driver's optuna searcher both ask through it: the same calls in the
+    same order are what make a seeded sampler propose the same params on both drivers.
+    """
+    sampled: dict[str, Any] = {}
+    for param in space.params:  # parents first: conditions see their parent's value
+        if not isinstance(param.distribution, Fixed) and param.is_active(sampled):
+            sampled[param.name] = _suggest(trial, param.name, param.distribution)
+    return sampled
+
+
+def _suggest(trial: Any, name: str, distribution: Any) -> Any:
+    if isinstance(distribution, Categorical):
+        return trial.suggest_categorical(name, list(distribution.choices))
+    suggest = trial.suggest_float if isinstance(distribution, Float) else trial.suggest_int
+    return suggest(
+        name, distribution.low, distribution.high, step=distribution.step, log=distribution.log
+    )
