@@ -28,4 +28,3 @@ class NullReporter:
 
     def should_stop(self) -> bool:
         return False
-
