@@ -29,6 +29,7 @@ import yaml
 
 from runner.errors import ConfigError
 from runner.files import atomic_write_text
+from runner.task_config import TaskConfig, build_tasks, task_metrics, validate_tasks
 from runner.yaml_io import excerpt, load_yaml_file, load_yaml_text
 
 
@@ -310,8 +311,10 @@ class MonitorConfig:
 class TrialConfig:
     """One training trial, start to finish."""
 
-    task: Literal["lm", "classify"] = _f(
-        "lm", "lm: causal language modelling; classify: sequence classification"
+    task: Literal["lm", "classify", "multitask"] = _f(
+        "lm",
+        "lm: causal language modelling; classify: sequence classification; multitask: several "
+        "classification tasks (tasks) sharing one encoder",
     )
     name: str = _f("trial", "experiment name (MLflow experiment, default run folder)")
     seed: int = _f(0, "seeds data split, init, dropout and batch order")
@@ -321,6 +324,11 @@ class TrialConfig:
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"doc": "train"})
     eval: EvalConfig = field(default_factory=EvalConfig, metadata={"doc": "eval"})
     monitor: MonitorConfig = field(default_factory=MonitorConfig, metadata={"doc": "monitor"})
+    tasks: tuple[TaskConfig, ...] = _f(
+        (),
+        "multitask: a list of {name, path, num_labels, loss_weight (1.0), text_column, "
+        "label_column}, one per task (runner/task_config.py)",
+    )
 
     @property
     def objective_greater_is_better(self) -> bool:
@@ -422,8 +430,11 @@ def check_key(key: str, source: str) -> None:
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
-    """A plain nested dict of the config, ready for yaml.safe_dump."""
-    return dataclasses.asdict(config)
+    """A plain nested dict of the config, ready for yaml.safe_dump (tasks as a list)."""
+    tree = dataclasses.asdict(config)
+    if isinstance(tree.get("tasks"), tuple):
+        tree["tasks"] = list(tree["tasks"])
+    return tree
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -524,7 +535,7 @@ def read_transformers_names(tree: dict[str, Any], source: str) -> dict[str, Any]
 # Config keys that name files or folders a trial reads. Written in an experiment file they are
 # relative to that file's folder; given on the command line (-o) relative to the current folder.
 # output_dir is not among them: it is where results go, relative to the current folder.
-PATH_KEYS = ("data.path", "data.cache_dir", "model.pretrained")
+PATH_KEYS = ("data.path", "data.cache_dir", "model.pretrained")  # and each tasks.N.path
 
 
 def resolve_paths(tree: dict[str, Any], base_dir: str | Path) -> dict[str, Any]:
@@ -535,9 +546,21 @@ def resolve_paths(tree: dict[str, Any], base_dir: str | Path) -> dict[str, Any]:
         node = resolved.get(section)
         value = node.get(name) if isinstance(node, dict) else None
         if isinstance(value, str) and value:
-            path = Path(value).expanduser()
-            node[name] = str(path if path.is_absolute() else (Path(base_dir) / path).resolve())
+            node[name] = _absolute(value, base_dir)
+    tasks = resolved.get("tasks")  # multitask: each task's path, as data.path
+    if isinstance(tasks, list | tuple):
+        resolved["tasks"] = [
+            {**task, "path": _absolute(task["path"], base_dir)}
+            if isinstance(task, dict) and isinstance(task.get("path"), str) and task["path"]
+            else task
+            for task in tasks
+        ]
     return resolved
+
+
+def _absolute(value: str, base_dir: str | Path) -> str:
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (Path(base_dir) / path).resolve())
 
 
 def merge_experiment(
@@ -576,6 +599,8 @@ def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
 def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
     """Check `value` against the annotation, converting only where YAML is ambiguous."""
     origin = get_origin(hint)
+    if origin is tuple and get_args(hint)[0] is TaskConfig:
+        return build_tasks(value, source, _coerce)
     if origin in (typing.Union, types.UnionType):
         options = get_args(hint)
         if value is None and type(None) in options:
@@ -652,7 +677,16 @@ SEED_LIMIT = 2**32  # seeds are 0 <= seed < 2**32: what numpy's and torch's gene
 REPORTED_METRICS = {
     "lm": ("val_loss", "val_perplexity"),
     "classify": ("val_loss", "val_accuracy", "val_f1"),
+    # the means over tasks; each task's own val_<task>_<metric> too (reported_metrics)
+    "multitask": ("val_loss", "val_accuracy", "val_f1"),
 }
+
+
+def reported_metrics(config: TrialConfig) -> tuple[str, ...]:
+    """The metrics a trial of `config` reports at each evaluation."""
+    return REPORTED_METRICS[config.task] + task_metrics(config)
+
+
 FP32_BYTES = 4
 # runner.data.tokenizer.MIN_BPE_VOCAB_SIZE (256 byte tokens + its 5 special tokens), here so
 # that validating a config does not import the tokenizers library; a test keeps them equal
@@ -789,9 +823,9 @@ def validate(config: TrialConfig, source: str) -> None:
         f"must be >= 0, got {t.cpu_memory_budget_mb}",
     )
     need(
-        not (t.auto_find_batch_size and config.task == "classify"),
+        not (t.auto_find_batch_size and config.task != "lm"),
         "train.auto_find_batch_size",
-        "lm only: classify batches are sized by data.max_tokens_per_batch",
+        f"lm only: {config.task} batches are sized by data.max_tokens_per_batch",
     )
     need(
         math.isfinite(t.num_train_epochs) and t.num_train_epochs >= 0,
@@ -887,8 +921,9 @@ def validate(config: TrialConfig, source: str) -> None:
         "data.augment_copies",
         f"must be in [0, 64], got {d.augment_copies}",
     )
+    validate_tasks(config, need)
     need(
-        not d.augment_copies or config.task == "classify",
+        not d.augment_copies or config.task != "lm",
         "data.augment_copies",
         "EDA augmentation is for classify only",
     )
@@ -924,7 +959,7 @@ def validate(config: TrialConfig, source: str) -> None:
         "train.report_to",
         "tensorboard needs the tensorboard extra: pip install 'hpo[tensorboard]'",
     )
-    measured = REPORTED_METRICS[config.task]
+    measured = reported_metrics(config)
     need(
         e.metric_for_best_model in measured,
         "eval.metric_for_best_model",
