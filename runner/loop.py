@@ -39,7 +39,7 @@ from runner.errors import CheckpointError
 from runner.evaluate import evaluate
 from runner.files import StorageError, storage_error
 from runner.finetune import GradualUnfreezing
-from runner.loss import forward_loss
+from runner.loss import classification_hits, forward_loss
 from runner.metrics_log import MetricsLog
 from runner.model import build_model, check_pretrained_dir
 from runner.monitor import AnomalyMonitor, warn_without_nvml
@@ -206,6 +206,7 @@ def run_trial(
                 "config": config_to_dict(config),
                 "tokenizer": data.tokenizer.to_json(),
                 "label_names": list(data.label_names),
+                **({"task_label_names": data.task_labels} if config.task == "multitask" else {}),
             },
         )
 
@@ -280,11 +281,8 @@ def run_trial(
                     loss = loss / accumulation
                 scaler.scale(loss).backward()
                 loss_sum += loss.detach()
-                if config.task == "classify":
-                    labels = batch["labels"]
-                    counted = (labels != t.ignore_index) & (labels >= 0)
-                    hits = (logits.detach().argmax(-1) == labels) & counted
-                    accuracy_counts += torch.stack([hits.sum(), counted.sum()])
+                if config.task != "lm":  # classify, multitask (all tasks' examples)
+                    accuracy_counts += classification_hits(logits, batch, t.ignore_index)
             grad_norm = unscale_and_clip(scaler, optimizer, params, t.max_grad_norm)
             # one host sync for the numbers the guard and the log need; under DDP the loss is
             # the mean over ranks and tokens are all ranks'
@@ -313,7 +311,7 @@ def run_trial(
                 break
 
             right, examples = (  # rank 0's examples under DDP
-                accuracy_counts.tolist() if config.task == "classify" else (0, 0)
+                accuracy_counts.tolist() if config.task != "lm" else (0, 0)
             )
             if math.isfinite(loss_value):
                 state.window_loss += loss_value * tokens
