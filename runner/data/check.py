@@ -15,7 +15,13 @@ import os
 from pathlib import Path
 
 from runner.config import TrialConfig
-from runner.data.text import SNIFF_BYTES, TABLE_DELIMITERS, corpus_files, looks_like_text
+from runner.data.text import (
+    SNIFF_BYTES,
+    TABLE_DELIMITERS,
+    class_name_of_file,
+    corpus_files,
+    looks_like_text,
+)
 from runner.errors import DataError
 from runner.yaml_io import excerpt
 
@@ -83,6 +89,18 @@ def _check_tasks(config: TrialConfig, source: str) -> None:
             for key in ("data.path", "data.text_column", "data.label_column"):
                 message = message.replace(key, f"tasks.{index}.{key.split('.')[1]}")
             raise DataError(message) from None
+        where = Path(task.path)
+        if where.is_dir():  # a folder's classes are its files: count them now (a table's later)
+            classes = {
+                class_name_of_file(p)
+                for p in where.iterdir()
+                if p.is_file() and not p.name.startswith(".")
+            }
+            if len(classes) != task.num_labels:
+                raise DataError(
+                    f"{source}: {where} holds {len(classes)} classes ({', '.join(sorted(classes)[:10])}), "
+                    f"but task {task.name} says num_labels {task.num_labels} (tasks.{index}.num_labels)"
+                )
 
 
 def _check_labelled(where: Path, config: TrialConfig, source: str) -> None:
