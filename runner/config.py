@@ -29,6 +29,7 @@ import yaml
 
 from runner.errors import ConfigError
 from runner.files import atomic_write_text
+from runner.task_config import KEYS as TASK_KEYS
 from runner.task_config import TaskConfig, build_tasks, task_metrics, validate_tasks
 from runner.yaml_io import excerpt, load_yaml_file, load_yaml_text
 
@@ -385,8 +386,24 @@ def apply_overrides(raw: dict[str, Any], overrides, source: str) -> dict[str, An
 
 
 def set_dotted(tree: dict[str, Any], key: str, value: Any, source: str) -> None:
-    """Set `a.b.c` in a nested dict, checking the key against TrialConfig's fields."""
+    """Set `a.b.c` in a nested dict, checking the key against TrialConfig's fields.
+
+    `tasks.N.KEY` sets KEY of the experiment's N-th task (from 0), e.g. tasks.1.loss_weight,
+    so that a search space can search a task's loss weight.
+    """
     check_key(key, source)
+    if (task_key := TASK_ITEM_KEY.fullmatch(key)) is not None:
+        tasks, index = tree.get("tasks"), int(task_key.group(1))
+        if not isinstance(tasks, list | tuple) or not (
+            index < len(tasks) and isinstance(tasks[index], dict)
+        ):
+            count = len(tasks) if isinstance(tasks, list | tuple) else 0
+            raise ConfigError(
+                f"{source}: the experiment has {count} task(s), no tasks.{index} to set ({key})"
+            )
+        tree["tasks"] = [*tasks]  # a copy: the caller's tree keeps its own list
+        tree["tasks"][index] = {**tasks[index], task_key.group(2): value}
+        return
     node = tree
     parts = key.split(".")
     for part in parts[:-1]:
@@ -395,6 +412,10 @@ def set_dotted(tree: dict[str, Any], key: str, value: Any, source: str) -> None:
             raise ConfigError(f"{source}: {key}: '{part}' is not a section")
         node = child
     node[parts[-1]] = value
+
+
+# tasks.N.KEY: a key of the experiment's N-th task (multitask), for -o and search spaces
+TASK_ITEM_KEY = re.compile(r"tasks\.(\d{1,2})\.(\w+)")
 
 
 def config_keys() -> list[str]:
@@ -423,6 +444,9 @@ def check_key(key: str, source: str) -> None:
     """Raise ConfigError naming `key` and suggesting the closest valid key when it is unknown."""
     valid = config_keys()
     if key in valid:
+        return
+    task_key = TASK_ITEM_KEY.fullmatch(key)
+    if task_key is not None and task_key.group(2) in TASK_KEYS:
         return
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     hint = f" (did you mean '{close[0]}'?)" if close else ""

@@ -14,6 +14,8 @@ from runner.config import config_from_dict, load_config
 from runner.data import prepare_data
 from runner.data.multitask import split_batch
 from runner.errors import ConfigError, DataError
+from runner.evaluate import evaluate_checkpoint
+from runner.export import export_pretrained
 from runner.jsonl import read_records
 from runner.metrics_log import reproducible
 from runner.model import build_model
@@ -111,6 +113,17 @@ def test_tasks_belong_to_multitask_and_multitask_to_tasks():
                 "tasks": [{"name": "a", "path": "x", "num_labels": 2}],
             }
         )
+
+
+def test_a_task_s_key_can_be_overridden_as_a_search_space_would(tmp_path):
+    config = multitask_config(tmp_path, "tasks.1.loss_weight=0.25", "tasks.0.num_labels=2")
+    assert [t.loss_weight for t in config.tasks] == [1.0, 0.25]
+    with pytest.raises(ConfigError, match=r"2 task\(s\), no tasks.2 .*\(tasks.2.loss_weight\)$"):
+        multitask_config(tmp_path, "tasks.2.loss_weight=1")
+    with pytest.raises(ConfigError, match="unknown config key 'tasks.0.weight'"):
+        multitask_config(tmp_path, "tasks.0.weight=1")
+    with pytest.raises(ConfigError, match=r"\(tasks.1.loss_weight\)$"):
+        multitask_config(tmp_path, "tasks.1.loss_weight=0")
 
 
 def test_per_task_metrics_can_be_the_objective_and_unknown_ones_are_refused(tmp_path):
@@ -260,6 +273,12 @@ def test_a_short_trial_records_each_task_s_metrics_and_their_mean(tmp_path):
         "sentiment": ["neg", "pos"],
         "aspect": ["cast", "craft", "story"],
     }
+    # the trained model evaluates from its checkpoint, but is no single transformers model
+    best = tmp_path / "trial" / "checkpoints" / "best.pt"
+    metrics = evaluate_checkpoint(best)
+    assert {"val_sentiment_accuracy", "val_aspect_f1", "val_accuracy"} <= set(metrics)
+    with pytest.raises(ConfigError, match=r"multitask model has a head per task.*\(task\)$"):
+        export_pretrained(best, tmp_path / "exported")
 
 
 @pytest.mark.slow
