@@ -134,23 +134,19 @@ def test_per_task_metrics_can_be_the_objective_and_unknown_ones_are_refused(tmp_
 
 
 def test_num_labels_must_match_the_task_s_data(tmp_path):
-    with pytest.raises(DataError, match=r"has 3 classes.*\(tasks.1.num_labels\)$"):
-        prepare_data(
-            multitask_config(
-                tmp_path,
-                "tasks="
-                + json.dumps(
-                    [
-                        {
-                            "name": "sentiment",
-                            "path": str(SHIPPED_DATA / "sentiment"),
-                            "num_labels": 2,
-                        },
-                        {"name": "aspect", "path": str(SHIPPED_DATA / "aspect"), "num_labels": 4},
-                    ]
-                ),
-            )
-        )
+    folder_tasks = [
+        {"name": "sentiment", "path": str(SHIPPED_DATA / "sentiment"), "num_labels": 2},
+        {"name": "aspect", "path": str(SHIPPED_DATA / "aspect"), "num_labels": 4},
+    ]
+    # a folder's classes (its files) are counted before any data is read
+    with pytest.raises(DataError, match=r"holds 3 classes.*\(tasks.1.num_labels\)$"):
+        prepare_data(multitask_config(tmp_path, "tasks=" + json.dumps(folder_tasks)))
+    # a table's, once it is read
+    table = tmp_path / "three.csv"
+    table.write_text("text,label\n" + "".join(f"example {i},{'abc'[i % 3]}\n" for i in range(60)))
+    table_tasks = [{"name": "letters", "path": str(table), "num_labels": 2}]
+    with pytest.raises(DataError, match=r"has 3 classes.*\(tasks.0.num_labels\)$"):
+        prepare_data(multitask_config(tmp_path, "tasks=" + json.dumps(table_tasks)))
 
 
 def test_a_missing_task_path_is_named_by_its_key(tmp_path):
@@ -181,16 +177,21 @@ def test_every_micro_batch_holds_each_task_and_one_tokenizer_encodes_them(tmp_pa
     assert data.stats["sentiment_num_labels"] == 2 and data.stats["aspect_num_labels"] == 3
 
 
-def model_and_batch(tmp_path, **weights):
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """The two shipped tasks, prepared once for the model tests (loss weights do not change it)."""
+    return prepare_data(multitask_config(tmp_path_factory.mktemp("prepared")))
+
+
+def model_and_batch(tmp_path, prepared, **weights):
     config = multitask_config(tmp_path, "model.dropout=0", **weights)
-    data = prepare_data(config)
     torch.manual_seed(0)
-    model = build_model(config, data.tokenizer.vocab_size, data.tokenizer.pad_id)
-    return model, data.train_batch(0, 0)
+    model = build_model(config, prepared.tokenizer.vocab_size, prepared.tokenizer.pad_id)
+    return model, prepared.train_batch(0, 0)
 
 
-def test_the_loss_is_the_weighted_sum_of_the_tasks_cross_entropies(tmp_path):
-    model, batch = model_and_batch(tmp_path, sentiment_weight=2.0, aspect_weight=0.25)
+def test_the_loss_is_the_weighted_sum_of_the_tasks_cross_entropies(tmp_path, prepared):
+    model, batch = model_and_batch(tmp_path, prepared, sentiment_weight=2.0, aspect_weight=0.25)
     out = model(batch)
     parts = split_batch(batch)
     expected = {task: F.cross_entropy(out.logits[task], parts[task]["labels"]) for task in parts}
@@ -199,12 +200,12 @@ def test_the_loss_is_the_weighted_sum_of_the_tasks_cross_entropies(tmp_path):
         torch.testing.assert_close(out.task_losses[task], expected[task])
     torch.testing.assert_close(out.loss, 2.0 * expected["sentiment"] + 0.25 * expected["aspect"])
     # the same weights and batch with other loss weights: only the weighting changes
-    other, _ = model_and_batch(tmp_path, sentiment_weight=1.0, aspect_weight=1.0)
+    other, _ = model_and_batch(tmp_path, prepared, sentiment_weight=1.0, aspect_weight=1.0)
     torch.testing.assert_close(other(batch).loss, expected["sentiment"] + expected["aspect"])
 
 
-def test_one_encoder_is_shared_and_both_task_losses_reach_it(tmp_path):
-    model, batch = model_and_batch(tmp_path, sentiment_weight=1.0, aspect_weight=0.5)
+def test_one_encoder_is_shared_and_both_task_losses_reach_it(tmp_path, prepared):
+    model, batch = model_and_batch(tmp_path, prepared, sentiment_weight=1.0, aspect_weight=0.5)
     assert isinstance(model, MultiTaskClassifier) and set(model.heads) == {"sentiment", "aspect"}
     encoder = list(model.encoder.parameters())
     heads = {task: list(head.parameters()) for task, head in model.heads.items()}
