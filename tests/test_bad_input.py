@@ -555,6 +555,15 @@ config_case(
     MULTITASK + SENTIMENT_TASK.replace("num_labels: 2", "num_labels: 3"),
     "tasks.0.num_labels",
 )
+case(  # a multitask experiment reports each task's metrics and their mean, nothing else
+    "space-multitask-unknown-metric",
+    SEARCH,
+    {
+        "space.yaml": f"experiment: {ROOT / 'experiments' / 'multitask.yaml'}\n"
+        "objective: {metric: val_nope_accuracy, direction: maximize}\nparams:\n" + LR + BUDGET
+    },
+    ("space.yaml", "val_aspect_accuracy", "objective.metric"),
+)
 config_case("seed-negative", "seed: -1\n" + GOOD_EXPERIMENT, "seed", owner="validation")
 case("config-missing", TRAIN, {}, ("exp.yaml", "not found"))
 case("config-is-folder", TRAIN, {"exp.yaml": None}, ("exp.yaml",))

@@ -294,3 +294,60 @@ def test_a_resumed_trial_logs_the_uninterrupted_run_s_history(tmp_path, stop_at)
     whole = load_checkpoint(tmp_path / "whole" / "checkpoints" / "last.pt")["model"]
     again = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")["model"]
     assert all(torch.equal(whole[k], again[k]) for k in whole)
+
+
+def small_tasks(tmp_path: Path) -> list[dict]:
+    """Two small CSV tasks: 2 and 3 classes."""
+    rows = {"two": "ab", "three": "xyz"}
+    tasks = []
+    for name, labels in rows.items():
+        path = tmp_path / f"{name}.csv"
+        lines = [f"words {i} {'ab'[i % 2]} {i % 7},{labels[i % len(labels)]}" for i in range(90)]
+        path.write_text("text,label\n" + "\n".join(lines) + "\n")
+        tasks.append({"name": name, "path": str(path), "num_labels": len(labels)})
+    return tasks
+
+
+def test_a_pretrained_encoder_is_shared_with_its_own_tokenizer(tmp_path):
+    import transformers
+
+    from runner.data.tokenizer import TextTokenizer
+
+    tokenizer = TextTokenizer.train_char(["words 0123456789 ab"])
+    saved = transformers.BertModel(
+        transformers.BertConfig(
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=16,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=64,
+            pad_token_id=tokenizer.pad_id,
+        )
+    )
+    saved.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    tasks = json.dumps(small_tasks(tmp_path))
+    config = multitask_config(tmp_path, f"tasks={tasks}", f"model.pretrained={tmp_path / 'model'}")
+    data = prepare_data(config)
+    assert data.tokenizer.encode("words 12 ab") == tokenizer.encode("words 12 ab")
+    model = build_model(config, data.tokenizer.vocab_size, data.tokenizer.pad_id)
+    assert isinstance(model.encoder, transformers.BertModel)
+    expected = saved.state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in model.encoder.state_dict().items())
+    out = model(data.train_batch(0, 0))
+    assert out.logits["two"].shape[-1] == 2 and out.logits["three"].shape[-1] == 3
+    assert torch.isfinite(out.loss)
+
+
+def test_layer_wise_options_see_the_heads_on_top_of_the_shared_encoder(tmp_path, prepared):
+    from runner.finetune import parameter_depths
+
+    model, _ = model_and_batch(tmp_path, prepared)
+    depths, blocks = parameter_depths(model)
+    assert blocks == 1
+    named = dict(model.named_parameters())
+    assert depths[id(named["encoder.embeddings.word_embeddings.weight"])] == 0
+    assert depths[id(named["encoder.encoder.layer.0.output.dense.weight"])] == 1
+    assert depths[id(named["heads.sentiment.weight"])] == depths[id(named["heads.aspect.weight"])]
+    assert depths[id(named["heads.aspect.weight"])] == 2
