@@ -20,6 +20,7 @@ from runner.jsonl import read_records
 from runner.metrics_log import reproducible
 from runner.model import build_model
 from runner.multitask import MultiTaskClassifier
+from runner.quantize import quantize_checkpoint
 
 SHIPPED_DATA = Path(__file__).parents[2] / "data"
 
@@ -280,6 +281,9 @@ def test_a_short_trial_records_each_task_s_metrics_and_their_mean(tmp_path):
     assert {"val_sentiment_accuracy", "val_aspect_f1", "val_accuracy"} <= set(metrics)
     with pytest.raises(ConfigError, match=r"multitask model has a head per task.*\(task\)$"):
         export_pretrained(best, tmp_path / "exported")
+    with pytest.raises(ConfigError, match=r"hpo quantize takes an lm or classify model"):
+        quantize_checkpoint(best)
+    assert not (best.parent / "quantized").exists()
 
 
 @pytest.mark.slow
