@@ -129,6 +129,22 @@ def build_multitask_model(config: TrialConfig, vocab_size: int, pad_id: int) -> 
     )
 
 
+def task_cross_entropies(
+    logits: Mapping[str, torch.Tensor],
+    batch: Mapping[str, torch.Tensor],
+    ignore_index: int = IGNORE_INDEX,
+) -> torch.Tensor:
+    """Each task's plain mean cross-entropy in a batch (no weight, no label smoothing: the
+    train_<task>_loss the loop logs, comparable with val_<task>_loss), detached, in batch order."""
+    parts = split_batch(batch)
+    return torch.stack(
+        [
+            F.cross_entropy(logits[task].detach().float(), ignoring(part["labels"], ignore_index))
+            for task, part in parts.items()
+        ]
+    )
+
+
 @torch.inference_mode()
 def evaluate_tasks(
     model: nn.Module,

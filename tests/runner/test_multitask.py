@@ -262,6 +262,10 @@ def test_a_short_trial_records_each_task_s_metrics_and_their_mean(tmp_path):
         assert 0 <= record["val_aspect_accuracy"] <= 1
     trains = [r for r in records if r["type"] == "train"]
     assert len(trains) == 3 and all(0 <= r["train_accuracy"] <= 1 for r in trains)
+    for record in trains:  # each task's own cross-entropy; the loss weights them 1 and 0.5
+        assert record["train_sentiment_loss"] > 0 and record["train_aspect_loss"] > 0
+        weighted = record["train_sentiment_loss"] + 0.5 * record["train_aspect_loss"]
+        assert record["loss"] == pytest.approx(weighted, rel=0.2)
     saved = json.loads((tmp_path / "trial" / "result.json").read_text())
     assert saved["objective"] == "val_accuracy"
     assert saved["final_metrics"] == {
