@@ -83,7 +83,7 @@ def export_onnx(
     checkpoint = _checkpoint_of(Path(source))
     out = Path(out_path) if out_path else checkpoint.with_name("model.onnx")
     _check_out(out)
-    model, tokenizer, config = load_trained_model(checkpoint)
+    model, tokenizer, config = load_trained_model(checkpoint, "hpo export --onnx")
     out.parent.mkdir(parents=True, exist_ok=True)  # only once the checkpoint has loaded
     task = config.task
     context = config.data.block_size if task == "lm" else config.data.max_length
@@ -287,7 +287,7 @@ def check_onnx(
     with the checkpoint's in PyTorch; the largest |onnx - torch|, or OnnxMismatchError."""
     from runner.export import load_trained_model
 
-    model, tokenizer, config = load_trained_model(checkpoint)
+    model, tokenizer, config = load_trained_model(checkpoint, "hpo export --onnx")
     task = config.task
     context = config.data.block_size if task == "lm" else config.data.max_length
     names = ["input_ids"] if task == "lm" else ["input_ids", "attention_mask"]

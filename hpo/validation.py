@@ -6,7 +6,7 @@ What it checks, each problem a UserInputError "FILE: what is wrong (KEY)":
   trial's own RunnerObjective.config_for): both ends of every numeric range, every choice,
   every fixed value, the corners of the space and a few seeded samples, each a point a trial
   could run with;
-- the metrics to optimise are ones the experiment's task reports (runner.config.REPORTED_METRICS);
+- the metrics to optimise are ones the experiment's task reports (runner.config.reported_metrics);
 - the data each checked config reads (runner.data.check.check_data): exists, readable, text;
 - the objective function (hpo.objective.load_function), or a command's placeholders
   (hpo.command_template);
@@ -179,16 +179,17 @@ def check_space_against_runner(space: SearchSpace, runner: Any) -> None:
 
 
 def _check_space_against_runner(space: SearchSpace, runner: Any) -> None:
-    from runner.config import REPORTED_METRICS, load_config
+    from runner.config import load_config, reported_metrics
     from runner.data.check import check_data
 
-    task = load_config(runner.experiment, runner.overrides).task
+    experiment = load_config(runner.experiment, runner.overrides)
+    task, measured = experiment.task, reported_metrics(experiment)  # multitask: per task too
     for objective in space.objectives:
-        if objective.metric not in REPORTED_METRICS[task]:
+        if objective.metric not in measured:
             raise SpaceError(
                 f"{space.source}: {excerpt(objective.metric)} is not a metric the {task} "
                 f"experiment {runner.experiment} reports; choose one of "
-                f"{', '.join(REPORTED_METRICS[task])} (objective.metric)"
+                f"{', '.join(measured)} (objective.metric)"
             )
     checked_data: set[tuple[Any, ...]] = set()
     for point, what, key in points_to_check(space):

@@ -54,6 +54,7 @@ _TYPES = {  # key -> type, checked whenever the key is present
     "config": dict,
     "tokenizer": str,
     "label_names": list,
+    "task_label_names": dict,  # multitask: each task's class names
     "optimizer": dict,
     "scaler": dict,
     "monitor": dict,
@@ -153,8 +154,10 @@ def load_checkpoint(
             )
     if "model" in state and not all(isinstance(v, torch.Tensor) for v in state["model"].values()):
         raise CheckpointError(f"{path}: damaged checkpoint: weights that are not tensors (model)")
-    if "config" in state and state["config"].get("task") not in ("lm", "classify"):
-        raise CheckpointError(f"{path}: damaged checkpoint: no task lm or classify (config.task)")
+    if "config" in state and state["config"].get("task") not in ("lm", "classify", "multitask"):
+        raise CheckpointError(
+            f"{path}: damaged checkpoint: no task lm, classify or multitask (config.task)"
+        )
     return state
 
 

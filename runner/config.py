@@ -30,6 +30,8 @@ import yaml
 from runner.direction import lower_is_better
 from runner.errors import ConfigError
 from runner.files import atomic_write_text
+from runner.task_config import KEYS as TASK_KEYS
+from runner.task_config import TaskConfig, build_tasks, task_metrics, validate_tasks
 from runner.yaml_io import excerpt, load_yaml_file, load_yaml_text
 
 
@@ -311,8 +313,10 @@ class MonitorConfig:
 class TrialConfig:
     """One training trial, start to finish."""
 
-    task: Literal["lm", "classify"] = _f(
-        "lm", "lm: causal language modelling; classify: sequence classification"
+    task: Literal["lm", "classify", "multitask"] = _f(
+        "lm",
+        "lm: causal language modelling; classify: sequence classification; multitask: several "
+        "classification tasks (tasks) sharing one encoder",
     )
     name: str = _f("trial", "experiment name (MLflow experiment, default run folder)")
     seed: int = _f(0, "seeds data split, init, dropout and batch order")
@@ -322,6 +326,11 @@ class TrialConfig:
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"doc": "train"})
     eval: EvalConfig = field(default_factory=EvalConfig, metadata={"doc": "eval"})
     monitor: MonitorConfig = field(default_factory=MonitorConfig, metadata={"doc": "monitor"})
+    tasks: tuple[TaskConfig, ...] = _f(
+        (),
+        "multitask: a list of {name, path, num_labels, loss_weight (1.0), text_column, "
+        "label_column}, one per task (runner/task_config.py)",
+    )
 
     @property
     def objective_greater_is_better(self) -> bool:
@@ -378,8 +387,24 @@ def apply_overrides(raw: dict[str, Any], overrides, source: str) -> dict[str, An
 
 
 def set_dotted(tree: dict[str, Any], key: str, value: Any, source: str) -> None:
-    """Set `a.b.c` in a nested dict, checking the key against TrialConfig's fields."""
+    """Set `a.b.c` in a nested dict, checking the key against TrialConfig's fields.
+
+    `tasks.N.KEY` sets KEY of the experiment's N-th task (from 0), e.g. tasks.1.loss_weight,
+    so that a search space can search a task's loss weight.
+    """
     check_key(key, source)
+    if (task_key := TASK_ITEM_KEY.fullmatch(key)) is not None:
+        tasks, index = tree.get("tasks"), int(task_key.group(1))
+        if not isinstance(tasks, list | tuple) or not (
+            index < len(tasks) and isinstance(tasks[index], dict)
+        ):
+            count = len(tasks) if isinstance(tasks, list | tuple) else 0
+            raise ConfigError(
+                f"{source}: the experiment has {count} task(s), no tasks.{index} to set ({key})"
+            )
+        tree["tasks"] = [*tasks]  # a copy: the caller's tree keeps its own list
+        tree["tasks"][index] = {**tasks[index], task_key.group(2): value}
+        return
     node = tree
     parts = key.split(".")
     for part in parts[:-1]:
@@ -388,6 +413,10 @@ def set_dotted(tree: dict[str, Any], key: str, value: Any, source: str) -> None:
             raise ConfigError(f"{source}: {key}: '{part}' is not a section")
         node = child
     node[parts[-1]] = value
+
+
+# tasks.N.KEY: a key of the experiment's N-th task (multitask), for -o and search spaces
+TASK_ITEM_KEY = re.compile(r"tasks\.(\d{1,2})\.(\w+)")
 
 
 def config_keys() -> list[str]:
@@ -417,14 +446,20 @@ def check_key(key: str, source: str) -> None:
     valid = config_keys()
     if key in valid:
         return
+    task_key = TASK_ITEM_KEY.fullmatch(key)
+    if task_key is not None and task_key.group(2) in TASK_KEYS:
+        return
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     raise ConfigError(f"{source}: unknown config key {excerpt(key)}{hint}")
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
-    """A plain nested dict of the config, ready for yaml.safe_dump."""
-    return dataclasses.asdict(config)
+    """A plain nested dict of the config, ready for yaml.safe_dump (tasks as a list)."""
+    tree = dataclasses.asdict(config)
+    if isinstance(tree.get("tasks"), tuple):
+        tree["tasks"] = list(tree["tasks"])
+    return tree
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -525,7 +560,7 @@ def read_transformers_names(tree: dict[str, Any], source: str) -> dict[str, Any]
 # Config keys that name files or folders a trial reads. Written in an experiment file they are
 # relative to that file's folder; given on the command line (-o) relative to the current folder.
 # output_dir is not among them: it is where results go, relative to the current folder.
-PATH_KEYS = ("data.path", "data.cache_dir", "model.pretrained")
+PATH_KEYS = ("data.path", "data.cache_dir", "model.pretrained")  # and each tasks.N.path
 
 
 def resolve_paths(tree: dict[str, Any], base_dir: str | Path) -> dict[str, Any]:
@@ -536,9 +571,21 @@ def resolve_paths(tree: dict[str, Any], base_dir: str | Path) -> dict[str, Any]:
         node = resolved.get(section)
         value = node.get(name) if isinstance(node, dict) else None
         if isinstance(value, str) and value:
-            path = Path(value).expanduser()
-            node[name] = str(path if path.is_absolute() else (Path(base_dir) / path).resolve())
+            node[name] = _absolute(value, base_dir)
+    tasks = resolved.get("tasks")  # multitask: each task's path, as data.path
+    if isinstance(tasks, list | tuple):
+        resolved["tasks"] = [
+            {**task, "path": _absolute(task["path"], base_dir)}
+            if isinstance(task, dict) and isinstance(task.get("path"), str) and task["path"]
+            else task
+            for task in tasks
+        ]
     return resolved
+
+
+def _absolute(value: str, base_dir: str | Path) -> str:
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (Path(base_dir) / path).resolve())
 
 
 def merge_experiment(
@@ -577,6 +624,8 @@ def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
 def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
     """Check `value` against the annotation, converting only where YAML is ambiguous."""
     origin = get_origin(hint)
+    if origin is tuple and get_args(hint)[0] is TaskConfig:
+        return build_tasks(value, source, _coerce)
     if origin in (typing.Union, types.UnionType):
         options = get_args(hint)
         if value is None and type(None) in options:
@@ -653,7 +702,16 @@ SEED_LIMIT = 2**32  # seeds are 0 <= seed < 2**32: what numpy's and torch's gene
 REPORTED_METRICS = {
     "lm": ("val_loss", "val_perplexity"),
     "classify": ("val_loss", "val_accuracy", "val_f1"),
+    # the means over tasks; each task's own val_<task>_<metric> too (reported_metrics)
+    "multitask": ("val_loss", "val_accuracy", "val_f1"),
 }
+
+
+def reported_metrics(config: TrialConfig) -> tuple[str, ...]:
+    """The metrics a trial of `config` reports at each evaluation."""
+    return REPORTED_METRICS[config.task] + task_metrics(config)
+
+
 FP32_BYTES = 4
 # runner.data.tokenizer.MIN_BPE_VOCAB_SIZE (256 byte tokens + its 5 special tokens), here so
 # that validating a config does not import the tokenizers library; a test keeps them equal
@@ -790,9 +848,9 @@ def validate(config: TrialConfig, source: str) -> None:
         f"must be >= 0, got {t.cpu_memory_budget_mb}",
     )
     need(
-        not (t.auto_find_batch_size and config.task == "classify"),
+        not (t.auto_find_batch_size and config.task != "lm"),
         "train.auto_find_batch_size",
-        "lm only: classify batches are sized by data.max_tokens_per_batch",
+        f"lm only: {config.task} batches are sized by data.max_tokens_per_batch",
     )
     need(
         math.isfinite(t.num_train_epochs) and t.num_train_epochs >= 0,
@@ -888,8 +946,9 @@ def validate(config: TrialConfig, source: str) -> None:
         "data.augment_copies",
         f"must be in [0, 64], got {d.augment_copies}",
     )
+    validate_tasks(config, need)
     need(
-        not d.augment_copies or config.task == "classify",
+        not d.augment_copies or config.task != "lm",
         "data.augment_copies",
         "EDA augmentation is for classify only",
     )
@@ -925,7 +984,7 @@ def validate(config: TrialConfig, source: str) -> None:
         "train.report_to",
         "tensorboard needs the tensorboard extra: pip install 'hpo[tensorboard]'",
     )
-    measured = REPORTED_METRICS[config.task]
+    measured = reported_metrics(config)
     need(
         e.metric_for_best_model in measured,
         "eval.metric_for_best_model",

@@ -1,4 +1,5 @@
-"""Evaluation on the fixed validation set: loss and perplexity (lm), accuracy and macro F1 (classify)."""
+"""Evaluation on the fixed validation set: loss and perplexity (lm), accuracy and macro F1
+(classify; multitask per task and their mean, runner.multitask)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,10 @@ def evaluate(
     With a `latencies` list, each batch's forward time in seconds is appended to it (the device
     synchronised, so it is the batch's inference latency, not the time to queue its kernels).
     """
+    if task == "multitask":  # per-task metrics and their mean
+        from runner.multitask import evaluate_tasks
+
+        return evaluate_tasks(model, batches, precision, latencies)
     was_training = model.training
     model.eval()
     total_loss, total_weight = 0.0, 0

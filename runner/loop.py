@@ -39,10 +39,11 @@ from runner.errors import CheckpointError
 from runner.evaluate import evaluate
 from runner.files import StorageError, storage_error
 from runner.finetune import GradualUnfreezing
-from runner.loss import forward_loss
+from runner.loss import classification_hits, forward_loss
 from runner.metrics_log import MetricsLog
 from runner.model import build_model, check_pretrained_dir
 from runner.monitor import AnomalyMonitor, warn_without_nvml
+from runner.multitask import task_cross_entropies
 from runner.optim import build_optimizer
 from runner.plots import write_train_plots
 from runner.precision import enable_fast_matmul, resolve_precision, unscale_and_clip
@@ -206,6 +207,7 @@ def run_trial(
                 "config": config_to_dict(config),
                 "tokenizer": data.tokenizer.to_json(),
                 "label_names": list(data.label_names),
+                **({"task_label_names": data.task_labels} if config.task == "multitask" else {}),
             },
         )
 
@@ -259,6 +261,7 @@ def run_trial(
             loss_sum = torch.zeros((), device=device)
             # classify train accuracy: [correct, counted] summed on the device, read once a step
             accuracy_counts = torch.zeros(2, dtype=torch.long, device=device)
+            task_losses = torch.zeros(len(config.tasks), device=device)  # multitask, per task
             tokens = 0
             logging_step = (state.step + 1) % t.logging_steps == 0 or state.step + 1 == t.max_steps
             recording = (
@@ -280,11 +283,12 @@ def run_trial(
                     loss = loss / accumulation
                 scaler.scale(loss).backward()
                 loss_sum += loss.detach()
-                if config.task == "classify":
-                    labels = batch["labels"]
-                    counted = (labels != t.ignore_index) & (labels >= 0)
-                    hits = (logits.detach().argmax(-1) == labels) & counted
-                    accuracy_counts += torch.stack([hits.sum(), counted.sum()])
+                if config.task != "lm":  # classify, multitask (all tasks' examples)
+                    accuracy_counts += classification_hits(logits, batch, t.ignore_index)
+                if config.task == "multitask":
+                    task_losses += (
+                        task_cross_entropies(logits, batch, t.ignore_index) / accumulation
+                    )
             grad_norm = unscale_and_clip(scaler, optimizer, params, t.max_grad_norm)
             # one host sync for the numbers the guard and the log need; under DDP the loss is
             # the mean over ranks and tokens are all ranks'
@@ -313,7 +317,7 @@ def run_trial(
                 break
 
             right, examples = (  # rank 0's examples under DDP
-                accuracy_counts.tolist() if config.task == "classify" else (0, 0)
+                accuracy_counts.tolist() if config.task != "lm" else (0, 0)
             )
             if math.isfinite(loss_value):
                 state.window_loss += loss_value * tokens
@@ -321,6 +325,8 @@ def run_trial(
             state.window_tokens += tokens
             state.window_correct += right
             state.window_examples += examples
+            if config.task == "multitask":  # rank 0's, as train_accuracy
+                state.add_task_losses(dict(zip(data.tasks, task_losses.tolist(), strict=True)))
             state.epoch_tokens += tokens
             state.epoch_correct += right
             state.epoch_examples += examples
@@ -344,6 +350,7 @@ def run_trial(
                     train["mfu"] = tokens_per_sec * flops_token / (peak * world.size)
                 if state.window_examples:
                     train["train_accuracy"] = state.window_correct / state.window_examples
+                train.update(state.window_task_loss_means())  # multitask: train_<task>_loss
                 emit("train", state.step, **train)
                 if activations is not None and (stats := activations.summary()):
                     emit("activations", state.step, **stats)

@@ -82,10 +82,18 @@ def check_pretrained_dir(config: TrialConfig) -> None:
 
 def build_model(
     config: TrialConfig, vocab_size: int, pad_id: int, num_labels: int = 0
-) -> transformers.PreTrainedModel:
-    """A fresh model from the experiment's sizes, or the local pretrained one in model.pretrained."""
+) -> nn.Module:
+    """A fresh model from the experiment's sizes, or the local pretrained one in model.pretrained.
+
+    lm and classify: a transformers PreTrainedModel; multitask: runner.multitask's
+    MultiTaskClassifier (its heads' sizes are the tasks' num_labels, so num_labels is unused).
+    """
     m = config.model
-    if m.pretrained:
+    if config.task == "multitask":  # a shared encoder with one head per task
+        from runner.multitask import build_multitask_model
+
+        model = build_multitask_model(config, vocab_size, pad_id)
+    elif m.pretrained:
         model = _load_pretrained(config, num_labels)
     elif config.task == "lm":
         model = transformers.GPT2LMHeadModel(
@@ -124,8 +132,9 @@ def build_model(
         initialize_weights(model, m.init)
     if m.gradient_checkpointing:
         # transformers 5 renamed gradient_checkpointing_enable; accept either spelling
-        enable = getattr(model, "activation_checkpointing_enable", None)
-        (enable or model.gradient_checkpointing_enable)()
+        target = getattr(model, "encoder", model) if config.task == "multitask" else model
+        enable = getattr(target, "activation_checkpointing_enable", None)
+        (enable or target.gradient_checkpointing_enable)()
     return model
 
 
@@ -165,6 +174,20 @@ def _load_pretrained(config: TrialConfig, num_labels: int) -> transformers.PreTr
             path, num_labels=num_labels, **options
         )
     except _loading_errors() as err:  # damaged weights, or a model type without this head
+        raise ConfigError(
+            f"{path}: cannot load the pretrained model: "
+            f"{excerpt(str(err).splitlines()[0] if str(err) else type(err).__name__, 160)[1:-1]} "
+            "(model.pretrained)"
+        ) from None
+
+
+def load_pretrained_encoder(path: str) -> transformers.PreTrainedModel:
+    """The base model (no head) of a local pretrained folder, for multitask's shared encoder."""
+    try:
+        return transformers.AutoModel.from_pretrained(
+            path, local_files_only=True, trust_remote_code=False
+        )
+    except _loading_errors() as err:
         raise ConfigError(
             f"{path}: cannot load the pretrained model: "
             f"{excerpt(str(err).splitlines()[0] if str(err) else type(err).__name__, 160)[1:-1]} "

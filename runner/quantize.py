@@ -208,7 +208,7 @@ def quantize_checkpoint(
     out = Path(out_dir) if out_dir is not None else default_out_dir(checkpoint)
     if out.exists() and not out.is_dir():
         raise QuantizeError(f"{out}: not a folder; name a folder to write the int8 model to")
-    model, _, config = load_trained_model(checkpoint)  # CheckpointError for a bad file
+    model, _, config = load_trained_model(checkpoint, "hpo quantize")  # or CheckpointError
     try:
         quantized, names, tied = quantize_model(model)  # before any data work
     except QuantizeError as err:

@@ -27,6 +27,9 @@ class TrialState:
     window_seconds: float = 0.0  # wall-clock time of the window up to its last checkpoint
     window_correct: int = 0  # classify: correctly predicted training examples in the window
     window_examples: int = 0
+    # multitask: sum over the window's steps of each task's plain cross-entropy, and the steps
+    window_task_loss: dict[str, float] = field(default_factory=dict)
+    window_task_steps: int = 0
     # the current epoch's totals, for its summary record (epoch: micro-batches // per epoch)
     epoch: int = 0
     epoch_loss: float = 0.0  # sum of loss * tokens over the epoch's finite steps
@@ -39,6 +42,20 @@ class TrialState:
         """Start a new train-metric window (after a train record is logged)."""
         self.window_loss, self.window_tokens, self.window_seconds = 0.0, 0, 0.0
         self.window_correct = self.window_examples = 0
+        self.window_task_loss, self.window_task_steps = {}, 0
+
+    def add_task_losses(self, losses: dict[str, float]) -> None:
+        """One step's cross-entropy of each task (multitask), into the train-metric window."""
+        for task, value in losses.items():
+            self.window_task_loss[task] = self.window_task_loss.get(task, 0.0) + value
+        self.window_task_steps += 1
+
+    def window_task_loss_means(self) -> dict[str, float]:
+        """train_<task>_loss: each task's mean cross-entropy over the window's steps ({} if none)."""
+        steps = max(self.window_task_steps, 1)
+        return {
+            f"train_{task}_loss": total / steps for task, total in self.window_task_loss.items()
+        }
 
     def end_epoch(self) -> dict[str, float | int]:
         """The summary of the epoch that just ended; starts the next one."""

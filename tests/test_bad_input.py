@@ -535,6 +535,55 @@ config_case(
     "data.path",
     owner="validation",
 )
+# task: multitask (runner/task_config.py): the tasks list, then each task's data
+MULTITASK = "task: multitask\ntrain:\n  max_steps: 1\ntasks:\n"
+SENTIMENT_TASK = f"  - {{name: sentiment, path: {ROOT / 'data' / 'sentiment'}, num_labels: 2}}\n"
+config_case(
+    "multitask-unknown-task-key",
+    MULTITASK + "  - {name: a, path: x, num_labels: 2, weight: 2}\n",
+    "unknown task key",
+    "tasks.0.weight",
+)
+config_case("multitask-no-path", MULTITASK + "  - {name: a, num_labels: 2}\n", "tasks.0.path")
+config_case(
+    "multitask-weight-zero",
+    MULTITASK + SENTIMENT_TASK + "  - {name: b, path: x, num_labels: 2, loss_weight: 0}\n",
+    "tasks.1.loss_weight",
+)
+config_case(
+    "multitask-weight-negative",
+    MULTITASK + "  - {name: a, path: x, num_labels: 2, loss_weight: -1}\n",
+    "tasks.0.loss_weight",
+)
+config_case("multitask-duplicate-name", MULTITASK + SENTIMENT_TASK + SENTIMENT_TASK, "tasks.1.name")
+config_case(
+    "multitask-one-label",
+    MULTITASK + "  - {name: a, path: x, num_labels: 1}\n",
+    "tasks.0.num_labels",
+)
+config_case("multitask-no-tasks", "task: multitask\ntrain: {max_steps: 1}\n", "(tasks)")
+config_case("multitask-tasks-not-a-list", MULTITASK.replace("tasks:\n", "tasks: 3\n"), "(tasks)")
+config_case("multitask-tasks-for-lm", GOOD_EXPERIMENT + "tasks:\n" + SENTIMENT_TASK, "(tasks)")
+config_case(
+    "multitask-task-path-missing",
+    MULTITASK + "  - {name: a, path: no_such_folder, num_labels: 2}\n",
+    "no_such_folder",
+    "tasks.0.path",
+)
+config_case(
+    "multitask-num-labels-not-the-data-s",
+    MULTITASK + SENTIMENT_TASK.replace("num_labels: 2", "num_labels: 3"),
+    "tasks.0.num_labels",
+)
+case(  # a multitask experiment reports each task's metrics and their mean, nothing else
+    "space-multitask-unknown-metric",
+    SEARCH,
+    {
+        "space.yaml": f"experiment: {ROOT / 'experiments' / 'multitask.yaml'}\n"
+        "objective: {metric: val_nope_accuracy, direction: maximize}\nparams:\n" + LR + BUDGET
+    },
+    ("space.yaml", "val_aspect_accuracy", "objective.metric"),
+)
 config_case("seed-negative", "seed: -1\n" + GOOD_EXPERIMENT, "seed", owner="validation")
 case("config-missing", TRAIN, {}, ("exp.yaml", "not found"))
 case("config-is-folder", TRAIN, {"exp.yaml": None}, ("exp.yaml",))

@@ -130,6 +130,23 @@ def test_the_shipped_sentiment_corpus_is_what_its_generator_writes(tmp_path):
     assert not positive & set((tmp_path / "sentiment.neg").read_text().splitlines())
 
 
+def test_the_shipped_aspect_corpus_is_what_its_generator_writes(tmp_path):
+    subprocess.run(
+        [sys.executable, str(ROOT / "data/generate_aspect.py"), str(tmp_path)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    classes = {}
+    for label in ("story", "cast", "craft"):
+        made = (tmp_path / f"aspect.{label}").read_bytes()
+        assert made == (ROOT / "data/aspect" / f"aspect.{label}").read_bytes(), label
+        classes[label] = set(made.decode().splitlines())
+        assert len(classes[label]) == 600
+    assert not classes["story"] & classes["cast"] and not classes["cast"] & classes["craft"]
+    assert not classes["story"] & classes["craft"]
+
+
 def test_the_shipped_play_corpus_is_what_its_generator_writes(tmp_path):
     subprocess.run(
         [sys.executable, str(ROOT / "data/generate_play.py"), str(tmp_path)],
@@ -155,6 +172,9 @@ def test_the_shipped_corpora_are_small_and_documented():
         "play/play.txt",
         "sentiment/sentiment.pos",
         "sentiment/sentiment.neg",
+        "aspect/aspect.story",
+        "aspect/aspect.cast",
+        "aspect/aspect.craft",
     ):
         assert (ROOT / "data" / path).stat().st_size < 300_000, path
         assert path in readme or Path(path).name in readme, path

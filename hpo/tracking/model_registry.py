@@ -81,6 +81,13 @@ def log_best_model(
     study = yaml.safe_load(settings.read_text()) if settings.is_file() else {}
     command_trials = bool((study.get("space") or {}).get("command"))
     checkpoint = best / ("best" if command_trials else "best.pt")
+    # a multitask model (a head per task) has no transformers pipeline: its files are logged
+    trained = (
+        yaml.safe_load((best / "config.yaml").read_text())
+        if (best / "config.yaml").is_file()
+        else {}
+    )
+    multitask = isinstance(trained, dict) and trained.get("task") == "multitask"
     if not (checkpoint.is_dir() if command_trials else checkpoint.is_file()):
         raise UserInputError(
             f"{study_dir}: no best checkpoint ({checkpoint} not found); a study "
@@ -107,6 +114,10 @@ def log_best_model(
     with _tracking_uri(client.tracking_uri):
         if command_trials:  # the script's own files: artifacts, not a model MLflow can load
             client.log_artifacts(run_id, str(checkpoint), CHECKPOINT_ARTIFACTS)
+            source, model_id = f"{run.info.artifact_uri}/{CHECKPOINT_ARTIFACTS}", None
+        elif multitask:  # the checkpoint and its config, as artifacts
+            for name in ("best.pt", "config.yaml"):
+                client.log_artifact(run_id, str(best / name), CHECKPOINT_ARTIFACTS)
             source, model_id = f"{run.info.artifact_uri}/{CHECKPOINT_ARTIFACTS}", None
         else:
             model_info = _log_model(client, run, checkpoint, tags)

@@ -16,12 +16,14 @@ import torch
 from runner.config import TrialConfig
 from runner.data.classify import ClassifyDataset, prepare_classify
 from runner.data.lm import LMDataset, prepare_lm
+from runner.data.multitask import MultiTaskDataset, prepare_multitask
 from runner.data.tokenizer import TextTokenizer
 
 __all__ = [
     "ClassifyDataset",
     "Dataset",
     "LMDataset",
+    "MultiTaskDataset",
     "TextTokenizer",
     "prepare_data",
 ]
@@ -31,7 +33,7 @@ class Dataset(Protocol):
     """What the training loop needs from prepared data."""
 
     tokenizer: TextTokenizer
-    label_names: list[str]  # classify; [] for lm
+    label_names: list[str]  # classify; [] for lm and multitask (task_labels)
     stats: dict[str, float | int | bool]
 
     def train_batch(self, index: int, batch_size: int) -> dict[str, torch.Tensor]:
@@ -51,4 +53,6 @@ def prepare_data(config: TrialConfig) -> Dataset:
     """The prepared data of a trial, by task; raises DataError on unusable input."""
     if config.task == "classify":
         return prepare_classify(config)
+    if config.task == "multitask":
+        return prepare_multitask(config)
     return prepare_lm(config)

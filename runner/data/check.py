@@ -15,7 +15,13 @@ import os
 from pathlib import Path
 
 from runner.config import TrialConfig
-from runner.data.text import SNIFF_BYTES, TABLE_DELIMITERS, corpus_files, looks_like_text
+from runner.data.text import (
+    SNIFF_BYTES,
+    TABLE_DELIMITERS,
+    class_name_of_file,
+    corpus_files,
+    looks_like_text,
+)
 from runner.errors import DataError
 from runner.yaml_io import excerpt
 
@@ -37,6 +43,9 @@ def check_text_file(path: Path, source: str, key: str = "data.path") -> None:
 def check_data(config: TrialConfig, source: str) -> None:
     """DataError naming source and key when the config's data or pretrained model is unusable."""
     _check_pretrained(config.model.pretrained, source)
+    if config.task == "multitask":  # each task's data as a classify experiment's
+        _check_tasks(config, source)
+        return
     path = config.data.path
     if path is None:
         if config.task == "classify":
@@ -66,6 +75,32 @@ def check_data(config: TrialConfig, source: str) -> None:
             )
     else:
         check_text_file(where, source)
+
+
+def _check_tasks(config: TrialConfig, source: str) -> None:
+    """Each task's data, its errors naming the task's keys (tasks.N.path, ...)."""
+    from runner.data.multitask import task_as_classify
+
+    for index, task in enumerate(config.tasks):
+        try:
+            check_data(task_as_classify(config, task), source)
+        except DataError as err:
+            message = str(err)
+            for key in ("data.path", "data.text_column", "data.label_column"):
+                message = message.replace(key, f"tasks.{index}.{key.split('.')[1]}")
+            raise DataError(message) from None
+        where = Path(task.path)
+        if where.is_dir():  # a folder's classes are its files: count them now (a table's later)
+            classes = {
+                class_name_of_file(p)
+                for p in where.iterdir()
+                if p.is_file() and not p.name.startswith(".")
+            }
+            if len(classes) != task.num_labels:
+                raise DataError(
+                    f"{source}: {where} holds {len(classes)} classes ({', '.join(sorted(classes)[:10])}), "
+                    f"but task {task.name} says num_labels {task.num_labels} (tasks.{index}.num_labels)"
+                )
 
 
 def _check_labelled(where: Path, config: TrialConfig, source: str) -> None:

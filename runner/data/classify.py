@@ -196,12 +196,18 @@ def stratified_order(labels: np.ndarray, seed: int) -> np.ndarray:
     return np.lexsort((rng.random(len(labels)), positions))
 
 
-def prepare_classify(config: TrialConfig) -> ClassifyDataset:
-    """Read, split, tokenize and encode the labelled data of `config.data` (or load the cache)."""
+def prepare_classify(
+    config: TrialConfig, tokenizer: TextTokenizer | None = None
+) -> ClassifyDataset:
+    """Read, split, tokenize and encode the labelled data of `config.data` (or load the cache).
+
+    With `tokenizer` the examples are encoded with it (multitask: one tokenizer for all tasks)
+    instead of one trained on this data or model.pretrained's.
+    """
     started = time.perf_counter()
     data = config.data
     check_data(config, f"experiment '{config.name}'")
-    pretrained = (
+    pretrained = tokenizer or (
         TextTokenizer.from_pretrained(config.model.pretrained) if config.model.pretrained else None
     )
     root = cache_root(data.cache_dir)
