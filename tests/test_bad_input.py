@@ -460,6 +460,12 @@ space_case(
     "objective",
     owner="validation",
 )
+space_case(  # found by the fuzz test: 1 / 5e-324 overflowed to a traceback
+    "step-subnormal",
+    SPACE_HEAD + "params:\n  train.learning_rate: {type: float, low: 0, high: 1, step: 5.0e-324}\n",
+    "train.learning_rate.step",
+    "too small",
+)
 space_case("seed-negative", GOOD_SPACE + "driver: {seed: -1}\n", "driver.seed", owner="validation")
 case("space-missing", SEARCH, {}, ("space.yaml", "not found"))
 case("space-is-folder", SEARCH, {"space.yaml": None}, ("space.yaml", "not a file"))

@@ -11,7 +11,14 @@ from typing import Any
 
 from hpo.space.distributions import Categorical, Distribution, Fixed, Float, Int
 from hpo.space.driver_options import check_space, resolve_driver_options
-from hpo.space.numeric import Fail, is_multiple, is_number, parse_duration, parse_number
+from hpo.space.numeric import (
+    MAX_MAGNITUDE,
+    Fail,
+    is_multiple,
+    is_number,
+    parse_duration,
+    parse_number,
+)
 from hpo.space.search_space import (
     DEFAULT_KILL_AFTER,
     Budget,
@@ -193,6 +200,11 @@ def _parse_distribution(spec: Any, key: str, fail: Fail) -> tuple[Distribution, 
             raise fail(f"{key}.step", f"must be > 0, got {step:g}")
         if log:
             raise fail(f"{key}.step", "step and log cannot be combined")
+        if (high - low) / step > MAX_MAGNITUDE:  # inf for a subnormal step: no int of it
+            raise fail(
+                f"{key}.step",
+                f"{step:g} is too small: more than {MAX_MAGNITUDE:g} values from low to high",
+            )
         if not is_multiple(high - low, step):
             raise fail(f"{key}.step", f"{step:g} does not divide high - low ({high - low:g})")
     if kind == "float":
