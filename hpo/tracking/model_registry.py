@@ -116,8 +116,8 @@ def log_best_model(
             client.log_artifacts(run_id, str(checkpoint), CHECKPOINT_ARTIFACTS)
             source, model_id = f"{run.info.artifact_uri}/{CHECKPOINT_ARTIFACTS}", None
         elif multitask:  # the checkpoint and its config, as artifacts
-            for name in ("best.pt", "config.yaml"):
-                client.log_artifact(run_id, str(best / name), CHECKPOINT_ARTIFACTS)
+            for file_name in ("best.pt", "config.yaml"):
+                client.log_artifact(run_id, str(best / file_name), CHECKPOINT_ARTIFACTS)
             source, model_id = f"{run.info.artifact_uri}/{CHECKPOINT_ARTIFACTS}", None
         else:
             model_info = _log_model(client, run, checkpoint, tags)

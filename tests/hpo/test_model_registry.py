@@ -280,3 +280,21 @@ def test_a_command_studys_checkpoint_folder_is_registered_as_artifacts(store, tm
     assert client.get_run(run_id).data.tags[REGISTERED_TAG] == "cmd-best/1"
     folder = Path(mlflow.artifacts.download_artifacts(f"models:/cmd-best/{version.version}"))
     assert (folder / "model.txt").read_text() == "2 0.5\n"  # the script's file, step 2
+
+
+def test_a_multitask_best_is_registered_under_the_experiments_name_as_its_files(
+    store, lm_study, tmp_path
+):
+    """A multitask model has no transformers pipeline: best.pt and config.yaml are registered
+    as artifacts, under the run's experiment name like any study's model (the loop over those
+    two files once renamed the registered model "config.yaml")."""
+    client, experiment = store
+    copy = copy_study(lm_study, tmp_path, "multi")
+    trained = yaml.safe_load((copy / "best" / "config.yaml").read_text())
+    (copy / "best" / "config.yaml").write_text(yaml.safe_dump({**trained, "task": "multitask"}))
+
+    version = log_best_model(client, parent_run(client, experiment), copy)
+    assert version.name == client.get_experiment(experiment).name == "tiny"
+    folder = Path(mlflow.artifacts.download_artifacts(f"models:/tiny/{version.version}"))
+    assert sorted(p.name for p in folder.iterdir()) == ["best.pt", "config.yaml"]
+    assert (folder / "best.pt").read_bytes() == (copy / "best" / "best.pt").read_bytes()
