@@ -42,6 +42,7 @@ def lm_export(tmp_path_factory):
     return study_dir, client, run_id, version, report
 
 
+@pytest.mark.slow
 def test_lm_onnx_gives_pytorchs_logits_for_other_batch_and_sequence_sizes(lm_export):
     study_dir, *_, report = lm_export
     assert report["path"] == str(study_dir / "best" / "model.onnx")
@@ -66,6 +67,7 @@ def test_onnx_file_is_logged_in_the_study_run_and_named_on_the_registered_versio
     assert tag.endswith("/onnx/model.onnx")
 
 
+@pytest.mark.slow
 def test_classifier_onnx_takes_an_attention_mask_and_gives_one_row_of_logits_per_text(
     tmp_path_factory, tmp_path
 ):
@@ -104,6 +106,7 @@ def test_exporting_a_folder_without_a_best_checkpoint_is_a_user_error(tmp_path):
         export_onnx(tmp_path, tmp_path / "model.onnx")
 
 
+@pytest.mark.slow
 def test_hpo_export_prints_one_line_per_artifact_and_none_of_the_exporters_chatter(
     lm_export, tmp_path, capfd
 ):
