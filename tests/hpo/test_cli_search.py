@@ -374,3 +374,15 @@ def test_ray_searches_with_the_optuna_drivers_sampler_and_pruner_unless_told_oth
     asha = method("ray", ray={"searcher": "random", "scheduler": "asha"})
     assert (asha["sampler"], asha["pruner"]) == ("random", "ray_asha")
     assert asha["pruner_settings"] == {"grace_period": 1, "reduction_factor": 3, "max_t": 81}
+
+
+def test_python_dash_m_hpo_is_the_hpo_command(tmp_path, monkeypatch, capsys):
+    # dvc.yaml runs `python -m hpo`: the same main(), the same one-line refusal and exit code
+    import runpy
+
+    missing = tmp_path / "missing.yaml"
+    monkeypatch.setattr(sys, "argv", ["hpo", "search", "--space", str(missing)])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("hpo", run_name="__main__")
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip() == f"hpo: error: {missing}: space file not found"
