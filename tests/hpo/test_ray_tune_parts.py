@@ -1,5 +1,5 @@
 """Quick, in-process tests of the Ray driver's parts that need no cluster: trial numbers, the
-space in Ray's terms, the schedulers built from the options and bayes_opt's coordinates. The driver itself is tested on a real local cluster (test_ray_driver.py,
+space in Ray's terms, the schedulers built from the options, bayes_opt's coordinates and the\ndriver-side events' budget. The driver itself is tested on a real local cluster (test_ray_driver.py,
 a service test); these keep its modules in the quick loop (scripts/quick_loop_modules.py)."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("ray")
 
 from hpo.drivers.ray_tune.domains import grid_values, ray_domain, trial_params  # noqa: E402
+from hpo.drivers.ray_tune.events import StudyEvents, live_events, live_study  # noqa: E402
 from hpo.drivers.ray_tune.experiments import _scheduler  # noqa: E402
 from hpo.drivers.ray_tune.searchers import _from_coords, _to_coords  # noqa: E402
 from hpo.drivers.ray_tune.trial_numbers import (  # noqa: E402
@@ -105,3 +106,25 @@ def test_bayes_opt_coordinates_go_back_to_the_same_params(make_space):
     back = _from_coords(space, coords)
     assert back["layers"] == 3 and back["act"] == "gelu"
     assert abs(back["lr"] - 1e-3) < 1e-12
+
+
+def test_the_driver_side_events_count_the_earlier_trials_toward_the_budget(make_space, tmp_path):
+    from hpo.drivers.base import StudySpec, TrialRecord
+
+    space = make_space("ray", trials=2)
+    study = StudySpec.for_space(space, name="s", runs=tmp_path / "runs")
+    previous = [
+        TrialRecord(0, {"lr": 0.01, "y": 0.1}, "complete", values=[1.0], steps=1),
+        TrialRecord(1, {"lr": 0.02, "y": 0.2}, "interrupted", steps=1),
+    ]
+    events = StudyEvents(space, study, tracker=None, previous=previous)
+    assert events.settled == {0} and set(events.interrupted) == {1}
+    assert events.start(0, {"lr": 0.01, "y": 0.1}) is None, "a settled trial is not started again"
+    assert events.why_stop() is None  # one of two trials finished, no stop asked
+    assert live_events(events.key) is None
+    with live_study(events):  # what Ray's callback and searcher reach while a fit runs
+        assert live_events(events.key) is events
+    assert live_events(events.key) is None
+    another = TrialRecord(2, {"lr": 0.03, "y": 0.3}, "complete", values=[2.0], steps=1)
+    done = StudyEvents(space, study, tracker=None, previous=[*previous, another])
+    assert done.why_stop() == "budget"
