@@ -58,6 +58,7 @@ def test_lm_onnx_gives_pytorchs_logits_for_other_batch_and_sequence_sizes(lm_exp
         np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_onnx_file_is_logged_in_the_study_run_and_named_on_the_registered_version(lm_export):
     _, client, run_id, version, report = lm_export
     assert report["logged_to"] == run_id
@@ -88,6 +89,7 @@ def test_classifier_onnx_takes_an_attention_mask_and_gives_one_row_of_logits_per
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_outputs_beyond_the_tolerance_are_an_error_that_says_by_how_much(lm_export, monkeypatch):
     study_dir, *_, report = lm_export
     run = ort.InferenceSession.run
