@@ -23,6 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("hpo", "runner")
 QUICK = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow and not service"]
+# modules whose functions cannot run in the pytest process; listed, not counted as a failure
+ELSEWHERE = {
+    "hpo/drivers/ray_tune/trainable.py": "its functions run only inside Ray's workers",
+}
 
 
 def function_lines(source: str) -> set[int]:
@@ -36,22 +40,26 @@ def function_lines(source: str) -> set[int]:
     return lines
 
 
-def unexercised(data_file: Path) -> list[str]:
+def unexercised(data_file: Path) -> tuple[list[str], list[str]]:
+    """(modules that fail the check, listed modules of ELSEWHERE that did not run), as lines."""
     import coverage
 
     data = coverage.CoverageData(basename=str(data_file))
     data.read()
     measured = {Path(name).resolve(): set(data.lines(name) or ()) for name in data.measured_files()}
-    missing = []
+    missing, elsewhere = [], []
     for package in PACKAGES:
         for path in sorted((ROOT / package).rglob("*.py")):
             ran = measured.get(path.resolve(), set())
             inside = function_lines(path.read_text())
             exercised = bool(ran & inside) if inside else bool(ran)
-            if not exercised:
+            name = str(path.relative_to(ROOT))
+            if not exercised and name in ELSEWHERE:
+                elsewhere.append(f"{name}: not checked ({ELSEWHERE[name]})")
+            elif not exercised:
                 reason = "imported, no function ran" if ran else "never imported"
-                missing.append(f"{path.relative_to(ROOT)}: {reason}")
-    return missing
+                missing.append(f"{name}: {reason}")
+    return missing, elsewhere
 
 
 def main() -> int:
@@ -68,11 +76,12 @@ def main() -> int:
         source = ",".join(str(ROOT / p) for p in PACKAGES)
         command = [sys.executable, "-m", "coverage", "run", f"--data-file={args.data_file}"]
         subprocess.run([*command, f"--source={source}", *QUICK], cwd=ROOT, check=False)
-    missing = unexercised(args.data_file)
-    for line in missing:
+    missing, elsewhere = unexercised(args.data_file)
+    for line in [*missing, *elsewhere]:
         print(line)
     total = sum(1 for p in PACKAGES for _ in (ROOT / p).rglob("*.py"))
-    print(f"{total - len(missing)} of {total} modules exercised by the quick loop")
+    ran = total - len(missing) - len(elsewhere)
+    print(f"{ran} of {total} modules exercised by the quick loop ({len(elsewhere)} not checked)")
     return 1 if missing else 0
 
 
