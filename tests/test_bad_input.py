@@ -1077,7 +1077,22 @@ def test_bad_input_is_one_line_and_exit_2(name, tmp_path, monkeypatch, capsys):
     check_refusal(name, code, stderr, seconds, before, listing(tmp_path))
 
 
-@pytest.mark.parametrize("name", SUBPROCESS)
+# the rows that take seconds each as a real process (most import torch before they refuse) run
+# with the slow tests; the others, refused in a fraction of a second, in the quick loop too.
+# Every row also runs in-process in the quick loop (test_bad_input_is_one_line_and_exit_2)
+SLOW_ROWS = {
+    "ckpt-evaluate-zip-bomb",
+    "ckpt-export-truncated",
+    "ckpt-resume-garbage",
+    "pretrained-config-not-json",
+    "flag-study-escape",
+}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_ROWS else n for n in SUBPROCESS],
+)
 def test_bad_input_as_a_real_hpo_process(name, tmp_path):
     spec = CASES[name]
     materialize(tmp_path, spec.files)

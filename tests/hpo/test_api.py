@@ -43,6 +43,7 @@ def bowl(params, reporter):
     return value
 
 
+@pytest.mark.slow
 def test_search_with_a_function_and_a_dict_returns_what_the_study_files_say(tmp_path, capsys):
     runs = tmp_path / "runs"
     result = hpo.search(SPACE, bowl, trials=6, study="fn", runs=runs, track=False, quiet=True)
@@ -157,6 +158,7 @@ def slow(params, reporter):
     return params["train.weight_decay"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_raises_keyboard_interrupt_and_the_study_resumes(tmp_path):
     runs = tmp_path / "runs"
     started = runs / "c" / "trials" / "0" / "started"
@@ -179,6 +181,7 @@ def test_ctrl_c_raises_keyboard_interrupt_and_the_study_resumes(tmp_path):
     assert result.count("complete") == 1 and result.trials[0].number == 0
 
 
+@pytest.mark.slow
 def test_train_runs_the_tiny_experiment_and_returns_its_result(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     overrides = {
@@ -221,6 +224,7 @@ def readme_snippet() -> str:
     return match.group(1)
 
 
+@pytest.mark.slow
 def test_the_readme_snippet_runs_as_written(tmp_path):
     script = tmp_path / "snippet.py"
     script.write_text(readme_snippet())

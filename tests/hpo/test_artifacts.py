@@ -78,6 +78,7 @@ def study(tmp_path_factory):
     return result, {p.name: p for p in write_study_plots(result.dir)}
 
 
+@pytest.mark.slow
 def test_every_plot_is_drawn_for_a_study_with_complete_pruned_and_failed_trials(study):
     study, written = study
 
@@ -134,6 +135,7 @@ def test_interactive_learning_curves_hold_a_line_per_complete_or_pruned_trial(st
         assert (line in learning) == (trial.state in ("complete", "pruned")), trial.state
 
 
+@pytest.mark.slow
 def test_a_one_trial_study_skips_importances_with_the_reason_and_draws_the_rest(
     make_space, run_search
 ):
@@ -147,6 +149,7 @@ def test_a_one_trial_study_skips_importances_with_the_reason_and_draws_the_rest(
     assert "learning_curves: no trial wrote metrics.jsonl" in skipped
 
 
+@pytest.mark.slow
 def test_plots_and_study_files_are_logged_to_the_study_run(study, tmp_path_factory, tmp_path):
     study, written = study
     client, experiment = sqlite_store(tmp_path_factory.getbasetemp(), tmp_path)

@@ -47,6 +47,7 @@ def search(tmp_path, *args: str) -> int:
 @pytest.mark.parametrize(
     "driver", ["optuna", "random", "bo", pytest.param("ray", marks=pytest.mark.service)]
 )
+@pytest.mark.slow
 def test_search_on_the_default_experiment_writes_the_study_layout(driver, tmp_path, capsys):
     assert (
         search(
@@ -89,6 +90,7 @@ def test_search_on_the_default_experiment_writes_the_study_layout(driver, tmp_pa
     assert "complete    3" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_the_winner_retrains_from_its_best_config(tmp_path):
     assert search(tmp_path, "--study", "w", "--trials", "2", "--max-steps", "4", *SMALL) == 0
     out = tmp_path / "retrained"
@@ -108,6 +110,7 @@ def test_the_winner_retrains_from_its_best_config(tmp_path):
     assert json.loads((out / "result.json").read_text())["steps"] == 4
 
 
+@pytest.mark.slow
 def test_parallel_trials_each_run_in_their_own_process(tmp_path):
     assert (
         search(
@@ -178,6 +181,7 @@ def test_hpo_help_answers_without_importing_torch():
     )
 
 
+@pytest.mark.slow
 def test_median_pruner_stops_real_trials_with_worse_learning_curves(tmp_path):
     space = tmp_path / "prune.yaml"
     space.write_text(
@@ -370,3 +374,15 @@ def test_ray_searches_with_the_optuna_drivers_sampler_and_pruner_unless_told_oth
     asha = method("ray", ray={"searcher": "random", "scheduler": "asha"})
     assert (asha["sampler"], asha["pruner"]) == ("random", "ray_asha")
     assert asha["pruner_settings"] == {"grace_period": 1, "reduction_factor": 3, "max_t": 81}
+
+
+def test_python_dash_m_hpo_is_the_hpo_command(tmp_path, monkeypatch, capsys):
+    # dvc.yaml runs `python -m hpo`: the same main(), the same one-line refusal and exit code
+    import runpy
+
+    missing = tmp_path / "missing.yaml"
+    monkeypatch.setattr(sys, "argv", ["hpo", "search", "--space", str(missing)])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("hpo", run_name="__main__")
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip() == f"hpo: error: {missing}: space file not found"

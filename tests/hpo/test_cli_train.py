@@ -50,6 +50,7 @@ def one_error_line(capsys) -> str:
     return err[0]
 
 
+@pytest.mark.slow
 def test_hpo_train_runs_the_default_experiment_as_a_console_script(tmp_path):
     out = tmp_path / "trial"
     proc = subprocess.run(
@@ -155,6 +156,7 @@ def test_resume_without_a_checkpoint_is_refused(tmp_path, capsys):
     assert "checkpoint not found" in one_error_line(capsys)
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_the_last_checkpoint_and_resume_finishes_the_trial(tmp_path):
     out = tmp_path / "trial"
     args = [
@@ -194,6 +196,7 @@ def test_ctrl_c_saves_the_last_checkpoint_and_resume_finishes_the_trial(tmp_path
     assert steps == sorted(set(steps)), "the resumed curve repeats or skips no step"
 
 
+@pytest.mark.slow
 def test_prepare_and_evaluate_commands_write_their_json(tmp_path, capsys):
     stats = tmp_path / "stats.json"
     assert main(["prepare", "-o", "data.max_chars=200000", "--stats", str(stats)]) == 0
@@ -345,6 +348,7 @@ def test_ctrl_c_or_kill_9_then_resume_logs_the_uninterrupted_run_s_history(tmp_p
         assert history(out, "samples.jsonl") == history(whole, "samples.jsonl")
 
 
+@pytest.mark.slow
 def test_sigterm_saves_the_last_checkpoint_and_ends_interrupted(tmp_path):
     out = tmp_path / "trial"
     args = [*char_corpus(tmp_path), "-o", "train.max_steps=2000", "-o", "train.logging_steps=1"]

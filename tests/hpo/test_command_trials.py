@@ -274,6 +274,7 @@ def finish(process: subprocess.Popen) -> int:
         raise AssertionError("the search did not end") from None
 
 
+@pytest.mark.slow
 def test_ctrl_c_interrupts_a_command_trial_and_resume_reruns_it_with_hpo_resume(tmp_path):
     space_file = tmp_path / "s.yaml"
     space_file.write_text(
@@ -309,6 +310,7 @@ def test_ctrl_c_interrupts_a_command_trial_and_resume_reruns_it_with_hpo_resume(
     assert after["value"] == min(r["val_loss"] for r in reports(trial))
 
 
+@pytest.mark.slow
 def test_the_readme_example_space_runs_as_written(tmp_path, monkeypatch):
     from hpo.space import load_space
 

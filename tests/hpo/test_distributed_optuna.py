@@ -211,6 +211,7 @@ def test_a_worker_of_an_unknown_study_says_how_to_start_it(tmp_path):
         read_recipe(f"sqlite:///{tmp_path / 'optuna.db'}", "nope")
 
 
+@pytest.mark.slow
 def test_two_processes_cannot_share_a_workers_trials_folder(tmp_path):
     folder = tmp_path / "runs" / "s"
     folder.mkdir(parents=True)

@@ -47,6 +47,7 @@ def peak(params, reporter):
     return {"val_accuracy": -((math.log10(params["lr"]) + 3) ** 2 + (params["y"] - 0.3) ** 2)}
 
 
+@pytest.mark.slow
 def test_a_maximized_objective_is_maximized_and_nan_is_never_registered(make_space, run_search):
     space = make_space(
         "bo",
@@ -65,6 +66,7 @@ def y_only(params, reporter):
     return params["y"]
 
 
+@pytest.mark.slow
 def test_parallel_trials_get_distinct_suggestions_from_the_constant_liar(make_space, run_search):
     result = run_search(make_space("bo", trials=6, init_points=2), y_only, parallel=2)
     points = [(t.params["lr"], t.params["y"]) for t in result.trials]

@@ -84,6 +84,7 @@ def test_auto_pruner_prunes_nothing_under_gp_and_an_explicit_one_warns(
     assert any("sampler gp with pruner median" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.slow
 def test_a_step_budget_buys_more_trials_when_pruning_saves_steps(make_space, run_search):
     budget = 12 * STEPS  # twelve full trials' worth of steps
 
@@ -171,6 +172,7 @@ def test_every_sampler_runs_a_study(make_space, run_search, sampler):
     assert result.count("complete") == 5
 
 
+@pytest.mark.slow
 def test_grid_runs_each_point_once_then_stops(make_space, run_search):
     space = make_space("optuna", SAMPLER_SPACE, trials=None, sampler="grid")
     result = run_search(space, bowl)
@@ -206,6 +208,7 @@ def test_tpe_uses_constant_liar_only_when_trials_run_in_parallel(make_space):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("sqlalchemy") is None, reason="needs sqlalchemy")
+@pytest.mark.slow
 def test_a_database_url_holds_the_study_and_a_rerun_resumes_it(make_space, run_search, tmp_path):
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     run_search(make_space("optuna", trials=3), bowl_xy, storage=url)

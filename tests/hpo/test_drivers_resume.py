@@ -60,6 +60,7 @@ PARAMS = [
 
 
 @pytest.mark.parametrize(("driver", "parallel"), PARAMS)
+@pytest.mark.slow
 def test_search_killed_and_resumed_keeps_finished_trials_and_ends_with_the_budget(
     tmp_path, driver, parallel
 ):

@@ -42,6 +42,7 @@ def lm_export(tmp_path_factory):
     return study_dir, client, run_id, version, report
 
 
+@pytest.mark.slow
 def test_lm_onnx_gives_pytorchs_logits_for_other_batch_and_sequence_sizes(lm_export):
     study_dir, *_, report = lm_export
     assert report["path"] == str(study_dir / "best" / "model.onnx")
@@ -57,6 +58,7 @@ def test_lm_onnx_gives_pytorchs_logits_for_other_batch_and_sequence_sizes(lm_exp
         np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_onnx_file_is_logged_in_the_study_run_and_named_on_the_registered_version(lm_export):
     _, client, run_id, version, report = lm_export
     assert report["logged_to"] == run_id
@@ -66,6 +68,7 @@ def test_onnx_file_is_logged_in_the_study_run_and_named_on_the_registered_versio
     assert tag.endswith("/onnx/model.onnx")
 
 
+@pytest.mark.slow
 def test_classifier_onnx_takes_an_attention_mask_and_gives_one_row_of_logits_per_text(
     tmp_path_factory, tmp_path
 ):
@@ -86,6 +89,7 @@ def test_classifier_onnx_takes_an_attention_mask_and_gives_one_row_of_logits_per
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_outputs_beyond_the_tolerance_are_an_error_that_says_by_how_much(lm_export, monkeypatch):
     study_dir, *_, report = lm_export
     run = ort.InferenceSession.run
@@ -104,6 +108,7 @@ def test_exporting_a_folder_without_a_best_checkpoint_is_a_user_error(tmp_path):
         export_onnx(tmp_path, tmp_path / "model.onnx")
 
 
+@pytest.mark.slow
 def test_hpo_export_prints_one_line_per_artifact_and_none_of_the_exporters_chatter(
     lm_export, tmp_path, capfd
 ):

@@ -172,6 +172,7 @@ def test_ctrl_c_mid_trial_stops_cleanly_and_resume_finishes_that_trial(tmp_path,
         pytest.param(2, signal.SIGTERM, False, id="2-SIGTERM-process"),
     ],
 )
+@pytest.mark.slow
 def test_a_plain_objective_stops_at_its_next_report_and_resume_continues_it(
     tmp_path, parallel, signum, to_group
 ):
@@ -253,6 +254,7 @@ def test_on_a_database_an_interrupted_trial_is_queued_again_and_continues_from_i
 
 
 @pytest.mark.parametrize("parallel", [1, 2])
+@pytest.mark.slow
 def test_a_second_ctrl_c_ends_the_search_at_once(tmp_path, parallel):
     study, log = tmp_path / "runs" / "s", tmp_path / "stderr.txt"
     command = hpo_search(

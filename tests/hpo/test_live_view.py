@@ -137,6 +137,7 @@ def screen(raw: str) -> list[str]:
     return [line.rstrip() for line in lines if line.strip()]
 
 
+@pytest.mark.slow
 def test_search_on_a_terminal_shows_running_trials_the_best_and_an_eta(workdir):
     code, raw = run_in_terminal(search_args("steady", "--no-track"), workdir)
     assert code == 0, raw[-3000:]
@@ -158,6 +159,7 @@ def test_search_on_a_terminal_shows_running_trials_the_best_and_an_eta(workdir):
     assert any(line.startswith("study s ended (budget): 2 complete") for line in shown), shown
 
 
+@pytest.mark.slow
 def test_search_in_a_pipe_writes_one_plain_line_per_trial_event(workdir):
     done = subprocess.run(
         [sys.executable, "-m", "hpo", *search_args("steady", "--no-track")],
@@ -199,6 +201,7 @@ def test_without_quiet_a_third_party_warning_is_one_plain_line(workdir):
 
 
 @pytest.mark.parametrize("parallel", ["1", "2"])
+@pytest.mark.slow
 def test_quiet_silences_third_party_warnings_and_loggers_in_trial_processes_too(workdir, parallel):
     done = run_noisy(workdir, "--quiet", "--parallel", parallel)
     assert done.returncode == 0, done.stderr

@@ -181,6 +181,7 @@ def test_registered_lm_is_a_transformers_model_that_continues_text_as_the_checkp
         assert answer == (prompt + tokenizer.decode(ids)).rstrip()
 
 
+@pytest.mark.slow
 def test_the_champion_alias_moves_only_to_a_version_that_beats_it(store, lm_study, tmp_path):
     client, experiment = store
     value = json.loads((lm_study / "best" / "trial.json").read_text())["value"]

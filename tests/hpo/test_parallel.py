@@ -27,6 +27,7 @@ def crashing(params, reporter):
     return params["y"]
 
 
+@pytest.mark.slow
 def test_a_segfault_or_hard_exit_fails_that_trial_and_the_study_finishes(make_space, run_search):
     result = run_search(make_space("random", trials=4), crashing, parallel=2)
     failed = {t.number: t.reason for t in result.trials if t.state == "failed"}
@@ -37,6 +38,7 @@ def test_a_segfault_or_hard_exit_fails_that_trial_and_the_study_finishes(make_sp
     assert all(t.steps == 5 for t in result.trials if t.state == "complete")
 
 
+@pytest.mark.slow
 def test_one_isolated_worker_also_survives_a_crash(make_space, run_search):
     result = run_search(make_space("random", trials=3), crashing, parallel=1, isolate=True)
     assert [t.state for t in result.trials] == [
@@ -55,6 +57,7 @@ def sleeper(params, reporter):
     return params["y"]
 
 
+@pytest.mark.slow
 def test_parallel_trials_run_at_the_same_time(make_space, run_search):
     result = run_search(make_space("random", trials=2), sleeper, parallel=2)
     (a0, a1), (b0, b1) = (
@@ -98,6 +101,7 @@ def stops_when_asked(params, reporter):
     return params["y"]
 
 
+@pytest.mark.slow
 def test_pruning_decisions_reach_trials_in_workers(make_space, run_search):
     space = make_space(
         "optuna", trials=8, sampler="random", pruner="median", pruner_startup_trials=2
@@ -151,6 +155,7 @@ def test_live_view_shows_each_trial_and_the_best_so_far(make_space, run_search, 
     assert "study s ended (budget): 2 complete, 0 pruned, 0 failed; best trial" in err
 
 
+@pytest.mark.slow
 def test_status_and_best_read_back_from_the_files(make_space, run_search):
     result = run_search(make_space("random", trials=3), crashing, parallel=2)
     status = read_study(result.dir)

@@ -44,6 +44,7 @@ def study_quantized(tracked_study):
     return json.loads((folder / "quantize.json").read_text())
 
 
+@pytest.mark.slow
 def test_report_compares_int8_with_fp32_on_size_metric_and_latency(study_quantized):
     report = study_quantized
     fp32, int8 = report["fp32"], report["int8"]
@@ -80,6 +81,7 @@ def test_study_result_is_logged_to_its_parent_run(tracked_study, study_quantized
     assert metrics["quantized.int8.size_mb"] < metrics["quantized.fp32.size_mb"]
 
 
+@pytest.mark.slow
 def test_trial_folder_is_quantized_beside_its_checkpoint_and_logged_to_its_child_run(
     tracked_study, capsys
 ):

@@ -198,6 +198,7 @@ def test_what_has_no_equivalent_is_one_error_line_naming_the_key(
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_hpo_search_refuses_a_foreign_space_without_equivalent_before_any_work(tmp_path, capsys):
     path = write(tmp_path, "s.yaml", NO_EQUIVALENT[0][0])
     code = main(
@@ -264,6 +265,7 @@ def test_a_string_that_is_no_tune_call_is_a_constant_never_run(tmp_path, monkeyp
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=60))
+@pytest.mark.slow
 def test_any_text_in_a_tune_call_is_a_spec_or_a_space_error(args):
     try:
         name, values = parse_tune_call(f"tune.choice({args})", "x", _fail)

@@ -106,6 +106,7 @@ def test_promoting_on_a_full_disk_keeps_the_old_best_and_says_so_in_one_line(sma
     assert (study / "best" / "best.pt").read_bytes() == b"\1" * 1_000_000
 
 
+@pytest.mark.slow
 def test_a_search_that_fills_the_disk_stops_with_one_line_and_keeps_the_old_best(small_disk):
     space = small_disk.parent / "space.yaml"
     space.write_text(SPACE)
@@ -145,6 +146,7 @@ def test_a_search_that_fills_the_disk_stops_with_one_line_and_keeps_the_old_best
     assert not list(study.glob("best.*")), "no half-built best/ left"
 
 
+@pytest.mark.slow
 def test_a_search_whose_disk_fills_during_a_trial_stops_with_one_line_and_resumes(small_disk):
     space = small_disk.parent / "space.yaml"
     space.write_text(SPACE)

@@ -97,6 +97,7 @@ def storage_url(kind: str, tmp_path: Path, request) -> str | None:
     "kind",
     ["journal", "sqlite", "random", pytest.param("postgresql", marks=pytest.mark.service)],
 )
+@pytest.mark.slow
 def test_a_second_search_is_refused_at_once_and_a_killed_ones_lock_is_taken_over(
     kind, tmp_path, request
 ):
@@ -134,6 +135,7 @@ def test_a_second_search_is_refused_at_once_and_a_killed_ones_lock_is_taken_over
     assert not (study / LOCK_NAME).exists(), "a search removes its lock file when it ends"
 
 
+@pytest.mark.slow
 def test_hpo_worker_joins_a_database_study_that_a_search_runs(tmp_path):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     search = hpo(tmp_path, *search_args(tmp_path, "runs", storage, "--trials", "3"))

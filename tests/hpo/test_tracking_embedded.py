@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from hpo.drivers.base import StudySpec, TrialRecord
 from hpo.study import finish_study, open_study
 from hpo.tracking import MlflowTracker
@@ -22,6 +24,7 @@ for i in range(40):
 """
 
 
+@pytest.mark.slow
 def test_the_default_store_is_sqlite_mlflow_db_in_the_current_folder(
     make_space, tmp_path, monkeypatch
 ):
@@ -48,6 +51,7 @@ def test_the_default_store_is_sqlite_mlflow_db_in_the_current_folder(
     assert {r.info.status for r in runs} == {"FINISHED"}
 
 
+@pytest.mark.slow
 def test_parallel_trials_and_another_process_share_one_sqlite_file_without_losing_a_metric(
     make_space, tmp_path, monkeypatch
 ):

@@ -126,7 +126,8 @@ def test_a_tracked_search_starts_no_mlflow_telemetry(tmp_path):
     assert "KeyError" not in result.stderr
 
 
-@pytest.mark.parametrize("peer", ["refuses", "never answers"])
+# "never answers" waits out the real request timeout: seconds
+@pytest.mark.parametrize("peer", ["refuses", pytest.param("never answers", marks=pytest.mark.slow)])
 def test_one_mlflow_request_is_one_bounded_attempt(peer, monkeypatch):
     """MLflow's own client would retry 7 times with up to 120 s between tries (minutes); under
     hpo's settings a request to a closed port fails at once, to a silent peer after the timeout."""

@@ -47,6 +47,7 @@ def test_hpo_train_with_a_tracking_uri_makes_one_finished_run(tmp_path, monkeypa
     assert {"config.yaml", "result.json", "lr.png", "grad_norm.png"} <= artifacts
 
 
+@pytest.mark.slow
 def test_hpo_train_is_not_tracked_without_a_uri_or_with_report_to_none(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -122,6 +122,7 @@ def channel(trial: Path) -> list[dict]:
     [(True, 4), (False, 5)],
     ids=["mark-before-the-evaluate-stops-there", "mark-after-it-stops-at-the-next-step"],
 )
+@pytest.mark.slow
 def test_reports_with_trainers_names_and_a_prune_mark_stops_training(
     example, trial_env, mark_first, stopped_at
 ):

@@ -342,6 +342,7 @@ VALID_SPACE = st.fixed_dictionaries(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(VALID_SPACE)
+@pytest.mark.slow
 def test_a_space_of_valid_ranges_is_accepted_and_its_samples_run(raw):
     space = space_from_dict(
         {**raw, "experiment": str(LM_TINY)}, "ok.yaml", config_key_check=check_key
@@ -371,6 +372,7 @@ def space_is_refused_or_every_sample_runs(raw: dict) -> None:
     max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
 )
 @given(SPACE)
+@pytest.mark.slow
 def test_any_space_loads_into_runnable_samples_or_is_refused(raw):
     space_is_refused_or_every_sample_runs(raw)
 

@@ -58,6 +58,7 @@ def test_a_file_that_is_not_ours_is_rejected(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
 
 
+@pytest.mark.slow
 def test_a_writer_killed_mid_save_never_leaves_a_corrupt_checkpoint(tmp_path):
     path = tmp_path / "last.pt"
     save_checkpoint(path, {"step": 0, "weights": torch.zeros(4_000_000)})

@@ -150,6 +150,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_a_resume_killed_while_it_cuts_the_log_back_leaves_the_old_or_the_new_file(tmp_path):
     # the bug: kill -9 during --resume's in-place rewrite left metrics.jsonl at 0 bytes
     path = tmp_path / "metrics.jsonl"

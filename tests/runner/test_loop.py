@@ -15,6 +15,7 @@ def losses(output_dir) -> list[tuple[int, float]]:
     return [(r["step"], r["loss"]) for r in read_metrics(output_dir / "metrics.jsonl", "train")]
 
 
+@pytest.mark.slow
 def test_resume_continues_from_last_step_and_ends_bit_identical(tiny_lm_config, stop_at, tmp_path):
     # dropout on, so RNG state must travel with the checkpoint too
     whole = tiny_lm_config(f"output_dir={tmp_path / 'whole'}", "model.dropout=0.1")

@@ -70,6 +70,7 @@ def test_gradient_checkpointing_gives_the_same_training_as_without(tiny_lm_confi
     )
 
 
+@pytest.mark.slow
 def test_untied_output_layer_trains_its_own_weights_and_resumes_exactly(
     tiny_lm_config, stop_at, tmp_path
 ):

@@ -1,0 +1,130 @@
+"""Quick, in-process tests of the Ray driver's parts that need no cluster: trial numbers, the
+space in Ray's terms, the schedulers built from the options, bayes_opt's coordinates and the\ndriver-side events' budget. The driver itself is tested on a real local cluster (test_ray_driver.py,
+a service test); these keep its modules in the quick loop (scripts/quick_loop_modules.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("ray")
+
+from hpo.drivers.ray_tune.domains import grid_values, ray_domain, trial_params  # noqa: E402
+from hpo.drivers.ray_tune.events import StudyEvents, live_events, live_study  # noqa: E402
+from hpo.drivers.ray_tune.experiments import _scheduler  # noqa: E402
+from hpo.drivers.ray_tune.searchers import _from_coords, _to_coords  # noqa: E402
+from hpo.drivers.ray_tune.trial_numbers import (  # noqa: E402
+    TrialName,
+    next_free_number,
+    reserve_number,
+    trial_dirname,
+)
+
+
+class RayTrial:
+    """What TrialName reads of a Ray trial: its config."""
+
+    def __init__(self, config):
+        self.config = config
+
+
+def test_a_trial_number_is_taken_by_creating_its_folder_so_none_is_used_twice(tmp_path):
+    study = tmp_path / "s"
+    assert next_free_number(study) == 0  # no trials/ yet
+    (study / "trials" / "0").mkdir(parents=True)
+    (study / "trials" / "2").mkdir()
+    (study / "trials" / "notes").mkdir()  # not a trial
+    assert next_free_number(study) == 3
+    assert [reserve_number(study), reserve_number(study)] == [3, 4]
+    assert sorted(p.name for p in (study / "trials").iterdir()) == ["0", "2", "3", "4", "notes"]
+    name = TrialName(str(study))
+    assert name(RayTrial({"hpo_trial": 7})) == "7"  # the searcher's own choice
+    assert name(RayTrial({})) == "5"  # else the next free folder, reserved
+    assert trial_dirname(5) == "trial_5"
+
+
+def test_the_space_in_rays_terms_keeps_bounds_steps_and_choices(make_space):
+    space = make_space(
+        "ray",
+        params={
+            "lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
+            "layers": {"type": "int", "low": 1, "high": 4},
+            "width": {"type": "int", "low": 3, "high": 12, "step": 3},
+            "act": {"type": "categorical", "choices": ["relu", "gelu"]},
+        },
+    )
+    domains = {p.name: ray_domain(p.distribution) for p in space.searched}
+    for _ in range(50):
+        assert 1e-5 <= domains["lr"].sample() <= 1e-1
+        assert 1 <= domains["layers"].sample() <= 4
+        assert domains["width"].sample() in (3, 6, 9, 12)
+        assert domains["act"].sample() in ("relu", "gelu")
+    by_name = {p.name: p.distribution for p in space.searched}
+    assert grid_values(by_name["width"]) == [3, 6, 9, 12]
+    assert grid_values(by_name["lr"]) == []  # continuous: no grid
+    # PBT perturbs past the bounds: a trial runs with its params put back in the space
+    back = trial_params(space, {"lr": 5.0, "layers": 9, "width": 7, "act": "gelu"})
+    assert back == {"lr": 1e-1, "layers": 4, "width": 6, "act": "gelu"}
+
+
+def test_each_scheduler_option_builds_rays_scheduler_on_the_step_axis():
+    from ray.tune import schedulers
+
+    from hpo.space import space_from_dict
+
+    expected = {
+        "none": type(None),
+        "asha": schedulers.ASHAScheduler,
+        "hyperband": schedulers.HyperBandScheduler,
+        "median": schedulers.MedianStoppingRule,
+        "pbt": schedulers.PopulationBasedTraining,
+    }
+    for name, kind in expected.items():
+        raw = {
+            "objective": "val_loss",
+            "budget": {"trials": 4, "max_steps": 40},
+            "driver": {"seed": 0, "searcher": "random", "scheduler": name},
+            "params": {"lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True}},
+        }
+        scheduler = _scheduler(space_from_dict(raw, source="s.yaml", driver="ray"))
+        assert isinstance(scheduler, kind), name
+        if scheduler is not None:
+            assert scheduler._time_attr == "step", name
+
+
+def test_bayes_opt_coordinates_go_back_to_the_same_params(make_space):
+    space = make_space(
+        "ray",
+        params={
+            "lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
+            "layers": {"type": "int", "low": 1, "high": 4},
+            "act": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]},
+        },
+    )
+    params = {"lr": 1e-3, "layers": 3, "act": "gelu"}
+    coords = _to_coords(space, params)
+    assert coords["act"] == 1.5  # the middle of its choice's unit interval
+    back = _from_coords(space, coords)
+    assert back["layers"] == 3 and back["act"] == "gelu"
+    assert abs(back["lr"] - 1e-3) < 1e-12
+
+
+def test_the_driver_side_events_count_the_earlier_trials_toward_the_budget(make_space, tmp_path):
+    from hpo.drivers.base import StudySpec, TrialRecord
+
+    space = make_space("ray", trials=2)
+    study = StudySpec.for_space(space, name="s", runs=tmp_path / "runs")
+    previous = [
+        TrialRecord(0, {"lr": 0.01, "y": 0.1}, "complete", values=[1.0], steps=1),
+        TrialRecord(1, {"lr": 0.02, "y": 0.2}, "interrupted", steps=1),
+    ]
+    events = StudyEvents(space, study, tracker=None, previous=previous)
+    assert events.settled == {0} and set(events.interrupted) == {1}
+    assert events.start(0, {"lr": 0.01, "y": 0.1}) is None, "a settled trial is not started again"
+    assert events.why_stop() is None  # one of two trials finished, no stop asked
+    assert live_events(events.key) is None
+    with live_study(events):  # what Ray's callback and searcher reach while a fit runs
+        assert live_events(events.key) is events
+    assert live_events(events.key) is None
+    another = TrialRecord(2, {"lr": 0.03, "y": 0.3}, "complete", values=[2.0], steps=1)
+    done = StudyEvents(space, study, tracker=None, previous=[*previous, another])
+    assert done.why_stop() == "budget"
