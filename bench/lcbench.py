@@ -38,6 +38,7 @@ most 2 tasks in 10.
     .venv/bin/python bench/lcbench.py --json /tmp/lc.json                      # 10 tasks x 10 seeds
     .venv/bin/python bench/lcbench.py --contenders random,tpe,default --seeds 2 --tasks 3945  # smoke
     .venv/bin/python bench/lcbench.py --tables-from /tmp/a.json,/tmp/b.json    # merge runs
+    .venv/bin/python bench/lcbench.py --tables-from /tmp/a.json --tables-seeds 0-9  # seeds 0-9
 """
 
 from __future__ import annotations
@@ -361,10 +362,16 @@ def main() -> int:
     parser.add_argument("--json", help="write studies and tables here (after every task)")
     parser.add_argument("--resume", action="store_true", help="skip studies already in --json")
     parser.add_argument("--tables-from", help="comma-separated --json files: tables only")
+    parser.add_argument(
+        "--tables-seeds", help="with --tables-from: only these seeds, e.g. 0-9 (before/after)"
+    )
     args = parser.parse_args()
 
     if args.tables_from:
         studies = load_studies(args.tables_from.split(","))
+        if args.tables_seeds:
+            low, high = (int(end) for end in args.tables_seeds.split("-"))
+            studies = {key: s for key, s in studies.items() if low <= key[2] <= high}
         print_tables(summarize(studies, args.trials))
         return 0
     try:
