@@ -363,6 +363,9 @@ def main() -> int:
     parser.add_argument("--resume", action="store_true", help="skip studies already in --json")
     parser.add_argument("--tables-from", help="comma-separated --json files: tables only")
     parser.add_argument(
+        "--tables-contenders", help="with --tables-from: only these rows, in this order"
+    )
+    parser.add_argument(
         "--tables-seeds", help="with --tables-from: only these seeds, e.g. 0-9 (before/after)"
     )
     args = parser.parse_args()
@@ -372,7 +375,11 @@ def main() -> int:
         if args.tables_seeds:
             low, high = (int(end) for end in args.tables_seeds.split("-"))
             studies = {key: s for key, s in studies.items() if low <= key[2] <= high}
-        print_tables(summarize(studies, args.trials))
+        summary = summarize(studies, args.trials)
+        if args.tables_contenders:  # these rows only; random's studies still set the target
+            rows = args.tables_contenders.split(",")
+            summary["table"] = {c: summary["table"][c] for c in rows if c in summary["table"]}
+        print_tables(summary)
         return 0
     try:
         surrogate.check_data()
