@@ -38,6 +38,7 @@ most 2 tasks in 10.
     .venv/bin/python bench/lcbench.py --json /tmp/lc.json                      # 10 tasks x 10 seeds
     .venv/bin/python bench/lcbench.py --contenders random,tpe,default --seeds 2 --tasks 3945  # smoke
     .venv/bin/python bench/lcbench.py --tables-from /tmp/a.json,/tmp/b.json    # merge runs
+    .venv/bin/python bench/lcbench.py --tables-from /tmp/a.json --tables-seeds 0-9  # seeds 0-9
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -91,6 +93,39 @@ CONTENDERS: dict[str, tuple[str, dict[str, Any]]] = {
     "ray-asha": ("ray", {"searcher": "random", "scheduler": "asha"}),
 }
 FRACTIONS = (0.3, 0.5, 1.0)
+# Candidate pruners by name, built by the bench itself (no hpo option needed): tpe-hb-m4-r3 is
+# TPE + HyperbandPruner(min_resource 4, reduction_factor 3, max_resource 52), tpe-sha-m4-r3
+# SuccessiveHalvingPruner(min_resource 4, reduction_factor 3), tpe-med-w13-s5 MedianPruner
+# (warm-up 13 epochs, 5 startup trials), tpe-pct25-w8-s5 PercentilePruner(25, warm-up 8, 5).
+CANDIDATE = re.compile(r"tpe-(hb|sha)-m(\d+)-r(\d+)|tpe-(med|pct\d+)-w(\d+)-s(\d+)")
+
+
+def contender_spec(name: str) -> tuple[str, dict[str, Any]] | None:
+    """CONTENDERS[name], or a candidate pruner's spec parsed from its name (None: unknown)."""
+    if name in CONTENDERS:
+        return CONTENDERS[name]
+    match = CANDIDATE.fullmatch(name)
+    if match is None:
+        return None
+    kind, low, factor, rule, warmup, startup = match.groups()
+    if kind == "hb":
+        pruner = ("HyperbandPruner", {"min_resource": int(low), "max_resource": surrogate.EPOCHS})
+    elif kind == "sha":
+        pruner = ("SuccessiveHalvingPruner", {"min_resource": int(low)})
+    elif rule == "med":
+        pruner = ("MedianPruner", {"n_warmup_steps": int(warmup), "n_startup_trials": int(startup)})
+    else:
+        pruner = (
+            "PercentilePruner",
+            {
+                "percentile": float(rule[3:]),
+                "n_warmup_steps": int(warmup),
+                "n_startup_trials": int(startup),
+            },
+        )
+    if kind:
+        pruner[1]["reduction_factor"] = int(factor)
+    return ("optuna", {"sampler": "tpe", "pruner_class": pruner})
 
 
 def run_study(contender: str, task: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -102,8 +137,10 @@ def run_study(contender: str, task: str, seed: int, args: argparse.Namespace) ->
     from hpo.drivers.base import StudySpec
     from hpo.space import space_from_dict
 
-    driver, options = CONTENDERS[contender][0], dict(CONTENDERS[contender][1])
+    driver, options = contender_spec(contender)
+    options = dict(options)
     wilcoxon = options.pop("wilcoxon", False)
+    pruner_class = options.pop("pruner_class", None)
     budget_epochs = args.trials * surrogate.EPOCHS
     ray = driver == "ray"
     raw = surrogate.space_dict(
@@ -123,6 +160,11 @@ def run_study(contender: str, task: str, seed: int, args: argparse.Namespace) ->
         import optuna
 
         suggester.make_pruner = lambda space: optuna.pruners.WilcoxonPruner(p_threshold=0.1)
+    if pruner_class:
+        import optuna
+
+        build, kwargs = getattr(optuna.pruners, pruner_class[0]), pruner_class[1]
+        suggester.make_pruner = lambda space: build(**kwargs)
     started = time.perf_counter()
     try:
         result = get_driver(driver).run(space, study, surrogate.objective, None)
@@ -320,11 +362,24 @@ def main() -> int:
     parser.add_argument("--json", help="write studies and tables here (after every task)")
     parser.add_argument("--resume", action="store_true", help="skip studies already in --json")
     parser.add_argument("--tables-from", help="comma-separated --json files: tables only")
+    parser.add_argument(
+        "--tables-contenders", help="with --tables-from: only these rows, in this order"
+    )
+    parser.add_argument(
+        "--tables-seeds", help="with --tables-from: only these seeds, e.g. 0-9 (before/after)"
+    )
     args = parser.parse_args()
 
     if args.tables_from:
         studies = load_studies(args.tables_from.split(","))
-        print_tables(summarize(studies, args.trials))
+        if args.tables_seeds:
+            low, high = (int(end) for end in args.tables_seeds.split("-"))
+            studies = {key: s for key, s in studies.items() if low <= key[2] <= high}
+        summary = summarize(studies, args.trials)
+        if args.tables_contenders:  # these rows only; random's studies still set the target
+            rows = args.tables_contenders.split(",")
+            summary["table"] = {c: summary["table"][c] for c in rows if c in summary["table"]}
+        print_tables(summary)
         return 0
     try:
         surrogate.check_data()
@@ -332,7 +387,7 @@ def main() -> int:
         print(f"lcbench: error: {err}", file=sys.stderr)
         return 2
     contenders = args.contenders.split(",")
-    unknown = [c for c in contenders if c not in CONTENDERS]
+    unknown = [c for c in contenders if contender_spec(c) is None]
     if unknown:
         print(
             f"lcbench: error: unknown contender {unknown[0]}; choose from {', '.join(CONTENDERS)}"

@@ -6,8 +6,9 @@ another through the public API (load_space, RunnerObjective, get_driver(...).run
 --max-steps steps per trial. Contenders, each run once per seed with --trials trials:
 
     random      random search: the baseline
-    tpe-pruned  optuna as the space file sets it: multivariate TPE (4 random startup trials)
-                + median pruner (after 3 finished trials), fed every evaluation
+    tpe-pruned  multivariate TPE (4 random startup trials) + median pruner (after 3 finished
+                trials), fed every evaluation: lr_wd.yaml's settings until issue 19
+    tpe-auto    (optional) the same TPE with hpo's default pruner (auto), as lr_wd.yaml now
     bo          bayesian-optimization, expected improvement (4 random init points)
     tpe         (optional) optuna TPE without pruning
     tpe-percentile, tpe-sha  (optional) TPE with the percentile pruner (25th percentile, after
@@ -66,6 +67,8 @@ CONTENDERS: dict[str, tuple[str, dict[str, Any]]] = {
     "tpe": ("optuna", {"sampler": "tpe", "pruner": "none"}),
     "bo": ("bo", {}),
     "tpe-pruned": ("optuna", {"sampler": "tpe", "pruner": "median"}),
+    # the space file's TPE with hpo's default pruner (auto), what lr_wd.yaml runs since issue 19
+    "tpe-auto": ("optuna", {"sampler": "tpe", "pruner": "auto"}),
     # the same TPE with pruners that keep fewer trials going
     "tpe-percentile": ("optuna", {"sampler": "tpe", "pruner": "percentile", "percentile": 25.0}),
     "tpe-sha": ("optuna", {"sampler": "tpe", "pruner": "successive_halving"}),

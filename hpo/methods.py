@@ -41,6 +41,8 @@ _PHRASES = {  # setting -> how the line says it; True flags say their word, Fals
     "n_warmup_steps": "warm-up {} steps",
     "init_points": "{} random trials first",
     "max_resource": "max resource {}",
+    "min_resource": "first rung at step {}",
+    "min_resource_fraction": "first rung at {} of the first complete trial's steps",
     "max_t": "max {} steps",
     "grace_period": "grace period {} steps",
     "min_samples_required": "after {} trials",

@@ -322,6 +322,11 @@ def test_the_first_line_and_summary_say_the_sampler_and_pruner(driver, tmp_path,
             pruner_name(space),
             pruner_settings(space),
         )
+        # this space sets no max_steps: the first rung is learnt from the first complete trial
+        assert first.endswith(
+            "pruner hyperband (first rung at 0.12 of the first complete trial's steps, "
+            f"max resource auto, reduction factor 3), {where}"
+        )
     else:
         assert method["pruner"] == "none" and first.endswith(f"no pruner, {where}")
 
@@ -336,6 +341,17 @@ def test_the_method_line_names_each_setting():
         )
         == "optuna TPE (seed 0, 10 startup trials, multivariate), "
         "pruner median (5 startup trials, warm-up 0 steps)"
+    )
+    halving = {"min_resource": 4, "reduction_factor": 3}
+    assert (
+        method_line("optuna", method("tpe", {"seed": 0}, "successive_halving", halving))
+        == "optuna TPE (seed 0), pruner successive halving (first rung at step 4, "
+        "reduction factor 3)"
+    )
+    learnt = {"min_resource_fraction": 0.08, "reduction_factor": 3}
+    assert method_line("optuna", method("tpe", {"seed": 0}, "successive_halving", learnt)).endswith(
+        "pruner successive halving (first rung at 0.08 of the first complete trial's steps, "
+        "reduction factor 3)"
     )
     hyperband = {"max_resource": 52, "reduction_factor": 3}
     assert (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import statistics
 
@@ -119,14 +118,18 @@ def test_a_step_budget_without_a_trial_count_ends_after_failures_in_a_row(make_s
     assert result.count("failed") == FAILURES_IN_A_ROW
 
 
+SLOW_STEPS = 25  # the default's first rung: 12% of them, 3 steps, past the curves' crossing
+
+
 def slow_starter(params, reporter):
-    """Crossing curves: a larger y starts worse (step 1: 1 + y) and ends better (1 - 0.8y)."""
+    """Crossing curves (at step 1.8): a larger y starts worse (step 1: 1 + 0.8y) and ends
+    better (1 - 0.93y)."""
     y = params["y"]
-    for step in range(1, STEPS + 1):
+    for step in range(1, SLOW_STEPS + 1):
         reporter.report(step, {"val_loss": 1 - y + 1.8 * y / step})
         if reporter.should_stop():
             raise TrialPruned(f"pruned at step {step}")
-    return 1 - y + 1.8 * y / STEPS
+    return 1 - y + 1.8 * y / SLOW_STEPS
 
 
 def test_the_default_pruner_keeps_slow_starters_that_the_median_pruner_stops(
@@ -134,16 +137,41 @@ def test_the_default_pruner_keeps_slow_starters_that_the_median_pruner_stops(
 ):
     def study(pruner):
         space = make_space("optuna", CURVE, trials=30, sampler="random", pruner=pruner)
-        return dataclasses.replace(space, budget=dataclasses.replace(space.budget, max_steps=STEPS))
+        return space.with_budget(max_steps=SLOW_STEPS)
 
     default, median = study("auto"), study("median")
-    assert pruner_name(default) == AUTO_PRUNER
-    assert pruner_settings(default) == {"max_resource": STEPS, "reduction_factor": 3}
+    assert pruner_name(default) == AUTO_PRUNER == "hyperband"
+    settings = {"min_resource": 3, "max_resource": SLOW_STEPS, "reduction_factor": 3}
+    assert pruner_settings(default) == settings
     kept = run_search(default, slow_starter, name="default", storage="memory")
     stopped = run_search(median, slow_starter, name="median", storage="memory")
     assert kept.count("pruned") >= 10  # it prunes, and still finds the late bloomers
     assert kept.best.params["y"] > stopped.best.params["y"]
     assert kept.best.value < stopped.best.value - 0.1  # seeds 0-2: 0.21-0.30 vs 0.41-0.55
+
+
+@pytest.mark.parametrize("pruner", ["auto", "successive_halving", "hyperband"])
+def test_without_max_steps_the_first_rung_comes_from_the_first_complete_trial(
+    make_space, run_search, pruner
+):
+    import pickle
+
+    from hpo.suggesters.optuna_pruners import MIN_RESOURCE_FRACTION, make_pruner
+
+    space = make_space("optuna", CURVE, trials=30, sampler="random", pruner=pruner)
+    assert space.budget.max_steps is None
+    settings = pruner_settings(space)
+    assert settings["min_resource_fraction"] == MIN_RESOURCE_FRACTION
+    result = run_search(space, slow_starter, storage="memory")
+    # nothing is pruned before a trial completes; then not before the first rung
+    first_rung = max(1, round(SLOW_STEPS * MIN_RESOURCE_FRACTION))
+    first_complete = next(t.number for t in result.trials if t.state == "complete")
+    pruned = [t for t in result.trials if t.state == "pruned"]
+    assert len(pruned) >= 5
+    assert all(t.number > first_complete and t.steps >= first_rung for t in pruned)
+    # Ray keeps its searcher, and the study and pruner in it, with plain pickle
+    restored = pickle.loads(pickle.dumps(make_pruner(space)))
+    assert restored.min_resource_fraction == MIN_RESOURCE_FRACTION
 
 
 def bowl(params, reporter):
