@@ -37,11 +37,24 @@ def in_project(monkeypatch):
     monkeypatch.chdir(ROOT)
 
 
-def search(tmp_path, *args: str) -> int:
+def search(tmp_path, *args: str, space: str = SPACE) -> int:
     # MLflow tracking has its own tests (tests/hpo/test_tracking*.py); here it would only add time
     return main(
-        ["search", "--space", SPACE, "--runs", str(tmp_path), "--quiet", "--no-track", *args]
+        ["search", "--space", space, "--runs", str(tmp_path), "--quiet", "--no-track", *args]
     )
+
+
+def unpruned_space(folder: Path) -> str:
+    """lr_wd.yaml without a pruner, so that every trial of a 3-trial study completes: the
+    default pruner (hyperband from 12% of the steps) may stop one of three short trials, and
+    pruning has tests of its own (test_median_pruner..., test_drivers_optuna.py)."""
+    raw = yaml.safe_load((ROOT / SPACE).read_text())
+    raw["experiment"] = str(ROOT / "experiments" / "lm_tiny.yaml")
+    raw["driver"]["optuna"]["pruner"] = "none"  # the ray driver reads optuna's pruner too
+    folder.mkdir()
+    path = folder / "lr_wd.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
 
 
 @pytest.mark.parametrize(
@@ -61,6 +74,7 @@ def test_search_on_the_default_experiment_writes_the_study_layout(driver, tmp_pa
             "--max-steps",
             "8",
             *SMALL,
+            space=unpruned_space(tmp_path / "space"),
         )
         == 0
     )
