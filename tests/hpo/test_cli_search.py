@@ -13,6 +13,8 @@ from hpo.cli import main
 
 ROOT = Path(__file__).parents[2]
 SPACE = "experiments/spaces/lr_wd.yaml"
+# the same without a pruner: a study whose trials must all complete (tests/spaces/lr_wd.yaml)
+UNPRUNED_SPACE = "tests/spaces/lr_wd.yaml"
 # the default experiment shrunk so a trial takes about a second
 SMALL = [
     "-o",
@@ -44,19 +46,6 @@ def search(tmp_path, *args: str, space: str = SPACE) -> int:
     )
 
 
-def unpruned_space(folder: Path) -> str:
-    """lr_wd.yaml without a pruner, so that every trial of a 3-trial study completes: the
-    default pruner (hyperband from 12% of the steps) may stop one of three short trials, and
-    pruning has tests of its own (test_median_pruner..., test_drivers_optuna.py)."""
-    raw = yaml.safe_load((ROOT / SPACE).read_text())
-    raw["experiment"] = str(ROOT / "experiments" / "lm_tiny.yaml")
-    raw["driver"]["optuna"]["pruner"] = "none"  # the ray driver reads optuna's pruner too
-    folder.mkdir()
-    path = folder / "lr_wd.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return str(path)
-
-
 @pytest.mark.parametrize(
     "driver", ["optuna", "random", "bo", pytest.param("ray", marks=pytest.mark.service)]
 )
@@ -74,7 +63,7 @@ def test_search_on_the_default_experiment_writes_the_study_layout(driver, tmp_pa
             "--max-steps",
             "8",
             *SMALL,
-            space=unpruned_space(tmp_path / "space"),
+            space=UNPRUNED_SPACE,
         )
         == 0
     )

@@ -21,7 +21,8 @@ import pytest
 from runner.metrics_log import read_metrics
 
 ROOT = Path(__file__).parents[2]
-SPACE = "experiments/spaces/lr_wd.yaml"
+# lr_wd.yaml without a pruner: every trial an interrupted study resumes must complete
+SPACE = "tests/spaces/lr_wd.yaml"
 DEADLINE = 120.0
 SIGNALS = [pytest.param(signal.SIGINT, id="SIGINT"), pytest.param(signal.SIGTERM, id="SIGTERM")]
 # the default experiment shrunk so a step takes milliseconds; an evaluation (and last.pt) every

@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hpo.drivers import DRIVERS, available_drivers, get_driver
 from hpo.drivers.base import StudySpec
@@ -379,3 +380,15 @@ def test_a_runner_space_reads_transformers_eval_names_as_the_runners_metrics():
         }
     )
     assert command_space.objectives[0].metric == "eval_loss"  # the names its script reports
+
+
+def test_the_tests_unpruned_lr_wd_is_the_shipped_one_but_for_its_pruner():
+    """tests/spaces/lr_wd.yaml stands in for the shipped space where a test needs every trial
+    complete; it must not drift from the space it stands in for."""
+    shipped = yaml.safe_load((ROOT / "experiments/spaces/lr_wd.yaml").read_text())
+    unpruned = yaml.safe_load((ROOT / "tests/spaces/lr_wd.yaml").read_text())
+    assert unpruned["driver"]["optuna"].pop("pruner") == "none"
+    assert (ROOT / "tests/spaces" / unpruned.pop("experiment")).resolve() == (
+        ROOT / "experiments/spaces" / shipped.pop("experiment")
+    ).resolve()
+    assert unpruned == shipped
