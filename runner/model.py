@@ -80,6 +80,26 @@ def check_pretrained_dir(config: TrialConfig) -> None:
         )
 
 
+def bert_config(
+    config: TrialConfig, vocab_size: int, pad_id: int, **extra: object
+) -> transformers.BertConfig:
+    """The BERT encoder's config from the experiment's model sizes: the classifier's, and the
+    shared encoder of a multitask model (runner.multitask), so the two cannot drift."""
+    m = config.model
+    return transformers.BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=m.n_embd,
+        num_hidden_layers=m.n_layer,
+        num_attention_heads=m.n_head,
+        intermediate_size=4 * m.n_embd,
+        hidden_dropout_prob=m.dropout,
+        attention_probs_dropout_prob=m.dropout,
+        max_position_embeddings=config.data.max_length,
+        pad_token_id=pad_id,
+        **extra,
+    )
+
+
 def build_model(
     config: TrialConfig, vocab_size: int, pad_id: int, num_labels: int = 0
 ) -> nn.Module:
@@ -115,18 +135,7 @@ def build_model(
         )
     else:
         model = transformers.BertForSequenceClassification(
-            transformers.BertConfig(
-                vocab_size=vocab_size,
-                hidden_size=m.n_embd,
-                num_hidden_layers=m.n_layer,
-                num_attention_heads=m.n_head,
-                intermediate_size=4 * m.n_embd,
-                hidden_dropout_prob=m.dropout,
-                attention_probs_dropout_prob=m.dropout,
-                max_position_embeddings=config.data.max_length,
-                pad_token_id=pad_id,
-                num_labels=num_labels,
-            )
+            bert_config(config, vocab_size, pad_id, num_labels=num_labels)
         )
     if not m.pretrained and m.init != "default":
         initialize_weights(model, m.init)

@@ -107,19 +107,9 @@ def build_multitask_model(config: TrialConfig, vocab_size: int, pad_id: int) -> 
         encoder = load_pretrained_encoder(m.pretrained)
         dropout = getattr(encoder.config, "hidden_dropout_prob", m.dropout)
     else:
-        encoder = transformers.BertModel(
-            transformers.BertConfig(
-                vocab_size=vocab_size,
-                hidden_size=m.n_embd,
-                num_hidden_layers=m.n_layer,
-                num_attention_heads=m.n_head,
-                intermediate_size=4 * m.n_embd,
-                hidden_dropout_prob=m.dropout,
-                attention_probs_dropout_prob=m.dropout,
-                max_position_embeddings=config.data.max_length,
-                pad_token_id=pad_id,
-            )
-        )
+        from runner.model import bert_config
+
+        encoder = transformers.BertModel(bert_config(config, vocab_size, pad_id))
         dropout = m.dropout
     return MultiTaskClassifier(
         encoder,
