@@ -90,6 +90,12 @@ CONTENDERS: dict[str, tuple[str, dict[str, Any]]] = {
         {"sampler": "tpe", "pruner": "median", "n_warmup_steps": surrogate.EPOCHS // 2},
     ),
     "default": ("optuna", {}),
+    # the default with half of TPE's random start-up trials: pruned trials are cheap, so the
+    # model may start sooner (issue 19, third round)
+    "default-s5": ("optuna", {"n_startup_trials": 5}),
+    "default-s5-draw2": ("optuna", {"n_startup_trials": 5}),  # other names, other brackets
+    "default-s5-draw3": ("optuna", {"n_startup_trials": 5}),
+    "tpe-s5": ("optuna", {"sampler": "tpe", "pruner": "none", "n_startup_trials": 5}),
     "ray-asha": ("ray", {"searcher": "random", "scheduler": "asha"}),
 }
 FRACTIONS = (0.3, 0.5, 1.0)

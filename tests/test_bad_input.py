@@ -367,6 +367,11 @@ space_case(
 )
 space_case("driver-unknown-option", GOOD_SPACE + "driver: {samplr: tpe}\n", "driver.samplr")
 space_case("driver-unknown-sampler", GOOD_SPACE + "driver: {sampler: tpe2}\n", "driver.sampler")
+space_case(  # a number or auto, nothing else
+    "driver-startup-trials-word",
+    GOOD_SPACE + "driver: {n_startup_trials: many}\n",
+    "driver.n_startup_trials",
+)
 space_case(
     "grid-1e9-int-range",
     SPACE_HEAD

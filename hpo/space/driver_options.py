@@ -35,6 +35,7 @@ class Option:
     kind: type | tuple[type, ...] | None = None
     low: float | None = None  # smallest valid number
     high: float | None = None  # largest valid number
+    also: tuple[Any, ...] = ()  # words valid besides the kind, e.g. "auto" for a number
 
 
 SEED = Option(None, "seed of the sampler: a seeded sequential run is reproducible", kind=int)
@@ -91,6 +92,8 @@ def _checked(
         accepted = ", ".join(options)
         raise fail(where, f"unknown option for driver {driver}; accepted: {accepted}")
     option = options[key]
+    if value in option.also:
+        return value
     if option.choices is not None and value not in option.choices:
         raise fail(where, f"{value!r} is not one of {', '.join(map(str, option.choices))}")
     if option.kind is None or value is None:
@@ -104,7 +107,10 @@ def _checked(
             except ValueError:
                 pass
     if isinstance(value, bool) != (bool in kinds) or not isinstance(value, kinds):
-        names = " or ".join(k.__name__ for k in kinds if k is not int or float not in kinds)
+        names = " or ".join(
+            [k.__name__ for k in kinds if k is not int or float not in kinds]
+            + [str(word) for word in option.also]
+        )
         raise fail(where, f"expected {names}, got {value!r}")
     if option.low is not None and value < option.low:
         raise fail(where, f"must be >= {option.low}, got {value!r}")

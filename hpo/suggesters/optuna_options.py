@@ -13,7 +13,11 @@ from hpo.space import SearchSpace, SpaceError
 from hpo.space.driver_options import SEED, Option
 from hpo.suggesters.grid import check_grid
 from hpo.suggesters.optuna_pruners import AUTO_PRUNER, PRUNERS
-from hpo.suggesters.optuna_samplers import SAMPLERS
+from hpo.suggesters.optuna_samplers import (
+    PRUNED_TPE_STARTUP_TRIALS,
+    SAMPLERS,
+    STARTUP_TRIALS,
+)
 
 OPTUNA_OPTIONS: dict[str, Option] = {
     "seed": SEED,
@@ -24,7 +28,12 @@ OPTUNA_OPTIONS: dict[str, Option] = {
         choices=PRUNERS,
     ),
     "n_startup_trials": Option(
-        10, "tpe, gp, cmaes: random trials before the model", kind=int, low=0
+        "auto",
+        "tpe, gp, cmaes: random trials before the model; auto: "
+        f"{PRUNED_TPE_STARTUP_TRIALS} for tpe under the auto pruner, else {STARTUP_TRIALS}",
+        kind=int,
+        low=0,
+        also=("auto",),
     ),
     "pruner_startup_trials": Option(
         5, "median, percentile: trials before any pruning", kind=int, low=0

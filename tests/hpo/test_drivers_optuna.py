@@ -68,6 +68,29 @@ def test_every_pruner_runs_a_study(make_space, run_search, pruner):
     assert result.count("failed") == 0
 
 
+def test_tpe_under_the_auto_pruner_starts_its_model_after_five_random_trials(make_space):
+    from hpo.suggesters.optuna_samplers import (
+        PRUNED_TPE_STARTUP_TRIALS,
+        STARTUP_TRIALS,
+        startup_trials,
+    )
+
+    assert (PRUNED_TPE_STARTUP_TRIALS, STARTUP_TRIALS) == (5, 10)
+    assert startup_trials(make_space("optuna", CURVE)) == 5  # every option left to auto
+    assert startup_trials(make_space("optuna", CURVE, sampler="tpe", pruner="auto")) == 5
+    # no pruning, another pruner chosen by hand, or a model other than TPE: Optuna's 10
+    assert startup_trials(make_space("optuna", CURVE, pruner="none")) == 10
+    assert startup_trials(make_space("optuna", CURVE, pruner="median")) == 10
+    assert startup_trials(make_space("optuna", CURVE, sampler="gp")) == 10
+    assert startup_trials(make_space("optuna", CURVE, sampler="cmaes")) == 10
+    # a number given by the user always wins
+    assert startup_trials(make_space("optuna", CURVE, n_startup_trials=7)) == 7
+    assert startup_trials(make_space("optuna", CURVE, pruner="none", n_startup_trials=3)) == 3
+    # and it is what the sampler is built with
+    sampler = make_sampler(make_space("optuna", CURVE), parallel=1)
+    assert sampler._n_startup_trials == 5
+
+
 def test_auto_pruner_prunes_nothing_under_gp_and_an_explicit_one_warns(
     make_space, run_search, caplog
 ):
