@@ -97,24 +97,21 @@ def set_up_trial(config: TrialConfig, world: World, resume: bool) -> Trial:
     data = world.main_first(prepare_data, config)  # rank 0 fills the data cache first
 
     # -- model, optimizer, batch size, precision -------------------------------------------
-    seed_everything(config.seed + world.rank)  # DDP copies rank 0's weights; dropout differs
-    enable_fast_matmul(world.device)
-    model = build_model(config, data.tokenizer.vocab_size, data.tokenizer.pad_id, num_labels(data))
-    model.to(world.device).train()
-    optimizer = build_optimizer(model, config.train, world.device)
+    model, optimizer = _model_and_optimizer(config, world, data)
     plan = plan_batches(model, data, config, world, precision)
     val_batches = data.val_batches(plan.size, config.eval.max_eval_batches)
     scaler = torch.amp.GradScaler(world.device.type, enabled=precision.use_grad_scaler)
     monitor = AnomalyMonitor(config.monitor)
     state = TrialState(greater_is_better=config.objective_greater_is_better)
     if saved is not None:
-        with reading_checkpoint(last_path):  # a forged or foreign last.pt: one line, no traceback
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            scaler.load_state_dict(saved["scaler"])
-            monitor.load_state_dict(saved["monitor"])
-            state.load_state_dict(saved["trial"])
-            restore_rng_state(world.own_rng_state(saved))
+        parts = {
+            "model": model,
+            "optimizer": optimizer,
+            "scaler": scaler,
+            "monitor": monitor,
+            "trial": state,
+        }
+        _restore(saved, last_path, world, parts)
     forward_model = torch.compile(model) if plan.train.torch_compile else model
     train_model = world.wrap(forward_model)  # DDP under torchrun: gradients averaged in backward
     params = [p for p in model.parameters() if p.requires_grad]
@@ -140,6 +137,25 @@ def set_up_trial(config: TrialConfig, world: World, resume: bool) -> Trial:
         activations=ActivationStats(model) if plan.train.log_activations else None,
         resumed_from=state.step if saved is not None else None,
     )
+
+
+def _model_and_optimizer(
+    config: TrialConfig, world: World, data
+) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """The model on its device in train mode, and its optimizer; seeded first."""
+    seed_everything(config.seed + world.rank)  # DDP copies rank 0's weights; dropout differs
+    enable_fast_matmul(world.device)
+    model = build_model(config, data.tokenizer.vocab_size, data.tokenizer.pad_id, num_labels(data))
+    model.to(world.device).train()
+    return model, build_optimizer(model, config.train, world.device)
+
+
+def _restore(saved: dict[str, Any], last_path: Path, world: World, parts: dict[str, Any]) -> None:
+    """Each part's state from last.pt (in the order given), then this rank's RNG state."""
+    with reading_checkpoint(last_path):  # a forged or foreign last.pt: one line, no traceback
+        for key, part in parts.items():
+            part.load_state_dict(saved[key])
+        restore_rng_state(world.own_rng_state(saved))
 
 
 def read_resume_checkpoint(last_path: Path, config: TrialConfig) -> dict[str, Any]:

@@ -26,7 +26,9 @@ def validate(config: TrialConfig, source: str) -> None:
 
     for check in (
         _check_seed,
-        _check_train,
+        _check_optimizer,
+        _check_batches_and_fine_tuning,
+        _check_schedule_and_running,
         check_data,
         check_model,
         _check_report_to,
@@ -43,8 +45,8 @@ def _check_seed(config: TrialConfig, need: Need) -> None:
     )
 
 
-def _check_train(config: TrialConfig, need: Need) -> None:
-    """train's ranges (and model.dropout's, a rate like train's)."""
+def _check_optimizer(config: TrialConfig, need: Need) -> None:
+    """The optimizer's numbers (and model.dropout, a rate like them)."""
     t, m = config.train, config.model
     for key, value in (
         ("train.learning_rate", t.learning_rate),
@@ -66,6 +68,11 @@ def _check_train(config: TrialConfig, need: Need) -> None:
         "train.adam_epsilon",
         f"must be > 0, got {t.adam_epsilon}",
     )
+
+
+def _check_batches_and_fine_tuning(config: TrialConfig, need: Need) -> None:
+    """train's steps, batches, auto_find_batch_size, epochs, and the fine-tuning options."""
+    t, m = config.train, config.model
     need(t.max_steps > 0, "train.max_steps", f"must be > 0, got {t.max_steps}")
     need(
         t.per_device_train_batch_size > 0,
@@ -117,6 +124,11 @@ def _check_train(config: TrialConfig, need: Need) -> None:
         "train.unfreeze_every_steps",
         "not supported with model.gradient_checkpointing (frozen inputs to checkpointed blocks)",
     )
+
+
+def _check_schedule_and_running(config: TrialConfig, need: Need) -> None:
+    """train's warmup and decay, label smoothing, data loading, logging, processes, device."""
+    t = config.train
     need(t.warmup_steps >= 0, "train.warmup_steps", f"must be >= 0, got {t.warmup_steps}")
     need(0 <= t.warmup_ratio < 1, "train.warmup_ratio", f"must be in [0, 1), got {t.warmup_ratio}")
     need(0 <= t.min_lr_ratio <= 1, "train.min_lr_ratio", f"must be in [0, 1], got {t.min_lr_ratio}")
