@@ -45,6 +45,7 @@ import torch
 import transformers
 
 import runner.loop
+import runner.trial_setup
 from runner.config import TrialConfig, load_config
 from runner.data import prepare_data
 from runner.loss import forward_loss
@@ -56,7 +57,10 @@ from runner.seeding import seed_everything
 from runner.throughput import flops_per_token, peak_flops
 
 CONTENDERS = ("bare", "runner", "trainer", "bare_fused", "runner_fused")
-_PREPARE_DATA, _BUILD_OPTIMIZER = runner.loop.prepare_data, runner.loop.build_optimizer
+_PREPARE_DATA, _BUILD_OPTIMIZER = (
+    runner.trial_setup.prepare_data,
+    runner.trial_setup.build_optimizer,
+)
 Tick = Callable[[], None]  # called by a contender at the start of every optimizer step
 
 # ----------------------------------------------------------------------------- contenders
@@ -106,12 +110,15 @@ def run_runner(config: TrialConfig, data, tick: Tick, fused: bool = False) -> No
     fused=True swaps runner.optim.build_optimizer for fused_adamw inside run_trial. The swaps
     are safe in lockstep: run_trial looks both up before its first step, within its own turn.
     """
-    runner.loop.prepare_data = lambda _config: _TickingData(data, config.train, tick)
-    runner.loop.build_optimizer = fused_adamw if fused else _BUILD_OPTIMIZER
+    runner.trial_setup.prepare_data = lambda _config: _TickingData(data, config.train, tick)
+    runner.trial_setup.build_optimizer = fused_adamw if fused else _BUILD_OPTIMIZER
     try:
         result = runner.loop.run_trial(config)
     finally:
-        runner.loop.prepare_data, runner.loop.build_optimizer = _PREPARE_DATA, _BUILD_OPTIMIZER
+        runner.trial_setup.prepare_data, runner.trial_setup.build_optimizer = (
+            _PREPARE_DATA,
+            _BUILD_OPTIMIZER,
+        )
     if result.status != "completed":
         raise RuntimeError(f"run_trial ended {result.status}: {result.reason}")
 

@@ -73,7 +73,7 @@ import mlflow
 import optuna
 import torch
 
-import runner.loop
+import runner.trial_setup
 from hpo.drivers import get_driver
 from hpo.drivers.base import StudySpec
 from hpo.objective import RunnerObjective
@@ -107,8 +107,8 @@ class _Turns:
 
     def __init__(self, conn) -> None:
         self.conn = conn
-        self._prepare_data = runner.loop.prepare_data
-        runner.loop.prepare_data = self.prepare_data
+        self._prepare_data = runner.trial_setup.prepare_data
+        runner.trial_setup.prepare_data = self.prepare_data
 
     def prepare_data(self, config):
         return _TurnData(self._prepare_data(config), config.train, self.tick)

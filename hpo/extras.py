@@ -24,9 +24,9 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "onnx": ("onnx", "onnxruntime", "onnxscript"),
     "postgres": ("psycopg",),
     "gpu": ("pynvml",),
-    # data.clean's near-duplicate and language filters; runner/config.py checks these itself
+    # data.clean's near-duplicate and language filters; runner/config/data_validation.py checks these itself
     "clean": ("datasketch", "langdetect"),
-    # train.report_to: tensorboard; runner/config.py checks it itself
+    # train.report_to: tensorboard; runner/config/validation.py checks it itself
     "tensorboard": ("tensorboard",),
 }
 

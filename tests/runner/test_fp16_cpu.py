@@ -6,7 +6,7 @@ import logging
 import torch
 import transformers
 
-import runner.loop
+import runner.trial_setup
 from runner import run_trial
 from runner.checkpoint import load_checkpoint
 from runner.config import TrainConfig
@@ -77,7 +77,7 @@ def test_clipping_sees_the_unscaled_gradients():
 def test_a_trial_in_fp16_on_cpu_survives_an_overflow(tiny_lm_config, tmp_path, monkeypatch):
     """The loop itself: one backward yields an inf gradient; the trial skips that step,
     halves the scale and trains on."""
-    build = runner.loop.build_model
+    build = runner.trial_setup.build_model
     overflowed = []
 
     def build_with_one_overflow(*args, **kwargs):
@@ -92,7 +92,7 @@ def test_a_trial_in_fp16_on_cpu_survives_an_overflow(tiny_lm_config, tmp_path, m
         next(model.parameters()).register_hook(once)
         return model
 
-    monkeypatch.setattr(runner.loop, "build_model", build_with_one_overflow)
+    monkeypatch.setattr(runner.trial_setup, "build_model", build_with_one_overflow)
     result = run_trial(
         tiny_lm_config("train.precision=fp16", "train.max_steps=6", "eval.eval_steps=6")
     )

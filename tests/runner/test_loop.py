@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-import runner.loop
+import runner.train_step
 from runner import run_trial
 from runner.checkpoint import load_checkpoint
 from runner.metrics_log import read_metrics
@@ -103,7 +103,7 @@ def test_clipping_records_the_pre_clip_norm_and_bounds_the_update(tiny_lm_config
 def test_non_finite_steps_are_skipped_and_do_not_reach_the_weights(tiny_lm_config, monkeypatch):
     poisoned = {3, 4}
     calls = {"n": 0}
-    real = runner.loop.forward_loss
+    real = runner.train_step.forward_loss
 
     def sometimes_nan(model, batch, task, *args):
         loss, logits = real(model, batch, task, *args)
@@ -113,7 +113,7 @@ def test_non_finite_steps_are_skipped_and_do_not_reach_the_weights(tiny_lm_confi
                 loss = loss * float("nan")
         return loss, logits
 
-    monkeypatch.setattr(runner.loop, "forward_loss", sometimes_nan)
+    monkeypatch.setattr(runner.train_step, "forward_loss", sometimes_nan)
     result = run_trial(tiny_lm_config())
     assert result.status == "completed"
     assert result.events["nonfinite"] == 2
@@ -123,7 +123,7 @@ def test_non_finite_steps_are_skipped_and_do_not_reach_the_weights(tiny_lm_confi
 
 
 def test_consecutive_non_finite_steps_fail_the_trial_with_the_reason(tiny_lm_config, monkeypatch):
-    real = runner.loop.forward_loss
+    real = runner.train_step.forward_loss
 
     def nan_from_step_5(model, batch, task, *args):
         loss, logits = real(model, batch, task, *args)
@@ -131,7 +131,7 @@ def test_consecutive_non_finite_steps_fail_the_trial_with_the_reason(tiny_lm_con
         return (loss * float("nan") if nan_from_step_5.n > 5 else loss), logits
 
     nan_from_step_5.n = 0
-    monkeypatch.setattr(runner.loop, "forward_loss", nan_from_step_5)
+    monkeypatch.setattr(runner.train_step, "forward_loss", nan_from_step_5)
     result = run_trial(tiny_lm_config("train.max_nonfinite_steps=3"))
     assert result.status == "failed"
     assert "3 consecutive non-finite steps" in result.reason

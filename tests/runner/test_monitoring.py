@@ -4,9 +4,10 @@ and num_train_epochs setting the trial's steps."""
 from __future__ import annotations
 
 from runner.data import prepare_data
-from runner.loop import micro_batches_per_epoch, run_trial
+from runner.loop import run_trial
 from runner.metrics_log import read_metrics
 from runner.monitor import warn_without_nvml
+from runner.trial_setup import micro_batches_per_epoch
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
