@@ -112,7 +112,7 @@ def run_runner(config: TrialConfig, data, tick: Tick, fused: bool = False) -> No
         result = runner.loop.run_trial(config)
     finally:
         runner.loop.prepare_data, runner.loop.build_optimizer = _PREPARE_DATA, _BUILD_OPTIMIZER
-    if result.status != "completed":
+    if result.status != "complete":
         raise RuntimeError(f"run_trial ended {result.status}: {result.reason}")
 
 

@@ -184,7 +184,7 @@ def _serve_rank_0(conn: Connection, config: TrialConfig, reporter: Any) -> Trial
             elif message[0] == "should_stop":
                 conn.send(bool(reporter.should_stop()))
             elif message[0] == "done":
-                return TrialResult(**message[1])
+                return TrialResult.from_dict(message[1])
             else:  # "error"
                 return f"rank 0 raised {message[1]}"
 

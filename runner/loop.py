@@ -242,7 +242,7 @@ def run_trial(
     (write_failed,) = world.any_rank(writes.error is not None)  # config.yaml, metrics.jsonl, ...
 
     # -- the loop -------------------------------------------------------------------------
-    status, reason = "completed", None
+    status, reason = "complete", None
     # this rank's micro-batches: index micro_index + rank, then every world.size-th
     batches = train_batches(data, state.micro_index + world.rank, world.size, batch_size, t)
     window_start = time.perf_counter()  # the train-metric window's clock since its last banking
