@@ -14,8 +14,8 @@ one state; hpo.records re-exports it.
 Example:
     >>> read_state("completed")  # result.json written before the vocabulary was one
     'complete'
-    >>> Decision(stop=True, reason="pruned at step 40").stop
-    True
+    >>> pruned_at(40)
+    Decision(stop=True, reason='pruned at step 40')
 """
 
 from __future__ import annotations
@@ -47,6 +47,11 @@ class Decision:
 
 
 CONTINUE = Decision(stop=False)
+
+
+def pruned_at(step: int) -> Decision:
+    """A pruner's stop after the report of `step`, in the words trial.json's reason uses."""
+    return Decision(stop=True, reason=f"pruned at step {step}")
 
 
 @dataclass(frozen=True)
