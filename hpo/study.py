@@ -38,7 +38,7 @@ from typing import Any
 import yaml
 
 from hpo.methods import search_method
-from hpo.records import StudySpec, TrialRecord, TrialState
+from hpo.records import END_STATES, StudySpec, TrialRecord, TrialState
 from hpo.space import Objective, SearchSpace
 from runner.errors import ConfigError, UserInputError
 from runner.files import (
@@ -51,8 +51,6 @@ from runner.files import (
 from runner.yaml_io import excerpt, load_yaml_file
 
 INTERRUPTED = "interrupted: the search stopped while this trial ran"
-# trial states summary.json and `hpo status` count
-COUNTED_STATES = ("complete", "pruned", "failed", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -92,7 +90,7 @@ class StudyResult:
             "best_params": best.params if best else None,
             "best_trial": best.number if best else None,
             "pareto_front": list(self.pareto_front),
-            "n_trials": {s: self.count(s) for s in COUNTED_STATES},
+            "n_trials": {s: self.count(s) for s in END_STATES},
             "total_steps": sum(t.steps for t in self.trials),
             "wall_seconds": round(self.wall_seconds, 3),
             "stop_reason": self.stop_reason,
@@ -140,8 +138,7 @@ def read_json_file(path: Path) -> dict[str, Any]:
     return data
 
 
-# "interrupted": a state the Ctrl-C work may add; a trial.json that says it is not damaged
-KNOWN_STATES = {*typing.get_args(TrialState), "interrupted"}
+KNOWN_STATES = set(typing.get_args(TrialState))  # a trial.json that says another is damaged
 _TRIAL_FIELDS = {  # what a trial.json must hold, and of which type
     "number": int,
     "params": dict,
@@ -511,7 +508,7 @@ def read_study(study_dir: str | Path) -> StudyStatus:
         raise UserInputError(f"{study_dir}: no study here (study.yaml not found)")
     settings = load_settings(study_dir)
     records = load_trials(study_dir)
-    counts = {s: sum(1 for r in records if r.state == s) for s in ("running", *COUNTED_STATES)}
+    counts = {s: sum(1 for r in records if r.state == s) for s in ("running", *END_STATES)}
     objectives = settings_objectives(settings, settings_path)
     best = best_trial(records, objectives)
     return StudyStatus(
