@@ -32,3 +32,10 @@ def test_a_result_json_of_an_older_version_still_reads(tmp_path):
     assert result.status == "complete" and result.best_value == 1.5 and result.steps == 30
     for word in END_STATES:
         assert read_state(word) == word
+
+
+def test_a_pruners_decision_says_why_in_trial_jsons_words():
+    from runner.outcome import CONTINUE, Decision, pruned_at
+
+    assert pruned_at(40) == Decision(stop=True, reason="pruned at step 40")
+    assert not CONTINUE.stop and CONTINUE.reason is None
