@@ -26,7 +26,7 @@ driver, --parallel and --resume run it as they run the runner. Per trial it:
   the last lines of its output being the reason.
 - best checkpoint: what the script writes to HPO_TRIAL_DIR/checkpoints/best (a folder), or a
   path it names with hpo.report_checkpoint, copied there when the trial ends complete; the
-  study's best trial's is promoted to the study's best/ (hpo.study.promote_best).
+  study's best trial's is promoted to the study's best/ (hpo.study_best.promote_best).
 """
 
 from __future__ import annotations
