@@ -168,7 +168,7 @@ def runner_row(sizes, device, steps, warmup, batch, precision, folder: Path):
         }
     )
     result = run_trial(config)
-    if result.status != "completed":
+    if result.status != "complete":
         raise SystemExit(f"gpu_check: the runner row failed: {result.reason}")
     records = read_metrics(folder / "trial" / "metrics.jsonl", "train")[1:]  # first: warmup
     data = read_metrics(folder / "trial" / "metrics.jsonl", "data")[0]

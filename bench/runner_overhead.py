@@ -119,7 +119,7 @@ def run_runner(config: TrialConfig, data, tick: Tick, fused: bool = False) -> No
             _PREPARE_DATA,
             _BUILD_OPTIMIZER,
         )
-    if result.status != "completed":
+    if result.status != "complete":
         raise RuntimeError(f"run_trial ended {result.status}: {result.reason}")
 
 

@@ -118,7 +118,7 @@ class SearchResult:
 
     @classmethod
     def from_study(cls, result: StudyResult) -> SearchResult:
-        from hpo.study import COUNTED_STATES
+        from hpo.records import END_STATES
 
         return cls(
             study=result.study,
@@ -129,7 +129,7 @@ class SearchResult:
             best_trial=result.best,
             stop_reason=result.stop_reason,
             wall_seconds=result.wall_seconds,
-            counts={state: result.count(state) for state in COUNTED_STATES},
+            counts={state: result.count(state) for state in END_STATES},
         )
 
     @property

@@ -351,7 +351,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         train_tracking.log_trial(store, config)
     if launch.is_main_rank():  # under torchrun only rank 0 shows progress and the result
         print_result(result)
-    return {"completed": 0, "pruned": 0, "interrupted": 130}.get(result.status, 1)
+    return {"complete": 0, "pruned": 0, "interrupted": 130}.get(result.status, 1)
 
 
 def cmd_search(args: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ driver, --parallel and --resume run it as they run the runner. Per trial it:
   the last lines of its output being the reason.
 - best checkpoint: what the script writes to HPO_TRIAL_DIR/checkpoints/best (a folder), or a
   path it names with hpo.report_checkpoint, copied there when the trial ends complete; the
-  study's best trial's is promoted to the study's best/ (hpo.study.promote_best).
+  study's best trial's is promoted to the study's best/ (hpo.study_best.promote_best).
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ from hpo.command_template import render
 from hpo.drivers.base import TrialInterrupted, TrialPruned
 from hpo.space import Command, Objective
 from runner.files import atomic_write_json
+from runner.outcome import CONTINUE, EndState, pruned_at
 
 REPORTS = "reports.jsonl"  # in the trial's folder: the channel hpo.report appends to
 PRUNE_MARK = "pruned"  # in the trial's folder: created when the pruner stops the trial
@@ -168,7 +169,7 @@ class CommandObjective:
         if ending == "interrupted":
             raise TrialInterrupted(f"interrupted at step {state.steps}")
         if ending == "pruned":
-            raise TrialPruned(f"pruned at step {watch.pruned_at}")
+            raise TrialPruned(watch.decision.reason)
         if process.returncode != 0:
             raise CommandFailed(
                 f"{_exit_text(process.returncode)}: {_last_lines(output, started_at)}"
@@ -269,12 +270,12 @@ class _Watch:
 
     def __init__(self, process: subprocess.Popen, kill_after: float, prune_mark: Path) -> None:
         self.process, self.kill_after, self.prune_mark = process, kill_after, prune_mark
-        self.ending: str | None = None  # "pruned" or "interrupted" once decided
+        self.ending: EndState | None = None  # "pruned" or "interrupted" once decided
         self.decided_at = 0.0
         self.signalled_at: float | None = None  # when SIGTERM or SIGINT went
-        self.pruned_at = 0  # the step of the report the pruner stopped the trial at
+        self.decision = CONTINUE  # the pruner's, once it stopped the trial
 
-    def run(self, reporter: Any, state: _TrialState, *tails: _Tail) -> str | None:
+    def run(self, reporter: Any, state: _TrialState, *tails: _Tail) -> EndState | None:
         """Serve the command until it exits; "pruned", "interrupted" or None (it ended)."""
         while True:
             exited = self.process.poll() is not None
@@ -300,7 +301,7 @@ class _Watch:
             reporter.report(step, metrics)
             if reporter.should_stop():
                 self.ending, self.decided_at = "pruned", time.monotonic()
-                self.pruned_at = step
+                self.decision = pruned_at(step)
                 self.prune_mark.touch()  # SIGTERM follows (_escalate)
         except TrialInterrupted:  # the search is stopping (in this process: its report says)
             self._interrupt()

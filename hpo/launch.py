@@ -7,8 +7,9 @@
   process (run_distributed_trial): each rank runs `python -m hpo.launch`; rank 0 receives the
   trial's config over a local authenticated socket and run_trial broadcasts it to the other
   ranks; rank 0's report() and should_stop() travel back over the socket to the trial's
-  reporter, so tracking and pruning work as for a one-process trial. If the trial's process
-  dies, rank 0's next report fails and torchrun stops every rank.
+  reporter (hpo.relay, as a worker process's do), so tracking and pruning work as for a
+  one-process trial. If the trial's process dies, rank 0's next report fails and torchrun
+  stops every rank.
 - `--parallel K` with G GPUs per trial: trial slot k sees only its own GPUs through
   CUDA_VISIBLE_DEVICES (devices_for_trials), so K concurrent trials never share a device.
 
@@ -31,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Client, Connection, answer_challenge, deliver_challenge
 from typing import Any
 
+from hpo.relay import RelayReporter, answer
 from runner.config import TrialConfig, config_from_dict, config_to_dict
 from runner.errors import UserInputError
 from runner.result import TrialResult
@@ -179,29 +181,12 @@ def _serve_rank_0(conn: Connection, config: TrialConfig, reporter: Any) -> Trial
                 message = conn.recv()
             except (EOFError, OSError):
                 return None
-            if message[0] == "report":
-                reporter.report(message[1], message[2])
-            elif message[0] == "should_stop":
-                conn.send(bool(reporter.should_stop()))
-            elif message[0] == "done":
-                return TrialResult(**message[1])
+            if answer(message, reporter, conn):
+                continue
+            if message[0] == "done":
+                return TrialResult.from_dict(message[1])
             else:  # "error"
                 return f"rank 0 raised {message[1]}"
-
-
-class _SocketReporter:
-    """Rank 0's reporter: every call goes to the trial's process."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    def report(self, step: int, metrics: Mapping[str, float]) -> None:
-        plain = {str(k): float(v) for k, v in metrics.items()}
-        self.conn.send(("report", int(step), plain))
-
-    def should_stop(self) -> bool:
-        self.conn.send(("should_stop",))
-        return self.conn.recv()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -218,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with Client((host, int(port)), authkey=bytes.fromhex(os.environ[_AUTHKEY])) as conn:
         config = config_from_dict(conn.recv(), source="the trial's config")
         try:
-            result = run_trial(config, _SocketReporter(conn), resume=resume)
+            result = run_trial(config, RelayReporter(conn), resume=resume)
         except Exception as err:
             conn.send(("error", f"{type(err).__name__}: {err}"))
             raise

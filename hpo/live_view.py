@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from hpo.methods import method_line, search_method
-from hpo.records import FINISHED_STATES, StudySpec, TrialRecord
+from hpo.records import END_STATES, FINISHED_STATES, StudySpec, TrialRecord
 from hpo.space import SearchSpace
-from hpo.study import COUNTED_STATES, StudyResult, best_trial
+from hpo.study import StudyResult, best_trial
 from hpo.terminal import printable, use_live_display
 
 TotalSteps = Callable[[Mapping[str, Any]], "int | None"]
@@ -136,9 +136,7 @@ class LiveView:
     def end_study(self, result: StudyResult) -> None:
         self._stop_live()
         counts = ", ".join(
-            f"{result.count(s)} {s}"
-            for s in COUNTED_STATES
-            if s != "interrupted" or result.count(s)
+            f"{result.count(s)} {s}" for s in END_STATES if s != "interrupted" or result.count(s)
         )
         best = result.best
         found = f"best trial {best.number}: {best.value:.5g}" if best else "no complete trial"

@@ -109,7 +109,7 @@ class RunnerObjective:
             raise TrialInterrupted(result.reason)
         if result.status == "pruned":
             raise TrialPruned(result.reason)
-        if result.status != "completed" or result.best_value is None:
+        if result.status != "complete" or result.best_value is None:
             raise TrialFailed(result.reason or f"trial ended {result.status} without an evaluation")
         return dict(result.best_metrics)
 

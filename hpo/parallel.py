@@ -63,13 +63,9 @@ from hpo.study import (
     trial_dir,
     write_trial,
 )
-from hpo.trial_processes import (
-    Outcome,
-    WorkerPool,
-    check_picklable,
-    run_objective,
-)
+from hpo.trial_processes import WorkerPool, check_picklable, run_objective
 from runner.files import StorageError, atomic_write_text
+from runner.outcome import CONTINUE, Outcome
 
 ASK_LATER = "ask later"  # what Suggester.ask() returns when it may start no trial yet
 WAIT_SECONDS = 1.0
@@ -198,7 +194,7 @@ class _TrialRun:
             if self.resume_checkpoint is not None:
                 self.resumed_at = interrupted_at_step(self.dir)
         self.last_value: float | None = None
-        self.stop_requested = False
+        self.decision = CONTINUE  # the suggester's answer to the reports so far; a stop sticks
         self.in_process = True  # False: a worker's reports, relayed (its reporter stops it)
 
     def report(self, step: int, metrics: Mapping[str, float]) -> None:
@@ -212,19 +208,19 @@ class _TrialRun:
             self.suggester.report(self.suggestion, int(step), self.last_value)
 
     def should_stop(self) -> bool:
-        if not self.stop_requested:
-            self.stop_requested = bool(self.suggester.should_prune(self.suggestion))
-        return self.stop_requested
+        if not self.decision.stop:
+            self.decision = self.suggester.decide(self.suggestion)
+        return self.decision.stop
 
     def finish(self, outcome: Outcome, objectives: Sequence[Objective]) -> TrialRecord:
-        state, result, reason, _ = outcome
+        state, reason = outcome.state, outcome.reason
         values = None
         if state == "complete":
-            values, reason = objective_values(result, objectives)
-            state = "failed" if reason else "pruned" if self.stop_requested else "complete"
+            values, reason = objective_values(outcome.result, objectives)
+            state = "failed" if reason else "pruned" if self.decision.stop else "complete"
         if state == "pruned":
             values = values or ([self.last_value] if self.last_value is not None else None)
-            reason = reason or f"pruned at step {self.record.steps}"
+            reason = reason or self.decision.reason or f"pruned at step {self.record.steps}"
         if state == "interrupted":
             reason = INTERRUPTED  # what trackers and resume recognise
         record = self.record
@@ -318,7 +314,7 @@ class _TrialLoop:
             if pool is not None:
                 pool.kill_all()
             for run in list(self.running.values()):
-                self._end(run, ("interrupted", None, INTERRUPTED, None))
+                self._end(run, Outcome("interrupted", reason=INTERRUPTED))
             raise
         finally:
             if pool is not None:
@@ -364,8 +360,8 @@ class _TrialLoop:
     def _end(self, run: _TrialRun, outcome: Outcome) -> None:
         del self.running[run.number]
         record = run.finish(outcome, self.space.objectives)
-        if outcome[3]:
-            atomic_write_text(run.dir / "traceback.txt", outcome[3])
+        if outcome.traceback:
+            atomic_write_text(run.dir / "traceback.txt", outcome.traceback)
         # trial.json first: storage that says finished always has a trial.json that agrees.
         write_trial(self.study.dir, record)
         self.suggester.tell(run.suggestion, record)

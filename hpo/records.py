@@ -1,9 +1,11 @@
-"""What a study is and what its trials were: StudySpec, TrialState, TrialRecord.
+"""What a study is and what its trials were: StudySpec, TrialRecord, and the trial states.
 
 The nouns every layer above hpo.space reads: the drivers and hpo.parallel make them,
 hpo.study writes them (trials/<n>/trial.json), the trackers and the live view show them, the
 study lock and `hpo status` read them. Their own module, low in the stack, so that none of those
-readers imports a driver (docs/architecture.md, the layers).
+readers imports a driver (docs/architecture.md, the layers). The states (TrialState,
+END_STATES, FINISHED_STATES) are runner.outcome's, so result.json and trial.json use one word
+for one state.
 """
 
 from __future__ import annotations
@@ -11,16 +13,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from hpo.terminal import check_study_name, printable
 from runner.errors import UserInputError
+from runner.outcome import END_STATES, FINISHED_STATES, TrialState  # the one vocabulary
 
 if TYPE_CHECKING:
     from hpo.space import SearchSpace
 
-TrialState = Literal["running", "complete", "pruned", "failed", "interrupted"]
-FINISHED_STATES = ("complete", "pruned")  # what counts toward budget.trials, as in Optuna
 # interrupted: Ctrl-C or SIGTERM stopped the search while the trial ran; it saved
 # checkpoints/last.pt (when its objective checkpoints) and `--resume` continues it, same params.
 
@@ -108,3 +109,6 @@ class StudySpec:
     @property
     def in_workers(self) -> bool:
         return self.parallel > 1 if self.isolate is None else self.isolate
+
+
+__all__ = ["END_STATES", "FINISHED_STATES", "StudySpec", "TrialRecord", "TrialState"]

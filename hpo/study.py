@@ -1,5 +1,11 @@
 """The outputs of a study, the same for every driver, and reading them back.
 
+A study's rooms: this module (what a run of a study starts from and ends with: study.yaml, the
+trials of an earlier run, the best trial, summary.json, history.csv, `hpo status`),
+hpo.study_files (one file at a time: trial.json, study.yaml, summary.json, written and read
+back checked) and hpo.study_best (best/, promoted atomically). The names other modules import
+from hpo.study are re-exported here.
+
     runs/<study>/
         study.yaml          the resolved space, driver options and how the study runs
         trials/<n>/         trial.json (number, params, state, value, reason, duration, steps);
@@ -23,13 +29,7 @@ Only one process writes a study folder at a time: `hpo search` holds hpo.study_l
 
 from __future__ import annotations
 
-import ctypes
-import errno
-import json
-import os
-import shutil
 import sys
-import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,21 +38,23 @@ from typing import Any
 import yaml
 
 from hpo.methods import search_method
-from hpo.records import StudySpec, TrialRecord, TrialState
+from hpo.records import END_STATES, StudySpec, TrialRecord
 from hpo.space import Objective, SearchSpace
-from runner.errors import ConfigError, UserInputError
-from runner.files import (
-    StorageError,
-    atomic_write_json,
-    atomic_write_text,
-    fsync_dir,
-    storage_error,
+from hpo.study_best import promote_best, recover_best
+from hpo.study_files import (
+    StudyFileError,
+    load_settings,
+    load_trials,
+    read_summary,
+    settings_objectives,
+    trial_dir,
+    write_json,
+    write_trial,
 )
-from runner.yaml_io import excerpt, load_yaml_file
+from runner.errors import UserInputError
+from runner.files import StorageError, atomic_write_text
 
 INTERRUPTED = "interrupted: the search stopped while this trial ran"
-# trial states summary.json and `hpo status` count
-COUNTED_STATES = ("complete", "pruned", "failed", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -92,134 +94,12 @@ class StudyResult:
             "best_params": best.params if best else None,
             "best_trial": best.number if best else None,
             "pareto_front": list(self.pareto_front),
-            "n_trials": {s: self.count(s) for s in COUNTED_STATES},
+            "n_trials": {s: self.count(s) for s in END_STATES},
             "total_steps": sum(t.steps for t in self.trials),
             "wall_seconds": round(self.wall_seconds, 3),
             "stop_reason": self.stop_reason,
             "first_failure": self.first_failure,
         }
-
-
-# The names the drivers and trackers import from here (bo_driver, mlflow_tracker): the writers
-# of runner.files, atomic and fsync'd.
-write_json = atomic_write_json
-
-
-class StudyFileError(UserInputError):
-    """A study file is empty or damaged: "PATH: what is wrong" (and what to do about it)."""
-
-
-def trial_dir(study_dir: Path, number: int) -> Path:
-    return study_dir / "trials" / str(number)
-
-
-def write_trial(study_dir: Path, record: TrialRecord) -> None:
-    write_json(trial_dir(study_dir, record.number) / "trial.json", record.to_dict())
-
-
-def read_json_file(path: Path) -> dict[str, Any]:
-    """A study's JSON file as a dict; StudyFileError naming it when it is empty or damaged."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as err:
-        raise StudyFileError(f"{path}: cannot read ({err.strerror or err})") from None
-    except UnicodeDecodeError as err:
-        raise StudyFileError(f"{path}: damaged: not UTF-8 text (byte {err.start})") from None
-    if not text.strip():
-        raise StudyFileError(f"{path}: empty (a write cut short by a crash or a full disk)")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise StudyFileError(
-            f"{path}: damaged: not valid JSON ({err.msg} at line {err.lineno})"
-        ) from None
-    if not isinstance(data, dict):
-        raise StudyFileError(
-            f"{path}: damaged: a JSON object expected, found {type(data).__name__}"
-        )
-    return data
-
-
-# "interrupted": a state the Ctrl-C work may add; a trial.json that says it is not damaged
-KNOWN_STATES = {*typing.get_args(TrialState), "interrupted"}
-_TRIAL_FIELDS = {  # what a trial.json must hold, and of which type
-    "number": int,
-    "params": dict,
-    "state": str,
-    "values": (list, type(None)),
-    "reason": (str, type(None)),
-    "duration": (int, float),
-    "steps": int,
-    "started": (int, float),
-}
-
-
-def load_trial(path: Path) -> TrialRecord:
-    """One trials/<n>/trial.json; StudyFileError naming it when it is empty or damaged."""
-    drop = f"; fix it, or remove {path.parent} to drop the trial"
-    try:
-        data = read_json_file(path)
-    except StudyFileError as err:
-        raise StudyFileError(f"{err}{drop}") from None
-    for key, kind in _TRIAL_FIELDS.items():
-        if key in ("number", "params", "state") and key not in data:
-            raise StudyFileError(f"{path}: damaged: no '{key}'{drop}")
-        if key in data and (not isinstance(data[key], kind) or isinstance(data[key], bool)):
-            raise StudyFileError(f"{path}: damaged: '{key}' is {excerpt(data[key])}{drop}")
-    if data["state"] not in KNOWN_STATES:
-        raise StudyFileError(f"{path}: damaged: unknown state {excerpt(data['state'])}{drop}")
-    values = data.get("values") or []
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        raise StudyFileError(f"{path}: damaged: 'values' is {excerpt(values)}{drop}")
-    return TrialRecord.from_dict(data)
-
-
-def load_trials(study_dir: Path) -> list[TrialRecord]:
-    """Every trial.json of the study, by number (trials without one are skipped)."""
-    records = [load_trial(path) for path in (study_dir / "trials").glob("*/trial.json")]
-    return sorted(records, key=lambda r: r.number)
-
-
-def load_settings(study_dir: Path) -> dict[str, Any]:
-    """study.yaml, checked enough to be used: StudyFileError "PATH: what is wrong" otherwise."""
-    path = study_dir / "study.yaml"
-    try:
-        settings = load_yaml_file(path, "study file")
-    except ConfigError as err:
-        raise StudyFileError(str(err)) from None
-    if settings is None:
-        raise StudyFileError(f"{path}: empty (a write cut short by a crash or a full disk)")
-    if not isinstance(settings, dict):
-        raise StudyFileError(f"{path}: damaged: a mapping expected")
-    space = settings.get("space")
-    if not isinstance(settings.get("study"), str):
-        raise StudyFileError(f"{path}: damaged: no study name (study)")
-    if not isinstance(space, dict) or not isinstance(space.get("params"), dict):
-        raise StudyFileError(f"{path}: damaged: no search space (space.params)")
-    settings_objectives(settings, path)
-    return settings
-
-
-def settings_objectives(settings: dict[str, Any], path: Path) -> list[Objective]:
-    """The objectives study.yaml names (space.objective: one, or a list)."""
-    raw = settings["space"].get("objective")
-    try:
-        return [Objective(**o) for o in (raw if isinstance(raw, list) else [raw])]
-    except (TypeError, ValueError) as err:
-        raise StudyFileError(
-            f"{path}: damaged: space.objective is {excerpt(raw)} ({err})"
-        ) from None
-
-
-def read_summary(study_dir: Path) -> dict[str, Any] | None:
-    """summary.json (None before a run of the study has ended); StudyFileError when damaged."""
-    path = study_dir / "summary.json"
-    if not path.is_file():
-        return None
-    summary = read_json_file(path)
-    if not isinstance(summary.get("wall_seconds", 0.0), int | float):
-        raise StudyFileError(f"{path}: damaged: wall_seconds is {excerpt(summary['wall_seconds'])}")
-    return summary
 
 
 def previous_trials(study: StudySpec, space: SearchSpace) -> list[TrialRecord]:
@@ -366,130 +246,6 @@ def write_history(study_dir: Path, records: Sequence[TrialRecord], objective: Ob
     atomic_write_text(study_dir / "history.csv", "\n".join(lines) + "\n")
 
 
-# config.yaml ... of a runner trial; command.json and reports.jsonl of a command trial
-BEST_FILES = (
-    "config.yaml",
-    "result.json",
-    "metrics.jsonl",
-    "trial.json",
-    "command.json",
-    "reports.jsonl",
-)
-
-
-def promote_best(study_dir: Path, best_trial_number: int) -> Path:
-    """Copy the winner's best checkpoint(s), config.yaml, result.json and trial.json into best/.
-
-    The new best/ is built and fsync'd beside the old one (best.tmp-PID/), then the two are
-    exchanged in one atomic rename (renameat2 RENAME_EXCHANGE; where the filesystem has none:
-    old to best.old-PID/, new into place, and recover_best puts the old one back if a kill
-    came between the two). The old best/ is removed last: a full disk, an I/O error or a kill
-    -9 at any moment leaves a complete best/, the old or the new. Raises StorageError, naming
-    the file in best/ that could not be written.
-    """
-    source = trial_dir(study_dir, best_trial_number)
-    target = study_dir / "best"
-    recover_best(study_dir)
-    staging = study_dir / f"best.tmp-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    wanted = [source / name for name in BEST_FILES]
-    wanted += sorted((source / "checkpoints").glob("best*"))
-    writing = target
-    try:
-        staging.mkdir()
-        for path in wanted:
-            writing = target / path.name
-            if path.is_dir():
-                _copy_tree_durably(path, staging / path.name)
-            elif path.is_file():
-                _copy_durably(path, staging / path.name)
-        writing = target
-        fsync_dir(staging)
-        _swap_into_place(staging, target)
-    except (OSError, RuntimeError) as err:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise storage_error(err, writing) from err
-    return target
-
-
-def recover_best(study_dir: Path) -> None:
-    """Undo what a promote_best killed midway left: best.tmp-*/ removed, a lost best/ restored.
-
-    Only the process that holds the study runs it (hpo.study_lock), so no promotion is live.
-    """
-    target = study_dir / "best"
-    for old in sorted(study_dir.glob("best.old-*")):
-        if not target.exists():
-            os.rename(old, target)  # killed between its two renames: the old best/ is whole
-        else:
-            shutil.rmtree(old, ignore_errors=True)
-    for staging in study_dir.glob("best.tmp-*"):
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _copy_durably(source: Path, target: Path) -> None:
-    with source.open("rb") as reader, target.open("xb") as writer:
-        shutil.copyfileobj(reader, writer, 1 << 20)
-        writer.flush()
-        os.fsync(writer.fileno())
-    shutil.copystat(source, target)
-
-
-def _copy_tree_durably(source: Path, target: Path) -> None:
-    target.mkdir()
-    for path in sorted(source.iterdir()):
-        if path.is_dir():
-            _copy_tree_durably(path, target / path.name)
-        elif path.is_file():
-            _copy_durably(path, target / path.name)
-    fsync_dir(target)
-
-
-def _swap_into_place(staging: Path, target: Path) -> None:
-    """Put the folder `staging` at `target`; the old `target` goes (removed last)."""
-    if not target.exists():
-        os.rename(staging, target)
-        old = None
-    elif _exchange(staging, target):
-        old = staging  # it now holds the old best/
-    else:
-        old = target.with_name(f"best.old-{os.getpid()}")
-        os.rename(target, old)
-        os.rename(staging, target)  # a kill just before this: recover_best restores `old`
-    fsync_dir(target.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _exchange(first: Path, second: Path) -> bool:
-    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    renameat2 = getattr(_libc(), "renameat2", None)
-    if renameat2 is None:
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    renameat2.argtypes = [
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_uint,
-    ]
-    done = renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange)
-    if done == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
-        return False
-    raise OSError(code, os.strerror(code), str(second))
-
-
-def _libc() -> Any:
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-
 @dataclass(frozen=True)
 class StudyStatus:
     """What `hpo status` and `hpo best` print (hpo.study_report renders it)."""
@@ -511,7 +267,7 @@ def read_study(study_dir: str | Path) -> StudyStatus:
         raise UserInputError(f"{study_dir}: no study here (study.yaml not found)")
     settings = load_settings(study_dir)
     records = load_trials(study_dir)
-    counts = {s: sum(1 for r in records if r.state == s) for s in ("running", *COUNTED_STATES)}
+    counts = {s: sum(1 for r in records if r.state == s) for s in ("running", *END_STATES)}
     objectives = settings_objectives(settings, settings_path)
     best = best_trial(records, objectives)
     return StudyStatus(
@@ -541,3 +297,25 @@ def _say(line: str) -> None:
 
     # param values and reasons come from the user's files: never let them drive the terminal
     print(printable(line, limit=None), file=sys.stderr, flush=True)
+
+
+__all__ = [  # this module's names, and those of study_files and study_best others import here
+    "INTERRUPTED",
+    "StudyFileError",
+    "StudyResult",
+    "StudyStatus",
+    "atomic_write_text",
+    "best_trial",
+    "finish_study",
+    "load_trials",
+    "open_study",
+    "pareto_front",
+    "previous_trials",
+    "promote_best",
+    "read_study",
+    "recover_best",
+    "trial_dir",
+    "write_history",
+    "write_json",
+    "write_trial",
+]

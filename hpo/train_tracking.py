@@ -4,7 +4,8 @@ Tracking is on when `hpo train` gets --tracking-uri or $MLFLOW_TRACKING_URI is s
 config's train.report_to includes mlflow (its default). The store is opened before training
 (a server that does not answer is refused before any work); the run is written when the trial
 ends, from its folder: the config as params, every train/eval/epoch record of metrics.jsonl as
-metrics at its step, the trial's status, and config.yaml, result.json and the lr/grad_norm
+metrics at its step, the trial's state (tag hpo.state and the run's status, as a search's trial
+runs: hpo.tracking.mlflow_tracker.RUN_STATUS), and config.yaml, result.json and the lr/grad_norm
 plots as artifacts. So a `hpo train --nproc N` run is logged once, by the launching process.
 """
 
@@ -17,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from runner.config import TrialConfig, config_to_dict, flatten, report_destinations
+from runner.outcome import read_state
 
-RUN_STATUS = {"completed": "FINISHED", "pruned": "KILLED", "interrupted": "KILLED"}
 ARTIFACTS = ("config.yaml", "result.json", "lr.png", "grad_norm.png")
 # metrics.jsonl records logged, and the prefix their fields take in MLflow (eval's are val_*)
 LOGGED_RECORDS = {"train": "train_", "eval": "", "epoch": "epoch_"}
@@ -43,6 +44,10 @@ def log_trial(client: Any, config: TrialConfig) -> str:
     """One MLflow run of the finished trial in config.output_dir; its run id."""
     from mlflow.entities import Metric, Param
 
+    # one mapping of states to run statuses for `hpo train` and a search's trials; imported here,
+    # as mlflow is, so that `hpo train` without tracking does not load the tracking modules
+    from hpo.tracking.mlflow_tracker import RUN_STATUS
+
     out = Path(config.output_dir)
     experiment = client.get_experiment_by_name(config.name)
     experiment_id = (
@@ -64,9 +69,9 @@ def log_trial(client: Any, config: TrialConfig) -> str:
     for name in ARTIFACTS:
         if (out / name).is_file():
             client.log_artifact(run_id, str(out / name))
-    status = _status(out / "result.json")
-    client.set_tag(run_id, "hpo.status", status)
-    client.set_terminated(run_id, RUN_STATUS.get(status, "FAILED"))
+    state = _state(out / "result.json")
+    client.set_tag(run_id, "hpo.state", state)
+    client.set_terminated(run_id, RUN_STATUS.get(state, "FAILED"))
     return run_id
 
 
@@ -89,8 +94,9 @@ def _metrics(path: Path):
                 yield name, float(value), now_ms, step
 
 
-def _status(path: Path) -> str:
+def _state(path: Path) -> str:
+    """result.json's status, an older version's word ("completed") read as today's."""
     try:
-        return str(json.loads(path.read_text()).get("status", "failed"))
+        return read_state(str(json.loads(path.read_text()).get("status", "failed")))
     except (OSError, ValueError):
         return "failed"

@@ -5,8 +5,8 @@ WorkerPool (hpo.parallel's --parallel K, or StudySpec.isolate) runs each trial i
 process started with "spawn", so a crash, an out-of-memory kill or a segfault ends that trial as
 failed and never the study. A worker runs one trial after another (the next trial reuses it; a
 dead worker is replaced) and writes its output to the trial's output.log (redirect_output, which
-Ray trials use too). Its reporter relays report() and should_stop() to the driver's process,
-where the driver decides on pruning, so trackers and the driver's library live in one process.
+Ray trials use too). Its reporter relays report() and should_stop() to the driver's process
+(hpo.relay), where the driver decides on pruning, so trackers and the driver's library live in one process.
 
 Ctrl-C (hpo.interrupts): each worker runs in a process group of its own, so a Ctrl-C at the
 terminal (SIGINT to the foreground group) or `kill -INT` reaches the driver's process only; it
@@ -36,9 +36,9 @@ from typing import Any, Protocol
 from hpo.drivers.base import ObjectiveFunction, TrialInterrupted, TrialPruned
 from hpo.interrupts import STOP_SIGNALS, StopSignals
 from hpo.quiet import apply_inherited
+from hpo.relay import RelayReporter, answer
 from runner.errors import UserInputError
-
-Outcome = tuple[str, Any, str | None, str | None]  # state, plain result, reason, traceback
+from runner.outcome import Outcome
 
 
 class RunningTrial(Protocol):
@@ -59,22 +59,21 @@ def run_objective(objective: ObjectiveFunction, params: dict[str, Any], reporter
     try:
         result = objective(dict(params), reporter)
     except TrialPruned as err:
-        return "pruned", None, str(err) if err.args and err.args[0] else None, None
+        return Outcome("pruned", reason=str(err) if err.args and err.args[0] else None)
     except TrialInterrupted as err:
-        return "interrupted", None, str(err) if err.args and err.args[0] else None, None
+        return Outcome("interrupted", reason=str(err) if err.args and err.args[0] else None)
     except (Exception, SystemExit) as err:  # sys.exit() in an objective ends only its trial
-        return "failed", None, f"{type(err).__name__}: {err}", traceback.format_exc()
+        return Outcome(
+            "failed", reason=f"{type(err).__name__}: {err}", traceback=traceback.format_exc()
+        )
     if isinstance(result, Mapping):
         plain = {str(k): float(v) for k, v in result.items() if isinstance(v, numbers.Real)}
-        return "complete", plain, None, None
+        return Outcome("complete", plain)
     if isinstance(result, numbers.Real) and not isinstance(result, bool):
-        return "complete", float(result), None, None
+        return Outcome("complete", float(result))
     kind = type(result).__name__
-    return (
-        "failed",
-        None,
-        f"the objective returned {kind}; return a number or {{metric: value}}",
-        None,
+    return Outcome(
+        "failed", reason=f"the objective returned {kind}; return a number or {{metric: value}}"
     )
 
 
@@ -177,16 +176,9 @@ class WorkerPool:
                 message = worker.conn.recv()
             except (EOFError, OSError):
                 worker.process.join(timeout=10)
-                return "failed", None, _death_reason(worker.process.exitcode), None
-            if message[0] == "report":
-                worker.run.report(message[1], message[2])
-            elif message[0] == "should_stop":
-                try:
-                    worker.conn.send(worker.run.should_stop())
-                except OSError:
-                    pass  # it died after asking: the next poll sees it
-            else:
-                return message[1]
+                return Outcome("failed", reason=_death_reason(worker.process.exitcode))
+            if not answer(message, worker.run, worker.conn):
+                return message[1]  # ("done", Outcome)
 
     def close(self) -> None:
         """Let the workers end, waiting up to 10 s each before killing them."""
@@ -228,8 +220,8 @@ def _death_reason(exitcode: int | None) -> str:
     return f"the trial's worker process exited with code {exitcode}; see its output.log"
 
 
-class _RelayReporter:
-    """The reporter of a trial in a worker: every call goes to the driver's process."""
+class _WorkerReporter(RelayReporter):
+    """The TrialReporter of a trial in a worker: its calls are answered in the driver's process."""
 
     def __init__(
         self,
@@ -240,18 +232,14 @@ class _RelayReporter:
         resume_checkpoint: str | None,
         stop: StopSignals,
     ) -> None:
-        self.conn, self.number, self.dir, self.params = conn, number, trial_dir, params
+        super().__init__(conn)
+        self.number, self.dir, self.params = number, trial_dir, params
         self.resume_checkpoint, self.stop = resume_checkpoint, stop
 
     def report(self, step: int, metrics: Mapping[str, float]) -> None:
         if self.stop.requested:  # the search is stopping: a plain objective ends here
             raise TrialInterrupted(f"interrupted at step {step}")
-        plain = {str(k): float(v) for k, v in metrics.items() if isinstance(v, numbers.Real)}
-        self.conn.send(("report", int(step), plain))
-
-    def should_stop(self) -> bool:
-        self.conn.send(("should_stop",))
-        return self.conn.recv()
+        super().report(step, metrics)
 
 
 def _worker_main(
@@ -279,7 +267,7 @@ def _worker_main(
             return
         number, trial_dir, params, resume_checkpoint = task
         redirect_output(Path(trial_dir) / "output.log")
-        reporter = _RelayReporter(conn, number, Path(trial_dir), params, resume_checkpoint, stop)
+        reporter = _WorkerReporter(conn, number, Path(trial_dir), params, resume_checkpoint, stop)
         outcome = run_objective(objective, params, reporter)
         try:
             conn.send(("done", outcome))

@@ -5,18 +5,16 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from runner.files import atomic_write_text
-
-Status = Literal["completed", "pruned", "failed", "interrupted"]
+from runner.outcome import EndState, read_state
 
 
 @dataclass
 class TrialResult:
     """The outcome of run_trial.
 
-    status: completed (ran its budget or stopped early on no improvement), pruned (a
+    status: complete (ran its budget or stopped early on no improvement), pruned (a
     Reporter asked it to stop), failed (reason says why: non-finite steps, or a file that could
     not be written, e.g. "no space left on device while writing OUT/checkpoints/last.pt"),
     interrupted (Ctrl-C or SIGTERM; resumable).
@@ -25,7 +23,7 @@ class TrialResult:
     trained with and the sizes tried (runner.batch_size); None otherwise.
     """
 
-    status: Status
+    status: EndState  # runner.outcome's words for a trial that has ended
     objective: str = "val_loss"
     greater_is_better: bool = False
     best_value: float | None = None
@@ -49,5 +47,10 @@ class TrialResult:
         atomic_write_text(path, self.to_json() + "\n")
 
     @classmethod
+    def from_dict(cls, data: dict) -> TrialResult:
+        """A result as result.json holds it; an older version's status word is read too."""
+        return cls(**{**data, "status": read_state(data["status"])})
+
+    @classmethod
     def load(cls, path: str | Path) -> TrialResult:
-        return cls(**json.loads(Path(path).read_text()))
+        return cls.from_dict(json.loads(Path(path).read_text()))

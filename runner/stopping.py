@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runner.result import Status
+from runner.outcome import EndState
 
 RANK_0_WRITE_FAILED = "rank 0 could not write the trial's files"
 
@@ -22,7 +22,7 @@ RANK_0_WRITE_FAILED = "rank 0 could not write the trial's files"
 class Stop:
     """The trial ends: its TrialResult status, and the reason (None: it ran its budget)."""
 
-    status: Status
+    status: EndState
     reason: str | None
 
 
@@ -66,7 +66,7 @@ def decide_stop(s: StopSignals) -> Stop | None:
         and s.evals_without_improvement >= s.early_stopping_patience
     ):
         return Stop(
-            "completed",
+            "complete",
             f"early stopping: no improvement of {s.metric} in "
             f"{s.evals_without_improvement} evaluations",
         )
@@ -80,5 +80,5 @@ def decide_stop(s: StopSignals) -> Stop | None:
             f"interrupted ({s.interrupt_name}) at step {s.step}; resume with --resume",
         )
     if s.end_of_step and s.step >= s.max_steps:
-        return Stop("completed", None)
+        return Stop("complete", None)
     return None

@@ -96,7 +96,7 @@ def test_each_shipped_experiment_trains_from_the_repository_alone(in_clone, tmp_
     code = main([*args, "-o", "train.max_steps=4", "--output", str(out)])
     assert code == 0
     result = json.loads((out / "result.json").read_text())
-    assert result["status"] == "completed" and result["steps"] == 4
+    assert result["status"] == "complete" and result["steps"] == 4
     assert "val_loss" in result["final_metrics"]
 
 

@@ -9,8 +9,9 @@ reuses hpo.study for the outputs.
 Defined here: Driver, Suggester, Suggestion, TrialReporter, ObjectiveFunction, Tracker (with
 NullTracker, MultiTracker), TrialInterrupted. Re-exported from the layers below, where the
 modules that must not import a driver read them (docs/architecture.md, the layers): the trial
-states, TrialRecord and StudySpec (hpo.records), Option, SEED and resolve_options
-(hpo.space.driver_options), history_seed (hpo.suggesters.seeds).
+states, TrialRecord and StudySpec (hpo.records), Decision and CONTINUE (runner.outcome),
+Option, SEED and resolve_options (hpo.space.driver_options), history_seed
+(hpo.suggesters.seeds).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from hpo.command_client import TrialPruned  # one class: hpo.TrialPruned, for sc
 from hpo.records import FINISHED_STATES, StudySpec, TrialRecord, TrialState
 from hpo.space.driver_options import SEED, Option, resolve_options
 from hpo.suggesters.seeds import history_seed
+from runner.outcome import CONTINUE, Decision
 
 if TYPE_CHECKING:
     from hpo.space import SearchSpace
@@ -181,7 +183,9 @@ class Suggester(Protocol):
         """An intermediate value of the (first) objective metric."""
         ...
 
-    def should_prune(self, suggestion: Suggestion) -> bool: ...
+    def decide(self, suggestion: Suggestion) -> Decision:
+        """After a report: stop the trial (its pruner's reason) or let it go on (CONTINUE)."""
+        ...
 
     def tell(self, suggestion: Suggestion, record: TrialRecord) -> None:
         """The trial ended (complete, pruned or failed); record.values are finite when set."""
@@ -189,8 +193,10 @@ class Suggester(Protocol):
 
 
 __all__ = [
+    "CONTINUE",
     "FINISHED_STATES",
     "SEED",
+    "Decision",
     "Driver",
     "MultiTracker",
     "NullTracker",

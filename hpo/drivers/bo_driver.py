@@ -23,8 +23,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from hpo.drivers.base import (
+    CONTINUE,
     FINISHED_STATES,
     SEED,
+    Decision,
     ObjectiveFunction,
     Option,
     StudySpec,
@@ -183,8 +185,8 @@ class BayesOptSuggester:
     def report(self, suggestion: Suggestion, step: int, value: float) -> None:
         pass  # bayes_opt does not prune
 
-    def should_prune(self, suggestion: Suggestion) -> bool:
-        return False
+    def decide(self, suggestion: Suggestion) -> Decision:
+        return CONTINUE
 
     def tell(self, suggestion: Suggestion, record: TrialRecord) -> None:
         point = self.pending.pop(suggestion.number)

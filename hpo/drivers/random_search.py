@@ -17,8 +17,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from hpo.drivers.base import (
+    CONTINUE,
     FINISHED_STATES,
     SEED,
+    Decision,
     ObjectiveFunction,
     Option,
     StudySpec,
@@ -88,8 +90,8 @@ class RandomSuggester:
     def report(self, suggestion: Suggestion, step: int, value: float) -> None:
         pass  # random search learns nothing from a trial
 
-    def should_prune(self, suggestion: Suggestion) -> bool:
-        return False
+    def decide(self, suggestion: Suggestion) -> Decision:
+        return CONTINUE
 
     def tell(self, suggestion: Suggestion, record: TrialRecord) -> None:
         self.finished += record.state in FINISHED_STATES

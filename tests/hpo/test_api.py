@@ -196,7 +196,7 @@ def test_train_runs_the_tiny_experiment_and_returns_its_result(tmp_path, monkeyp
         "data.max_chars": 200000,
     }
     result = hpo.train("experiments/lm_tiny.yaml", overrides, output=tmp_path / "trial", quiet=True)
-    assert result.status == "completed" and result.steps == 4
+    assert result.status == "complete" and result.steps == 4
     assert Path(result.best_checkpoint).is_file()
     saved = json.loads((tmp_path / "trial" / "result.json").read_text())
     assert saved["best_value"] == result.best_value

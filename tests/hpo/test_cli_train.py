@@ -72,10 +72,10 @@ def test_hpo_train_runs_the_default_experiment_as_a_console_script(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "step 6/6" in proc.stderr and "tok/s" in proc.stderr and "ETA" in proc.stderr
-    assert "status      completed" in proc.stdout and "best ckpt" in proc.stdout
+    assert "status      complete" in proc.stdout and "best ckpt" in proc.stdout
     assert "doc_tokens_p50" in proc.stderr, "token-length statistics are reported"
     result = json.loads((out / "result.json").read_text())
-    assert result["status"] == "completed" and result["steps"] == 6
+    assert result["status"] == "complete" and result["steps"] == 6
     assert (out / "metrics.jsonl").read_text().count('"type": "eval"') == 2
 
 
@@ -189,7 +189,7 @@ def test_ctrl_c_saves_the_last_checkpoint_and_resume_finishes_the_trial(tmp_path
     done = subprocess.run([*args, "--resume"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     result = json.loads((out / "result.json").read_text())
-    assert result["status"] == "completed" and result["steps"] == 200
+    assert result["status"] == "complete" and result["steps"] == 200
     steps = [
         json.loads(line)["step"] for line in metrics.read_text().splitlines() if '"train"' in line
     ]
@@ -338,7 +338,7 @@ def test_ctrl_c_or_kill_9_then_resume_logs_the_uninterrupted_run_s_history(tmp_p
         )
         assert again.returncode == 0, again.stderr
         result = json.loads((out / "result.json").read_text())
-        assert result["status"] == "completed" and result["resumed_from_step"] == resumed_from
+        assert result["status"] == "complete" and result["resumed_from_step"] == resumed_from
         records = history(out)
         assert [r["type"] for r in records].count("data") == 1
         assert [(r["type"], r["step"]) for r in records] == [

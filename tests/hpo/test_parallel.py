@@ -9,7 +9,9 @@ import time
 
 import pytest
 
-from hpo.drivers.base import NullTracker, TrialPruned
+from hpo.drivers.base import CONTINUE, Decision, NullTracker, StudySpec, TrialPruned
+from hpo.drivers.random_search import RandomSuggester
+from hpo.parallel import run_study
 from hpo.study import INTERRUPTED, read_study
 from runner.errors import UserInputError
 
@@ -170,3 +172,41 @@ def test_status_and_best_read_back_from_the_files(make_space, run_search):
     assert status.summary["best_trial"] == result.best.number
     with pytest.raises(UserInputError, match="no study here"):
         read_study(result.dir / "nope")
+
+
+class StopsAtStepTwo(RandomSuggester):
+    """A suggester whose scheduler stops every trial once it reported step 2, saying why."""
+
+    def report(self, suggestion, step, value) -> None:
+        self.last_step = step
+
+    def decide(self, suggestion) -> Decision:
+        if getattr(self, "last_step", 0) >= 2:
+            return Decision(
+                stop=True, reason=f"stopped by the test's scheduler at step {self.last_step}"
+            )
+        return CONTINUE
+
+
+def returns_when_asked(params, reporter):
+    for step in range(1, 6):
+        reporter.report(step, {"val_loss": params["y"] + 1 / step})
+        if reporter.should_stop():
+            return params["y"] + 1 / step  # returns instead of raising: still pruned
+    return params["y"]
+
+
+def test_the_reason_of_a_suggesters_decision_is_the_pruned_trials_reason(make_space, tmp_path):
+    space = make_space("random", trials=2)
+    study = StudySpec.for_space(space, runs=tmp_path / "runs", quiet=True)
+    result = run_study(
+        "random",
+        space,
+        study,
+        returns_when_asked,
+        None,
+        lambda previous: StopsAtStepTwo(space, 0, previous),
+    )
+    assert [t.state for t in result.trials] == ["pruned", "pruned"]
+    assert {t.reason for t in result.trials} == {"stopped by the test's scheduler at step 2"}
+    assert all(t.steps == 2 for t in result.trials)

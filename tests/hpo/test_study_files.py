@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import hpo.study
+import hpo.study_best
 from hpo.cli import main
 from hpo.study import StudyFileError, load_trials, promote_best, read_study, recover_best
 from runner.files import StorageError, atomic_write_json
@@ -255,7 +256,7 @@ def test_a_kill_between_the_two_renames_of_the_fallback_swap_is_undone(tmp_path)
 
 
 def test_the_fallback_swap_replaces_best(tmp_path, monkeypatch):
-    monkeypatch.setattr(hpo.study, "_exchange", lambda first, second: False)
+    monkeypatch.setattr(hpo.study_best, "_exchange", lambda first, second: False)
     study = tmp_path / "s"
     make_trial(study, 0, b"old")
     make_trial(study, 1, b"new")

@@ -57,3 +57,13 @@ def test_hpo_train_is_not_tracked_without_a_uri_or_with_report_to_none(tmp_path,
     args = ["train", "--config", experiment, "--output", "b", "--quiet", "--tracking-uri", uri]
     assert main([*args, "-o", "train.report_to=none"]) == 0
     assert not list(tmp_path.glob("*.db")) and (tmp_path / "a" / "result.json").is_file()
+
+
+def test_an_older_result_json_is_logged_with_todays_state(tmp_path):
+    from hpo.tracking.mlflow_tracker import RUN_STATUS
+    from hpo.train_tracking import _state
+
+    (tmp_path / "result.json").write_text('{"status": "completed"}')  # an older version's word
+    assert _state(tmp_path / "result.json") == "complete"
+    assert RUN_STATUS[_state(tmp_path / "result.json")] == "FINISHED"
+    assert _state(tmp_path / "missing.json") == "failed"

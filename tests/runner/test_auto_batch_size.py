@@ -39,7 +39,7 @@ def test_a_budget_the_configured_size_exceeds_halves_it_and_doubles_accumulation
             f"train.cpu_memory_budget_mb={budget}",
         )
     )
-    assert auto.status == "completed"
+    assert auto.status == "complete"
     assert auto.batch_size["per_device_train_batch_size"] == 4
     assert auto.batch_size["gradient_accumulation_steps"] == 2
     assert [t["fits"] for t in auto.batch_size["tried"]] == [False, True]

@@ -18,7 +18,7 @@ def test_worker_processes_train_on_the_same_batches(tiny_lm_config, tmp_path):
         result = run_trial(
             tiny_lm_config("train.max_steps=4", "eval.eval_steps=4", f"output_dir={out}", *options)
         )
-        assert result.status == "completed"
+        assert result.status == "complete"
         runs[name] = [r["loss"] for r in read_metrics(out / "metrics.jsonl", "train")]
     assert runs["workers"] == runs["inline"] and len(runs["inline"]) == 4
 

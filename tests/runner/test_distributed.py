@@ -127,7 +127,7 @@ def test_search_trial_on_two_ranks_reports_is_pruned_and_resumes(tiny_lm_config,
     assert [step for step, metrics in reporter.reports if "val_loss" in metrics] == [10]
 
     resumed = run_distributed_trial(config, stop_at(10**9), resume=True)
-    assert resumed.status == "completed" and resumed.steps == 20, resumed.reason
+    assert resumed.status == "complete" and resumed.steps == 20, resumed.reason
     losses = [r["loss"] for r in train_records(tmp_path / "trial")]
     assert losses == pytest.approx(
         [r["loss"] for r in train_records(tmp_path / "whole")], rel=LOSS_RTOL

@@ -66,7 +66,7 @@ def test_resume_logs_the_same_history_as_an_uninterrupted_run(tiny_lm_config, st
     first = run_trial(split, stop_at(10))
     assert first.status == "pruned" and first.resumed_from_step is None
     resumed = run_trial(split, resume=True)
-    assert resumed.status == "completed" and resumed.resumed_from_step == 10
+    assert resumed.status == "complete" and resumed.resumed_from_step == 10
     assert json.loads((tmp_path / "split" / "result.json").read_text())["resumed_from_step"] == 10
 
     whole, again = history(tmp_path / "whole"), history(tmp_path / "split")
@@ -102,7 +102,7 @@ def test_a_full_disk_fails_the_trial_with_one_reason_and_keeps_the_last_checkpoi
     # with room again, --resume continues from step 10 and ends as if nothing had happened
     resize(disk, 8 * size)
     resumed = run_trial(config, resume=True)
-    assert resumed.status == "completed" and resumed.resumed_from_step == 10
+    assert resumed.status == "complete" and resumed.resumed_from_step == 10
     assert history(disk / "trial") == history(tmp_path / "whole")
 
 
@@ -236,7 +236,7 @@ def test_a_data_cache_on_a_full_disk_is_skipped_with_a_warning(
     config = tiny_lm_config("train.max_steps=2", "eval.eval_steps=2", f"data.cache_dir={cache}")
     with caplog.at_level("WARNING", logger="runner"):
         result = run_trial(config)
-    assert result.status == "completed", result.reason
+    assert result.status == "complete", result.reason
     warned = [r.getMessage() for r in caplog.records if "data cache not written" in r.getMessage()]
     assert len(warned) == 1 and "no space left on device while writing" in warned[0], warned
     assert list(cache.iterdir()) == [], "no half entry is left in the cache"

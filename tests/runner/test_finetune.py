@@ -70,7 +70,7 @@ def test_trial_sets_every_group_lr_to_the_scheduled_lr_times_its_decay(tiny_lm_c
         "eval.eval_steps=3",
     )
     result = run_trial(config)
-    assert result.status == "completed"
+    assert result.status == "complete"
     groups = load_checkpoint(result.last_checkpoint)["optimizer"]["param_groups"]
     scheduled = lr_at(2, config.train)  # the last step's lr
     assert sorted({g["depth"] for g in groups}) == [0, 1, 2]
@@ -98,7 +98,7 @@ def test_frozen_depths_keep_their_weights_until_their_unfreeze_step(tiny_lm_conf
             f"eval.eval_steps={steps}",
         )
         result = run_trial(config)
-        assert result.status == "completed"
+        assert result.status == "complete"
         weights = load_checkpoint(result.last_checkpoint)["model"]
         return {part for part, name in parts.items() if not torch.equal(weights[name], saved[name])}
 
@@ -150,7 +150,7 @@ def test_a_resumed_trial_unfreezes_and_decays_as_an_uninterrupted_one(
     stopped = run_trial(config("split"), stop_at(1))  # stopped while only the head trains
     assert stopped.status == "pruned" and stopped.steps == 1
     resumed = run_trial(config("split"), resume=True)
-    assert resumed.status == "completed" and resumed.steps == 3
+    assert resumed.status == "complete" and resumed.steps == 3
     expected = load_checkpoint(whole.last_checkpoint)["model"]
     weights = load_checkpoint(resumed.last_checkpoint)["model"]
     for name, tensor in expected.items():

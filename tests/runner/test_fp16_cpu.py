@@ -96,6 +96,6 @@ def test_a_trial_in_fp16_on_cpu_survives_an_overflow(tiny_lm_config, tmp_path, m
     result = run_trial(
         tiny_lm_config("train.precision=fp16", "train.max_steps=6", "eval.eval_steps=6")
     )
-    assert result.status == "completed" and overflowed
+    assert result.status == "complete" and overflowed
     scaler = load_checkpoint(result.last_checkpoint)["scaler"]
     assert scaler["scale"] == 2.0**15  # 65536 halved once, and no growth within 6 steps

@@ -24,7 +24,7 @@ def test_resume_continues_from_last_step_and_ends_bit_identical(tiny_lm_config, 
     stopped = run_trial(split, stop_at(10))
     assert stopped.status == "pruned" and stopped.steps == 10
     resumed = run_trial(split, resume=True)
-    assert resumed.status == "completed" and resumed.steps == full.steps == 30
+    assert resumed.status == "complete" and resumed.steps == full.steps == 30
 
     a = load_checkpoint(tmp_path / "whole" / "checkpoints" / "last.pt")["model"]
     b = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")["model"]
@@ -38,7 +38,7 @@ def test_result_json_and_metrics_jsonl_describe_the_trial(tiny_lm_config, tmp_pa
     result = run_trial(tiny_lm_config())
     out = tmp_path / "trial"
     saved = json.loads((out / "result.json").read_text())
-    assert saved["status"] == "completed" and saved["steps"] == 30
+    assert saved["status"] == "complete" and saved["steps"] == 30
     assert set(saved["best_metrics"]) == {"val_loss", "val_perplexity"}
     assert saved["best_checkpoint"].endswith("best.pt") and saved["last_checkpoint"].endswith(
         "last.pt"
@@ -115,7 +115,7 @@ def test_non_finite_steps_are_skipped_and_do_not_reach_the_weights(tiny_lm_confi
 
     monkeypatch.setattr(runner.train_step, "forward_loss", sometimes_nan)
     result = run_trial(tiny_lm_config())
-    assert result.status == "completed"
+    assert result.status == "complete"
     assert result.events["nonfinite"] == 2
     assert math.isfinite(result.final_metrics["val_loss"])
     weights = load_checkpoint(result.last_checkpoint)["model"]
@@ -144,7 +144,7 @@ def test_early_stopping_ends_after_patience_evaluations_without_improvement(tiny
             "train.learning_rate=0", "eval.early_stopping_patience=1", "train.max_steps=100"
         )
     )
-    assert result.status == "completed"
+    assert result.status == "complete"
     assert result.steps == 20
     assert "early stopping" in result.reason
 

@@ -38,7 +38,7 @@ def test_pretrained_model_and_tokenizer_load_from_a_local_directory(tiny_lm_conf
         "eval.eval_steps=2",
     )
     result = run_trial(config)
-    assert result.status == "completed"
+    assert result.status == "complete"
     weights = load_checkpoint(result.last_checkpoint)["model"]
     for name, tensor in saved.state_dict().items():
         assert torch.equal(weights[name], tensor), name
@@ -95,7 +95,7 @@ def test_untied_output_layer_trains_its_own_weights_and_resumes_exactly(
 
 def test_bf16_autocast_trains_on_cpu(tiny_lm_config, tmp_path):
     result = run_trial(tiny_lm_config("train.precision=bf16"))
-    assert result.status == "completed"
+    assert result.status == "complete"
     train = read_metrics(tmp_path / "trial" / "metrics.jsonl", "train")
     assert train[-1]["loss"] < train[0]["loss"] - 0.5, "bf16 training did not learn"
 
@@ -119,7 +119,7 @@ def test_torch_compile_trains_to_the_same_loss_as_eager(tiny_lm_config, tmp_path
             "train.torch_compile=true",
         )
     )
-    assert compiled.status == "completed"
+    assert compiled.status == "complete"
     assert compiled.final_metrics["val_loss"] == pytest.approx(
         eager.final_metrics["val_loss"], rel=1e-3
     )

@@ -24,7 +24,7 @@ def test_lm_trial_by_epochs_logs_activations_latency_epochs_and_plots(tiny_lm_co
     )
     per_epoch = micro_batches_per_epoch(prepare_data(config), 8)
     result = run_trial(config)
-    assert result.status == "completed"
+    assert result.status == "complete"
     assert result.steps == 2 * per_epoch  # not train.max_steps (30)
     out = tmp_path / "trial"
     records = read_metrics(out / "metrics.jsonl")

@@ -251,7 +251,7 @@ def test_one_encoder_is_shared_and_both_task_losses_reach_it(tmp_path, prepared)
 def test_a_short_trial_records_each_task_s_metrics_and_their_mean(tmp_path):
     config = multitask_config(tmp_path)
     result = run_trial(config)
-    assert result.status == "completed" and result.steps == 6
+    assert result.status == "complete" and result.steps == 6
     records = history(tmp_path / "trial")
     evals = [r for r in records if r["type"] == "eval"]
     assert [r["step"] for r in evals] == [3, 6]
@@ -297,7 +297,7 @@ def test_a_resumed_trial_logs_the_uninterrupted_run_s_history(tmp_path, stop_at)
     split = multitask_config(tmp_path, f"output_dir={tmp_path / 'split'}", *overrides)
     assert run_trial(split, stop_at(4)).status == "pruned"
     resumed = run_trial(split, resume=True)
-    assert resumed.status == "completed" and resumed.resumed_from_step == 4
+    assert resumed.status == "complete" and resumed.resumed_from_step == 4
     assert history(tmp_path / "split") == history(tmp_path / "whole")
     whole = load_checkpoint(tmp_path / "whole" / "checkpoints" / "last.pt")["model"]
     again = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")["model"]

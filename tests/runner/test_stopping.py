@@ -18,8 +18,8 @@ def test_a_step_with_nothing_to_stop_it_trains_on():
 
 
 def test_the_budget_ends_the_trial_only_once_the_step_has_ended():
-    assert decide_stop(signals(step=20, end_of_step=True)) == Stop("completed", None)
-    assert decide_stop(signals(step=21, end_of_step=True)) == Stop("completed", None)
+    assert decide_stop(signals(step=20, end_of_step=True)) == Stop("complete", None)
+    assert decide_stop(signals(step=21, end_of_step=True)) == Stop("complete", None)
     # after the last step's evaluation the reporter may still prune it
     assert decide_stop(signals(step=20, evaluated=True)) is None
     assert decide_stop(signals(step=20, reporter_says_stop=True)).status == "pruned"
@@ -39,7 +39,7 @@ def test_early_stopping_completes_after_patience_evaluations_without_improvement
     known = {"evaluated": True, "early_stopping_patience": 2, "metric": "val_accuracy"}
     assert decide_stop(signals(**known, evals_without_improvement=1)) is None
     assert decide_stop(signals(**known, evals_without_improvement=2)) == Stop(
-        "completed", "early stopping: no improvement of val_accuracy in 2 evaluations"
+        "complete", "early stopping: no improvement of val_accuracy in 2 evaluations"
     )
     # patience counts only when there was an evaluation at this step
     assert (
@@ -78,7 +78,7 @@ def test_the_first_reason_wins_in_the_documented_order():
         "write_failed": True,
         "interrupted": True,
     }
-    order = ["failed", "completed", "pruned", "failed", "interrupted", "completed"]
+    order = ["failed", "complete", "pruned", "failed", "interrupted", "complete"]
     cleared = [
         ("nonfinite_streak", 0),
         ("evaluated", False),

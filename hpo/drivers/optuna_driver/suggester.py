@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from hpo.drivers.base import StudySpec, Suggestion, TrialRecord
+from hpo.drivers.base import CONTINUE, Decision, StudySpec, Suggestion, TrialRecord
 from hpo.drivers.optuna_driver.storage import (
     RECIPE,
     Heartbeat,
@@ -38,6 +38,7 @@ from hpo.study import INTERRUPTED, trial_dir, write_trial
 from hpo.suggesters.optuna_pruners import make_pruner, pruner_name
 from hpo.suggesters.optuna_samplers import make_sampler, suggest_params
 from runner.errors import UserInputError
+from runner.outcome import pruned_at
 
 log = logging.getLogger(__name__)
 
@@ -246,8 +247,10 @@ class OptunaSuggester:
             except self.optuna.exceptions.UpdateFinishedTrialError:
                 pass  # failed as dead by another worker: tell() says so
 
-    def should_prune(self, suggestion: Suggestion) -> bool:
-        return self.prunes and suggestion.handle.should_prune()
+    def decide(self, suggestion: Suggestion) -> Decision:
+        if self.prunes and suggestion.handle.should_prune():
+            return pruned_at(max(self.reported[suggestion.number], default=0))
+        return CONTINUE
 
     def tell(self, suggestion: Suggestion, record: TrialRecord) -> None:
         del self.reported[suggestion.number]

@@ -35,6 +35,7 @@ from hpo.parallel import objective_values
 from hpo.space import SearchSpace
 from hpo.suggesters.optuna_pruners import make_pruner, pruner_name
 from hpo.suggesters.optuna_samplers import make_sampler, suggest_params
+from runner.outcome import CONTINUE, Decision, pruned_at
 
 PRUNE_FILE = "prune"  # in trials/<n>/: the pruner said stop; the trial's should_stop() reads it
 
@@ -93,8 +94,8 @@ class OptunaTrials:
         self.trials[trial_id], self.reported[trial_id] = trial, set()
         return suggest_params(trial, self.space)
 
-    def report(self, trial_id: str, result: Mapping[str, Any]) -> bool:
-        """Report the result's objective value at its step; True when the pruner says stop."""
+    def report(self, trial_id: str, result: Mapping[str, Any]) -> Decision:
+        """Report the result's objective value at its step; the pruner's decision."""
         trial, value, step = self.trials.get(trial_id), result.get(self.metric), result.get("step")
         if (
             not self.prunes
@@ -104,11 +105,11 @@ class OptunaTrials:
             or not math.isfinite(value)
             or not isinstance(step, int)
         ):
-            return False
+            return CONTINUE
         if step not in self.reported[trial_id]:  # Optuna keeps the first value of a step
             self.reported[trial_id].add(step)
             trial.report(float(value), step)
-        return bool(trial.should_prune())
+        return pruned_at(step) if trial.should_prune() else CONTINUE
 
     def tell(self, trial_id: str, result: Mapping[str, Any] | None, error: bool) -> None:
         """The trial's end, as OptunaSuggester tells it: complete with its values, pruned

@@ -27,6 +27,7 @@ from hpo.drivers.ray_tune.trial_numbers import reserve_number
 from hpo.space import Categorical, SearchSpace
 from hpo.study import load_trials, trial_dir
 from runner.files import atomic_write_text
+from runner.outcome import CONTINUE
 
 
 def study_searcher(space: SearchSpace, study: StudySpec, events: StudyEvents) -> Any:
@@ -119,10 +120,11 @@ def study_searcher(space: SearchSpace, study: StudySpec, events: StudyEvents) ->
             return params
 
         def on_trial_result(self, trial_id: str, result: dict) -> None:
-            if self.inner is not None and self.inner.report(trial_id, result):
+            decision = CONTINUE if self.inner is None else self.inner.report(trial_id, result)
+            if decision.stop:
                 prune = trial_dir(study_dir, self.live[trial_id]) / PRUNE_FILE
                 if not prune.exists():  # read by the trial's should_stop(): see optuna_search
-                    atomic_write_text(prune, f"pruned at step {result['step']}\n")
+                    atomic_write_text(prune, f"{decision.reason}\n")
 
         def on_trial_complete(
             self, trial_id: str, result: dict | None = None, error: bool = False
