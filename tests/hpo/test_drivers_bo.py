@@ -40,6 +40,25 @@ def test_log_params_are_searched_in_log10_and_discrete_ones_as_typed_params(make
     assert values["only"] == "x" and 1e-5 <= values["lr"] <= 1e-1
 
 
+def test_bayes_opt_coordinates_go_back_to_the_same_params(make_space):
+    # moved from test_ray_tune_parts.py: searcher bayesopt now runs this same encoding, where a
+    # choice is its index (bayes_opt's categorical parameter), no longer the middle of a unit
+    # interval (1.5 for the second choice) as Ray's own encoding had it
+    from hpo.suggesters.bayes_opt import BayesOpt
+
+    params = {
+        "lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
+        "layers": {"type": "int", "low": 1, "high": 4},
+        "act": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]},
+    }
+    bayes = BayesOpt(make_space("bo", params), parallel=1)
+    coords = bayes._to_point({"lr": 1e-3, "layers": 3, "act": "gelu"})
+    assert coords["act"] == 1  # the index of its choice
+    back = bayes._to_values(coords)
+    assert back["layers"] == 3 and back["act"] == "gelu"
+    assert abs(back["lr"] - 1e-3) < 1e-12
+
+
 def peak(params, reporter):
     """A maximum of 0 at lr = 1e-3, y = 0.3; trial 1 is NaN and must not be registered."""
     if reporter.number == 1:

@@ -351,3 +351,52 @@ def test_a_command_trial_runs_on_ray_reports_through_hpo_report_and_asha_stops_t
         time.sleep(0.1)
     else:
         assert not Path(f"/proc/{attempt['pid']}").exists(), "the stopped trial's script ran on"
+
+
+# Ray runs hpo's own algorithms: each searcher tries what the local driver running the same
+# algorithm tries (--driver random, --driver optuna with sampler grid, --driver bo, optuna)
+SAME_ALGORITHM = {
+    "random": ("random", {}, {"searcher": "random"}),
+    "grid": ("optuna", {"sampler": "grid"}, {"searcher": "grid"}),
+    "bayesopt": ("bo", {"init_points": 3}, {"searcher": "bayesopt", "init_points": 3}),
+    "optuna": ("optuna", {"n_startup_trials": 3}, {"searcher": "optuna", "n_startup_trials": 3}),
+}
+GRID_PARAMS = {
+    "x": {"type": "float", "low": 0.0, "high": 1.0, "step": 0.25},
+    "layers": {"type": "int", "low": 1, "high": 4},
+    "optim": {"type": "categorical", "choices": ["adamw", "sgd"]},
+}
+
+
+def bowl(params, reporter):
+    """A plain function: no reports, the value from the params alone."""
+    value = sum((v - 0.3) ** 2 for k, v in params.items() if isinstance(v, float))
+    return value + params.get("layers", 0) / 10 + (params["optim"] == "sgd") / 5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("searcher", list(SAME_ALGORITHM))
+def test_each_searcher_tries_the_same_first_configurations_as_the_local_driver(tmp_path, searcher):
+    local_driver, local_options, ray_options = SAME_ALGORITHM[searcher]
+    params = GRID_PARAMS if searcher == "grid" else SAME_PARAMS
+    results = {}
+    for driver, options in ((local_driver, local_options), ("ray", {"ray": ray_options})):
+        raw = {
+            "objective": "val_loss",
+            "budget": {"trials": 6},
+            "driver": {"seed": 0, **options},
+            "params": params,
+        }
+        space = space_from_dict(raw, source="same_algorithm.yaml", driver=driver)
+        study = StudySpec.for_space(space, runs=tmp_path / driver, parallel=1, quiet=True)
+        results[driver] = get_driver(driver).run(space, study, bowl)
+
+    local, on_ray = results[local_driver], results["ray"]
+    assert [t.number for t in on_ray.trials] == [t.number for t in local.trials] == list(range(6))
+    assert [t.params for t in on_ray.trials] == [t.params for t in local.trials]
+    assert [t.value for t in on_ray.trials] == pytest.approx([t.value for t in local.trials])
+    local_method, ray_method = (
+        json.loads((r.dir / "summary.json").read_text())["method"] for r in (local, on_ray)
+    )
+    assert ray_method["sampler"] == local_method["sampler"]
+    assert ray_method["sampler_settings"] == local_method["sampler_settings"]

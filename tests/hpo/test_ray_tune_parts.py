@@ -1,5 +1,7 @@
 """Quick, in-process tests of the Ray driver's parts that need no cluster: trial numbers, the
-space in Ray's terms, the schedulers built from the options, bayes_opt's coordinates and the\ndriver-side events' budget. The driver itself is tested on a real local cluster (test_ray_driver.py,
+space in Ray's terms, the schedulers built from the options and the driver-side events'
+budget (bayes_opt's coordinates, which searcher bayesopt shares with --driver bo, are tested in
+test_drivers_bo.py). The driver itself is tested on a real local cluster (test_ray_driver.py,
 a service test); these keep its modules in the quick loop (scripts/quick_loop_modules.py)."""
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ pytest.importorskip("ray")
 from hpo.drivers.ray_tune.domains import grid_values, ray_domain, trial_params  # noqa: E402
 from hpo.drivers.ray_tune.events import StudyEvents, live_events, live_study  # noqa: E402
 from hpo.drivers.ray_tune.experiments import _scheduler  # noqa: E402
-from hpo.drivers.ray_tune.searchers import _from_coords, _to_coords  # noqa: E402
 from hpo.drivers.ray_tune.trial_numbers import (  # noqa: E402
     TrialName,
     next_free_number,
@@ -89,23 +90,6 @@ def test_each_scheduler_option_builds_rays_scheduler_on_the_step_axis():
         assert isinstance(scheduler, kind), name
         if scheduler is not None:
             assert scheduler._time_attr == "step", name
-
-
-def test_bayes_opt_coordinates_go_back_to_the_same_params(make_space):
-    space = make_space(
-        "ray",
-        params={
-            "lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
-            "layers": {"type": "int", "low": 1, "high": 4},
-            "act": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]},
-        },
-    )
-    params = {"lr": 1e-3, "layers": 3, "act": "gelu"}
-    coords = _to_coords(space, params)
-    assert coords["act"] == 1.5  # the middle of its choice's unit interval
-    back = _from_coords(space, coords)
-    assert back["layers"] == 3 and back["act"] == "gelu"
-    assert abs(back["lr"] - 1e-3) < 1e-12
 
 
 def test_the_driver_side_events_count_the_earlier_trials_toward_the_budget(make_space, tmp_path):

@@ -1,6 +1,6 @@
 """The study's Ray experiments: one Tuner.fit after another until the budget is spent.
 
-Scheduler auto is Tune's FIFO: under searcher optuna the searcher prunes (optuna_search.py).
+Scheduler auto is Tune's FIFO: under searcher optuna the searcher prunes (searchers.py).
 Schedulers asha, hyperband, median and pbt measure time in reported steps. PBT refuses
 Searchers: its population comes from Ray's variant generator, and an experiment with failed
 trials is followed by another for the rest. Ray ends trials without a word at the study's
@@ -21,15 +21,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from hpo.drivers.base import ObjectiveFunction, StudySpec
-from hpo.drivers.ray_tune.domains import grid_values, ray_domain, untried_grid
+from hpo.drivers.base import FINISHED_STATES, ObjectiveFunction, StudySpec
+from hpo.drivers.ray_tune.domains import grid_values, ray_domain
 from hpo.drivers.ray_tune.events import StudyEvents, events_callback, live_study
-from hpo.drivers.ray_tune.optuna_search import optuna_prunes
-from hpo.drivers.ray_tune.searchers import study_searcher
+from hpo.drivers.ray_tune.searchers import optuna_prunes, study_searcher
 from hpo.drivers.ray_tune.trainable import TrialSetup, train_trial
 from hpo.drivers.ray_tune.trial_numbers import TrialName, next_free_number, trial_dirname
 from hpo.space import Categorical, Distribution, SearchSpace
 from hpo.study import load_trials
+from hpo.suggesters.grid import grid_points
 from hpo.suggesters.optuna_samplers import sampler_name
 
 EXPERIMENT_DONE = ".hpo_done"  # in a Ray experiment folder whose fit() returned
@@ -66,7 +66,7 @@ class Experiments:
         if not self.events.stop_requested():
             self.events.fail_unrestored()
         while not (stop := self.events.why_stop()):
-            if self._grid() and not untried_grid(self.space, self.study.dir):
+            if self._grid_done():
                 return "exhausted"
             ended = self.events.ended
             name = f"trials-from-{next_free_number(self.study.dir)}"
@@ -75,11 +75,13 @@ class Experiments:
                 return self.events.why_stop() or "exhausted"
         return stop
 
-    def _grid(self) -> bool:
+    def _grid_done(self) -> bool:
         """Searcher grid, or searcher optuna with sampler grid: done once every point ran (a
         new experiment's GridSampler would start the grid again)."""
-        searcher = self.options["searcher"]
-        return searcher == "grid" or searcher == "optuna" and sampler_name(self.space) == "grid"
+        if sampler_name(self.space) != "grid":
+            return False
+        tried = [r.params for r in load_trials(self.study.dir) if r.state in FINISHED_STATES]
+        return all(point in tried for point in grid_points(self.space))
 
     def _fit(self, tuner: Any, path: Path) -> None:
         tune_log = logging.getLogger("ray.tune")
@@ -190,7 +192,7 @@ def _scheduler(space: SearchSpace) -> Any:
     options, max_t = space.driver_options, space.budget.max_steps
     grace, factor = options["grace_period"], options["reduction_factor"]
     return {
-        "auto": lambda: None,  # Optuna's pruner, if any, is the searcher's (optuna_search.py)
+        "auto": lambda: None,  # Optuna's pruner, if any, is the searcher's (searchers.py)
         "none": lambda: None,
         "asha": lambda: schedulers.ASHAScheduler(
             time_attr="step", max_t=max_t, grace_period=grace, reduction_factor=factor
