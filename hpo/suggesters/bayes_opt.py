@@ -10,7 +10,8 @@ Gaussian process's space; a trial gets it only when its condition holds.
 
 bayes_opt maximizes: a minimized objective is negated in one place, _target(). The first
 init_points trials are random (seeded by seed and trial number). With several trials at once
-the ConstantLiar acquisition hands out as many suggestions. A failed, pruned or NaN trial is
+the ConstantLiar acquisition hands out as many suggestions (bayes_opt_liar.py: fixed for int
+and categorical params). A failed, pruned or NaN trial is
 never registered. state() holds every registered observation (what a resumed study restores).
 The acquisition's random state is seeded from the seed and the number of trials already in the
 study (history_seed), so a resumed run does not retrace the earlier one.
@@ -84,7 +85,9 @@ class BayesOpt:
             "pi": lambda: acquisition.ProbabilityOfImprovement(xi=self.options["xi"]),
         }[self.options["acquisition"]]()
         if parallel > 1:
-            acq = acquisition.ConstantLiar(acq, strategy=self.options["liar"])
+            from hpo.suggesters.bayes_opt_liar import TypedConstantLiar
+
+            acq = TypedConstantLiar(acq, strategy=self.options["liar"])
         with warnings.catch_warnings():  # "non-float parameters are experimental"
             warnings.simplefilter("ignore")
             self.optimizer = BayesianOptimization(

@@ -91,3 +91,22 @@ def test_parallel_trials_get_distinct_suggestions_from_the_constant_liar(make_sp
     points = [(t.params["lr"], t.params["y"]) for t in result.trials]
     assert len(set(points)) == len(points) == 6
     assert result.best.value == pytest.approx(min(p[1] for p in points))
+
+
+def test_the_constant_liar_suggests_over_int_and_categorical_params(make_space, tmp_path):
+    # bayes_opt 3.4's ConstantLiar copied the space as floats: with a choice in the space, its
+    # first model suggestion under --parallel 2 failed ("cannot reshape array"), locally and on Ray
+    from hpo.drivers.base import TrialRecord
+
+    space = make_space("bo", MIXED, init_points=2)
+    suggester = BayesOptSuggester(space, StudySpec("s", tmp_path, parallel=2), previous=())
+    for _ in range(2):  # the random ones, told complete
+        suggestion = suggester.ask()
+        value = math.log10(suggestion.params["lr"]) ** 2 + suggestion.params["batch"] / 64
+        record = TrialRecord(suggestion.number, suggestion.params, "complete", values=[value])
+        suggester.tell(suggestion, record)
+    pending = [suggester.ask(), suggester.ask()]  # from the Gaussian process, two at once
+    assert [s.number for s in pending] == [2, 3]
+    for suggestion in pending:
+        assert suggestion.params["batch"] % 8 == 0
+        assert suggestion.params["optim"] in ("adamw", "sgd")

@@ -49,6 +49,7 @@ def run(
     parallel: int = 1,
     max_steps: int | None = None,
     tracker=None,
+    enqueue=(),
     **ray_options,
 ):
     raw = {
@@ -58,7 +59,9 @@ def run(
         "params": params,
     }
     space = space_from_dict(raw, source="ray_test.yaml", driver="ray")
-    study = StudySpec.for_space(space, runs=tmp_path / "runs", parallel=parallel, quiet=True)
+    study = StudySpec.for_space(
+        space, runs=tmp_path / "runs", parallel=parallel, quiet=True, enqueue=list(enqueue)
+    )
     return get_driver("ray").run(space, study, objective, tracker)
 
 
@@ -86,7 +89,8 @@ def learning_curve(params, reporter):
 
 
 def test_asha_stops_trials_with_worse_curves_early_and_they_end_pruned(tmp_path):
-    # grid from the best q up: each later trial is worse than every trial before it
+    # from the best q up: each later trial is worse than every trial before it (enqueued in
+    # that order: searcher grid walks Optuna's seeded shuffle of the grid, as --driver optuna)
     q = {"q": {"type": "float", "low": 0.0, "high": 0.7, "step": 0.1}}
     tracker = CallLog()
     result = run(
@@ -95,7 +99,8 @@ def test_asha_stops_trials_with_worse_curves_early_and_they_end_pruned(tmp_path)
         learning_curve,
         trials=8,
         max_steps=81,
-        searcher="grid",
+        enqueue=[{"q": round(0.1 * i, 1)} for i in range(8)],
+        searcher="random",
         scheduler="asha",
         grace_period=3,
         tracker=tracker,
