@@ -34,6 +34,10 @@ class RandomDraws(LearnsNothing):
         self.space, self.seed, self.enqueue = space, seed, enqueue
 
     def ask(self, number: int) -> dict[str, Any]:
+        return self.space.trial_params(self.draw_all(number))
+
+    def draw_all(self, number: int) -> dict[str, Any]:
+        """Trial `number`'s draw of every searched param, those inactive in it too."""
         rng = random.Random(f"{self.seed}:{number}") if self.seed is not None else random.Random()
         sampled = {
             p.name: draw(p.distribution, rng)
@@ -42,4 +46,4 @@ class RandomDraws(LearnsNothing):
         }
         if number < len(self.enqueue):  # known-good configurations go first
             sampled.update(self.enqueue[number])
-        return self.space.trial_params(sampled)
+        return sampled

@@ -1,5 +1,5 @@
-"""The search space in Ray's terms, for what only Ray does with it: PBT's population and
-mutations (Tune domains, tune.grid_search values); and the params a trial runs with."""
+"""The search space in Ray's terms, for what only Ray does with it: PBT's mutations (Tune
+domains); and the params a trial runs with (PBT's perturbations put back in the space)."""
 
 from __future__ import annotations
 
