@@ -112,3 +112,37 @@ def test_the_driver_side_events_count_the_earlier_trials_toward_the_budget(make_
     another = TrialRecord(2, {"lr": 0.03, "y": 0.3}, "complete", values=[2.0], steps=1)
     done = StudyEvents(space, study, tracker=None, previous=[*previous, another])
     assert done.why_stop() == "budget"
+
+
+def test_each_searcher_is_hpos_own_algorithm_and_a_ray_trial_ends_as_a_local_one(
+    make_space, tmp_path
+):
+    import json
+
+    from hpo.drivers.base import StudySpec
+    from hpo.drivers.ray_tune.searchers import _outcome, study_algorithm
+    from hpo.suggesters.bayes_opt import BayesOpt
+    from hpo.suggesters.optuna_study import OptunaStudy
+    from hpo.suggesters.random import RandomDraws
+
+    three = {"x": {"type": "int", "low": 0, "high": 2}}
+    kinds = {"random": RandomDraws, "bayesopt": BayesOpt, "optuna": OptunaStudy}
+    for searcher, kind in {**kinds, "grid": OptunaStudy}.items():
+        space = make_space("ray", three, searcher=searcher)
+        study = StudySpec.for_space(space, name=searcher, runs=tmp_path)
+        assert isinstance(study_algorithm(space, study, so_far=0), kind), searcher
+    # searcher grid: Optuna's grid sampler, every point once, then exhausted
+    grid = study_algorithm(space, study, so_far=0)
+    asked = [grid.ask(n) for n in range(3)]
+    assert not grid.report(0, 1, 0.5)  # no pruner under searcher grid
+    for number in range(3):
+        grid.tell(number, "complete", [1.0])
+    assert sorted(p["x"] for p in asked) == [0, 1, 2] and grid.ask(3) is None
+    # how a Ray trial ended, as the local loop tells it to the algorithm
+    objectives = space.objectives
+    assert _outcome({}, True, objectives) == ("failed", None)
+    assert _outcome({"val_loss": 1.0}, False, objectives) == ("pruned", None)
+    done = {"hpo_state": "complete", "hpo_values": json.dumps({"val_loss": 0.5})}
+    assert _outcome(done, False, objectives) == ("complete", [0.5])
+    nan = {"hpo_state": "complete", "hpo_values": json.dumps({"val_loss": float("nan")})}
+    assert _outcome(nan, False, objectives) == ("failed", None)
