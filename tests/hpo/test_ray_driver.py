@@ -332,13 +332,20 @@ def test_a_command_trial_runs_on_ray_reports_through_hpo_report_and_asha_stops_t
         "command": f"{sys.executable} {script} --lr {{lr}} --steps 40 --sleep 0.05",
         "objective": "val_loss",
         "budget": {"trials": 2, "max_steps": 40},
-        "driver": {"seed": 0, "ray": {"searcher": "grid", "scheduler": "asha", "grace_period": 2}},
+        # the good lr first, so that ASHA has it to compare with (searcher grid now walks
+        # Optuna's seeded shuffle of the grid, as --driver optuna does)
+        "driver": {
+            "seed": 0,
+            "ray": {"searcher": "random", "scheduler": "asha", "grace_period": 2},
+        },
         # val_loss = (log10(lr) + 3)^2 + 1/step: lr 1e-3 is 4 better than 1e-5 at every step
         "params": {"lr": {"type": "categorical", "choices": [1e-3, 1e-5]}},
     }
     space = space_from_dict(raw, source="ray_command.yaml", driver="ray")
     objective = check_search(space, track=False)
-    study = StudySpec.for_space(space, runs=tmp_path / "runs", parallel=1, quiet=True)
+    study = StudySpec.for_space(
+        space, runs=tmp_path / "runs", parallel=1, quiet=True, enqueue=[{"lr": 1e-3}, {"lr": 1e-5}]
+    )
     result = get_driver("ray").run(space, study, objective, None)
 
     good, bad = sorted(result.trials, key=lambda t: -t.params["lr"])
