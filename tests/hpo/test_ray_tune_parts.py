@@ -130,9 +130,9 @@ def test_each_searcher_is_hpos_own_algorithm_and_a_ray_trial_ends_as_a_local_one
     for searcher, kind in {**kinds, "grid": OptunaStudy}.items():
         space = make_space("ray", three, searcher=searcher)
         study = StudySpec.for_space(space, name=searcher, runs=tmp_path)
-        assert isinstance(study_algorithm(space, study, so_far=0), kind), searcher
+        assert isinstance(study_algorithm(space, study, previous=[]), kind), searcher
     # searcher grid: Optuna's grid sampler, every point once, then exhausted
-    grid = study_algorithm(space, study, so_far=0)
+    grid = study_algorithm(space, study, previous=[])
     asked = [grid.ask(n) for n in range(3)]
     assert not grid.report(0, 1, 0.5)  # no pruner under searcher grid
     for number in range(3):

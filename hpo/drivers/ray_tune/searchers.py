@@ -27,7 +27,7 @@ import pickle
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hpo.drivers.base import StudySpec
+from hpo.drivers.base import StudySpec, TrialRecord
 from hpo.drivers.ray_tune.events import StudyEvents, live_events
 from hpo.drivers.ray_tune.trial_numbers import reserve_number
 from hpo.parallel import objective_values
@@ -54,13 +54,17 @@ def optuna_prunes(space: SearchSpace) -> bool:
     )
 
 
-def study_algorithm(space: SearchSpace, study: StudySpec, so_far: int) -> Algorithm:
+def study_algorithm(
+    space: SearchSpace, study: StudySpec, previous: Sequence[TrialRecord]
+) -> Algorithm:
     """The algorithm the searcher option names, built as the local driver builds it."""
-    searcher, enqueue = space.driver_options["searcher"], study.enqueue
+    searcher, enqueue, so_far = space.driver_options["searcher"], study.enqueue, len(previous)
     if searcher == "random":
         return RandomDraws(space, space.driver_options["seed"], enqueue)
-    if searcher == "bayesopt":  # Tune's saved searcher state holds its observations
-        return BayesOpt(space, study.parallel, history=so_far, enqueue=enqueue)
+    if searcher == "bayesopt":  # the earlier experiments' trials teach it, as under --driver bo
+        bayes = BayesOpt(space, study.parallel, history=so_far, enqueue=enqueue)
+        bayes.restore({}, [(r.number, r.params, r.value) for r in previous if _complete(r)])
+        return bayes
     return OptunaStudy(  # optuna and grid; enqueued params go first in a new study only
         space,
         study.name,
@@ -80,9 +84,8 @@ def study_searcher(space: SearchSpace, study: StudySpec, events: StudyEvents) ->
     metric, objectives = space.objective.metric, space.objectives
     mode = "min" if space.objective.direction == "minimize" else "max"
     budget, study_dir, key = space.budget.trials, study.dir.resolve(), events.key
-    so_far = len(load_trials(study.dir))
     # a later experiment of the study (resumed, or after failures): not the same draws again
-    algorithm = study_algorithm(space, study, so_far)
+    algorithm = study_algorithm(space, study, load_trials(study.dir))
 
     class StudySearcher(Searcher):
         """Reserves a trial number per suggestion, keeps the budget, asks the algorithm."""
@@ -152,6 +155,10 @@ def study_searcher(space: SearchSpace, study: StudySpec, events: StudyEvents) ->
                 self.algorithm.reseed(len(load_trials(study_dir)))
 
     return StudySearcher()
+
+
+def _complete(record: TrialRecord) -> bool:
+    return record.state == "complete" and record.value is not None
 
 
 def _outcome(
