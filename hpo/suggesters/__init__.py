@@ -1,16 +1,23 @@
 """The algorithm layer: what proposes a trial's params and what stops a trial early.
 
-Written once, run by every driver that uses the algorithm: the optuna driver (one process,
---parallel, database workers) and the ray driver's searcher optuna build Optuna's sampler and
-pruner here from the same options, so a seeded study tries the same params on both. Below the
-drivers (hpo.drivers) and above the space (hpo.space); nothing here imports a driver.
+Each algorithm is written once, behind one small interface (algorithm.py: ask the params of a
+trial by its number, tell how it ended, describe its state for resume), and every driver runs
+it: the local loop, --parallel and PostgreSQL workers (through hpo.parallel.run_study), and
+Ray (its Tune Searcher, hpo/drivers/ray_tune/searchers.py). So a seeded study tries the same
+params on every driver. Below the drivers (hpo.drivers) and above the space (hpo.space);
+nothing here imports a driver.
 
+    algorithm.py        the Algorithm interface
+    random.py           random search, trial n drawn from a generator seeded with (seed, n)
+    bayes_opt.py        bayes_opt's Gaussian process: its options, coordinates, observations
+    bayes_opt_liar.py   bayes_opt's ConstantLiar, fixed for int and categorical params
     optuna_samplers.py  the sampler the options name, seeded per worker; suggest_params
     optuna_pruners.py   the pruner the options name, and what `auto` picks
     optuna_options.py   their options (a space's `driver:` section) and what they cannot search
-    grid.py             grids counted before they are listed (optuna's and Ray's grid)
+    optuna_study.py     both in an in-memory Optuna study (Ray's searchers optuna and grid)
+    grid.py             grids counted before they are listed; a grid's points
     seeds.py            a sampler's seed for a new or a resumed study
 
-Optuna itself is imported inside the functions that build a sampler or pruner, so that a
-space can be checked without it.
+optuna and bayes_opt are imported inside the functions that build a sampler, pruner or
+optimizer, so that a space can be checked without them.
 """

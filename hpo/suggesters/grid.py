@@ -9,6 +9,7 @@ SpaceError naming the param and the count, before anything is listed.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -65,3 +66,17 @@ def check_grid(
                 "narrow the ranges, add a step, or use another sampler",
             )
     return total
+
+
+def grid_points(space: SearchSpace) -> list[dict[str, Any]]:
+    """Every distinct trial of the grid: inactive params dropped, so no point repeats.
+
+    Callers check the count first (check_grid)."""
+    names = [p.name for p in space.searched]
+    points: list[dict[str, Any]] = []
+    listed = (grid_values(p.distribution) or [] for p in space.searched)
+    for combo in itertools.product(*listed):
+        point = space.trial_params(dict(zip(names, combo, strict=True)))
+        if point not in points:
+            points.append(point)
+    return points

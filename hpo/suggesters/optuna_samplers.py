@@ -21,7 +21,13 @@ PRUNED_TPE_STARTUP_TRIALS = 5  # TPE under the auto pruner: see startup_trials
 
 
 def sampler_name(space: SearchSpace) -> str:
-    """The sampler's name, auto resolved: tpe for one objective, nsga2 for several."""
+    """The sampler's name, auto resolved: tpe for one objective, nsga2 for several.
+
+    --driver ray's searcher grid is this grid sampler, so that it walks the grid in the order
+    --driver optuna's sampler grid does (Optuna's, seeded).
+    """
+    if space.driver_options.get("searcher") == "grid":
+        return "grid"
     name = space.driver_options["sampler"]
     return ("tpe" if len(space.objectives) == 1 else "nsga2") if name == "auto" else name
 

@@ -9,10 +9,11 @@ import time
 
 import pytest
 
+from hpo.drivers.algorithm_suggester import AlgorithmSuggester
 from hpo.drivers.base import CONTINUE, Decision, NullTracker, StudySpec, TrialPruned
-from hpo.drivers.random_search import RandomSuggester
 from hpo.parallel import run_study
 from hpo.study import INTERRUPTED, read_study
+from hpo.suggesters.random import RandomDraws
 from runner.errors import UserInputError
 
 
@@ -174,7 +175,7 @@ def test_status_and_best_read_back_from_the_files(make_space, run_search):
         read_study(result.dir / "nope")
 
 
-class StopsAtStepTwo(RandomSuggester):
+class StopsAtStepTwo(AlgorithmSuggester):
     """A suggester whose scheduler stops every trial once it reported step 2, saying why."""
 
     def report(self, suggestion, step, value) -> None:
@@ -205,7 +206,7 @@ def test_the_reason_of_a_suggesters_decision_is_the_pruned_trials_reason(make_sp
         study,
         returns_when_asked,
         None,
-        lambda previous: StopsAtStepTwo(space, 0, previous),
+        lambda previous: StopsAtStepTwo(RandomDraws(space, 0, ()), previous),
     )
     assert [t.state for t in result.trials] == ["pruned", "pruned"]
     assert {t.reason for t in result.trials} == {"stopped by the test's scheduler at step 2"}

@@ -49,6 +49,7 @@ def run(
     parallel: int = 1,
     max_steps: int | None = None,
     tracker=None,
+    enqueue=(),
     **ray_options,
 ):
     raw = {
@@ -58,7 +59,9 @@ def run(
         "params": params,
     }
     space = space_from_dict(raw, source="ray_test.yaml", driver="ray")
-    study = StudySpec.for_space(space, runs=tmp_path / "runs", parallel=parallel, quiet=True)
+    study = StudySpec.for_space(
+        space, runs=tmp_path / "runs", parallel=parallel, quiet=True, enqueue=list(enqueue)
+    )
     return get_driver("ray").run(space, study, objective, tracker)
 
 
@@ -86,7 +89,8 @@ def learning_curve(params, reporter):
 
 
 def test_asha_stops_trials_with_worse_curves_early_and_they_end_pruned(tmp_path):
-    # grid from the best q up: each later trial is worse than every trial before it
+    # from the best q up: each later trial is worse than every trial before it (enqueued in
+    # that order: searcher grid walks Optuna's seeded shuffle of the grid, as --driver optuna)
     q = {"q": {"type": "float", "low": 0.0, "high": 0.7, "step": 0.1}}
     tracker = CallLog()
     result = run(
@@ -95,7 +99,8 @@ def test_asha_stops_trials_with_worse_curves_early_and_they_end_pruned(tmp_path)
         learning_curve,
         trials=8,
         max_steps=81,
-        searcher="grid",
+        enqueue=[{"q": round(0.1 * i, 1)} for i in range(8)],
+        searcher="random",
         scheduler="asha",
         grace_period=3,
         tracker=tracker,
@@ -327,13 +332,20 @@ def test_a_command_trial_runs_on_ray_reports_through_hpo_report_and_asha_stops_t
         "command": f"{sys.executable} {script} --lr {{lr}} --steps 40 --sleep 0.05",
         "objective": "val_loss",
         "budget": {"trials": 2, "max_steps": 40},
-        "driver": {"seed": 0, "ray": {"searcher": "grid", "scheduler": "asha", "grace_period": 2}},
+        # the good lr first, so that ASHA has it to compare with (searcher grid now walks
+        # Optuna's seeded shuffle of the grid, as --driver optuna does)
+        "driver": {
+            "seed": 0,
+            "ray": {"searcher": "random", "scheduler": "asha", "grace_period": 2},
+        },
         # val_loss = (log10(lr) + 3)^2 + 1/step: lr 1e-3 is 4 better than 1e-5 at every step
         "params": {"lr": {"type": "categorical", "choices": [1e-3, 1e-5]}},
     }
     space = space_from_dict(raw, source="ray_command.yaml", driver="ray")
     objective = check_search(space, track=False)
-    study = StudySpec.for_space(space, runs=tmp_path / "runs", parallel=1, quiet=True)
+    study = StudySpec.for_space(
+        space, runs=tmp_path / "runs", parallel=1, quiet=True, enqueue=[{"lr": 1e-3}, {"lr": 1e-5}]
+    )
     result = get_driver("ray").run(space, study, objective, None)
 
     good, bad = sorted(result.trials, key=lambda t: -t.params["lr"])
@@ -351,3 +363,52 @@ def test_a_command_trial_runs_on_ray_reports_through_hpo_report_and_asha_stops_t
         time.sleep(0.1)
     else:
         assert not Path(f"/proc/{attempt['pid']}").exists(), "the stopped trial's script ran on"
+
+
+# Ray runs hpo's own algorithms: each searcher tries what the local driver running the same
+# algorithm tries (--driver random, --driver optuna with sampler grid, --driver bo, optuna)
+SAME_ALGORITHM = {
+    "random": ("random", {}, {"searcher": "random"}),
+    "grid": ("optuna", {"sampler": "grid"}, {"searcher": "grid"}),
+    "bayesopt": ("bo", {"init_points": 3}, {"searcher": "bayesopt", "init_points": 3}),
+    "optuna": ("optuna", {"n_startup_trials": 3}, {"searcher": "optuna", "n_startup_trials": 3}),
+}
+GRID_PARAMS = {
+    "x": {"type": "float", "low": 0.0, "high": 1.0, "step": 0.25},
+    "layers": {"type": "int", "low": 1, "high": 4},
+    "optim": {"type": "categorical", "choices": ["adamw", "sgd"]},
+}
+
+
+def bowl(params, reporter):
+    """A plain function: no reports, the value from the params alone."""
+    value = sum((v - 0.3) ** 2 for k, v in params.items() if isinstance(v, float))
+    return value + params.get("layers", 0) / 10 + (params["optim"] == "sgd") / 5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("searcher", list(SAME_ALGORITHM))
+def test_each_searcher_tries_the_same_first_configurations_as_the_local_driver(tmp_path, searcher):
+    local_driver, local_options, ray_options = SAME_ALGORITHM[searcher]
+    params = GRID_PARAMS if searcher == "grid" else SAME_PARAMS
+    results = {}
+    for driver, options in ((local_driver, local_options), ("ray", {"ray": ray_options})):
+        raw = {
+            "objective": "val_loss",
+            "budget": {"trials": 6},
+            "driver": {"seed": 0, **options},
+            "params": params,
+        }
+        space = space_from_dict(raw, source="same_algorithm.yaml", driver=driver)
+        study = StudySpec.for_space(space, runs=tmp_path / driver, parallel=1, quiet=True)
+        results[driver] = get_driver(driver).run(space, study, bowl)
+
+    local, on_ray = results[local_driver], results["ray"]
+    assert [t.number for t in on_ray.trials] == [t.number for t in local.trials] == list(range(6))
+    assert [t.params for t in on_ray.trials] == [t.params for t in local.trials]
+    assert [t.value for t in on_ray.trials] == pytest.approx([t.value for t in local.trials])
+    local_method, ray_method = (
+        json.loads((r.dir / "summary.json").read_text())["method"] for r in (local, on_ray)
+    )
+    assert ray_method["sampler"] == local_method["sampler"]
+    assert ray_method["sampler_settings"] == local_method["sampler_settings"]

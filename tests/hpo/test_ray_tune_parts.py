@@ -1,5 +1,7 @@
 """Quick, in-process tests of the Ray driver's parts that need no cluster: trial numbers, the
-space in Ray's terms, the schedulers built from the options, bayes_opt's coordinates and the\ndriver-side events' budget. The driver itself is tested on a real local cluster (test_ray_driver.py,
+space in Ray's terms, the schedulers built from the options and the driver-side events'
+budget (bayes_opt's coordinates, which searcher bayesopt shares with --driver bo, are tested in
+test_drivers_bo.py). The driver itself is tested on a real local cluster (test_ray_driver.py,
 a service test); these keep its modules in the quick loop (scripts/quick_loop_modules.py)."""
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ pytest.importorskip("ray")
 from hpo.drivers.ray_tune.domains import grid_values, ray_domain, trial_params  # noqa: E402
 from hpo.drivers.ray_tune.events import StudyEvents, live_events, live_study  # noqa: E402
 from hpo.drivers.ray_tune.experiments import _scheduler  # noqa: E402
-from hpo.drivers.ray_tune.searchers import _from_coords, _to_coords  # noqa: E402
 from hpo.drivers.ray_tune.trial_numbers import (  # noqa: E402
     TrialName,
     next_free_number,
@@ -91,23 +92,6 @@ def test_each_scheduler_option_builds_rays_scheduler_on_the_step_axis():
             assert scheduler._time_attr == "step", name
 
 
-def test_bayes_opt_coordinates_go_back_to_the_same_params(make_space):
-    space = make_space(
-        "ray",
-        params={
-            "lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
-            "layers": {"type": "int", "low": 1, "high": 4},
-            "act": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]},
-        },
-    )
-    params = {"lr": 1e-3, "layers": 3, "act": "gelu"}
-    coords = _to_coords(space, params)
-    assert coords["act"] == 1.5  # the middle of its choice's unit interval
-    back = _from_coords(space, coords)
-    assert back["layers"] == 3 and back["act"] == "gelu"
-    assert abs(back["lr"] - 1e-3) < 1e-12
-
-
 def test_the_driver_side_events_count_the_earlier_trials_toward_the_budget(make_space, tmp_path):
     from hpo.drivers.base import StudySpec, TrialRecord
 
@@ -128,3 +112,37 @@ def test_the_driver_side_events_count_the_earlier_trials_toward_the_budget(make_
     another = TrialRecord(2, {"lr": 0.03, "y": 0.3}, "complete", values=[2.0], steps=1)
     done = StudyEvents(space, study, tracker=None, previous=[*previous, another])
     assert done.why_stop() == "budget"
+
+
+def test_each_searcher_is_hpos_own_algorithm_and_a_ray_trial_ends_as_a_local_one(
+    make_space, tmp_path
+):
+    import json
+
+    from hpo.drivers.base import StudySpec
+    from hpo.drivers.ray_tune.searchers import _outcome, study_algorithm
+    from hpo.suggesters.bayes_opt import BayesOpt
+    from hpo.suggesters.optuna_study import OptunaStudy
+    from hpo.suggesters.random import RandomDraws
+
+    three = {"x": {"type": "int", "low": 0, "high": 2}}
+    kinds = {"random": RandomDraws, "bayesopt": BayesOpt, "optuna": OptunaStudy}
+    for searcher, kind in {**kinds, "grid": OptunaStudy}.items():
+        space = make_space("ray", three, searcher=searcher)
+        study = StudySpec.for_space(space, name=searcher, runs=tmp_path)
+        assert isinstance(study_algorithm(space, study, previous=[]), kind), searcher
+    # searcher grid: Optuna's grid sampler, every point once, then exhausted
+    grid = study_algorithm(space, study, previous=[])
+    asked = [grid.ask(n) for n in range(3)]
+    assert not grid.report(0, 1, 0.5).stop  # no pruner under searcher grid
+    for number in range(3):
+        grid.tell(number, "complete", [1.0])
+    assert sorted(p["x"] for p in asked) == [0, 1, 2] and grid.ask(3) is None
+    # how a Ray trial ended, as the local loop tells it to the algorithm
+    objectives = space.objectives
+    assert _outcome({}, True, objectives) == ("failed", None)
+    assert _outcome({"val_loss": 1.0}, False, objectives) == ("pruned", None)
+    done = {"hpo_state": "complete", "hpo_values": json.dumps({"val_loss": 0.5})}
+    assert _outcome(done, False, objectives) == ("complete", [0.5])
+    nan = {"hpo_state": "complete", "hpo_values": json.dumps({"val_loss": float("nan")})}
+    assert _outcome(nan, False, objectives) == ("failed", None)

@@ -2,17 +2,20 @@
 
     driver: {seed: 0, ray: {searcher: random, scheduler: asha, cpus_per_trial: 1}}
 
-By default (searcher optuna, scheduler auto) it tries what --driver optuna tries: the optuna
-driver's sampler and pruner, built from the same options (sampler, pruner, n_startup_trials...,
-flat or in the space's `optuna:` section, which ray reads too), run inside Ray
-(optuna_search.py). Ray's own searchers and schedulers are there to be chosen.
+Ray is the executor and scheduler here, not a second set of algorithms: every searcher is
+hpo's own (hpo.suggesters, the code the local drivers run), wrapped in a Tune Searcher
+(searchers.py). By default (searcher optuna, scheduler auto) it tries what --driver optuna
+tries: the optuna driver's sampler and pruner, built from the same options (sampler, pruner,
+n_startup_trials..., flat or in the space's `optuna:` section, which ray reads too); random
+tries what --driver random tries, grid what --driver optuna's sampler grid tries, bayesopt
+what --driver bo tries (its options also from a `bo:` section). What only Ray has is kept:
+the cluster, resources per trial, and its schedulers (asha, hyperband, median, pbt).
 
 One module per part, each importing ray only inside the functions that run a study:
     cluster.py        joins the cluster at driver.address, or starts a local one; resource checks
     experiments.py    the study's Tuner runs: schedulers, PBT's population, restore and resume
-    searchers.py      the Searcher that reserves trial numbers and keeps the budget
-    optuna_search.py  searcher optuna: the optuna driver's sampler and pruner inside Ray
-    domains.py        the space in Ray's terms: domains, grid points, a trial's params
+    searchers.py      the Searcher over hpo's algorithm: trial numbers, budget, Optuna's pruning
+    domains.py        the space in Ray's terms (PBT's population), a trial's params
     trial_numbers.py  trial n is Ray's trial "n" and runs in runs/<study>/trials/<n>/
     trainable.py      what runs in the Ray worker: the objective, its reports and checkpoints
     events.py         what runs in this process: trial.json, tracker calls, budget counts
@@ -52,12 +55,13 @@ from hpo.drivers.base import (
 from hpo.drivers.ray_tune.cluster import ray_cluster
 from hpo.drivers.ray_tune.events import StudyEvents
 from hpo.drivers.ray_tune.experiments import Experiments
-from hpo.drivers.ray_tune.optuna_search import optuna_prunes
+from hpo.drivers.ray_tune.searchers import optuna_prunes
 from hpo.interrupts import ANNOUNCE, StopSignals
 from hpo.live_view import LiveView, closing_views, total_steps_of
 from hpo.methods import method
 from hpo.space import SearchSpace, SpaceError
 from hpo.study import StudyResult, finish_study, open_study, previous_trials
+from hpo.suggesters.bayes_opt import BAYES_OPT_OPTIONS, bayes_opt_settings, check_bayes_opt_space
 from hpo.suggesters.grid import check_grid
 from hpo.suggesters.optuna_options import OPTUNA_OPTIONS, check_optuna_space
 from hpo.suggesters.optuna_pruners import pruner_name, pruner_settings
@@ -66,16 +70,23 @@ from hpo.suggesters.optuna_samplers import sampler_name, sampler_settings
 __all__ = ["OPTIONS", "RayDriver", "check_space", "search_method"]
 
 # Optuna's sampler and pruner options, which searcher optuna and scheduler auto read (the
-# optuna driver's storage options are not among them; the seed is ray's own, below).
-SHARED = {"optuna": tuple(name for name in OPTUNA_OPTIONS if name != "seed")}
-"""What ray takes from a space's `optuna:` section too (resolve_options): the same study."""
+# optuna driver's storage options are not among them; the seed is ray's own, below), and
+# bayes_opt's, which searcher bayesopt reads.
+SHARED = {
+    "optuna": tuple(name for name in OPTUNA_OPTIONS if name != "seed"),
+    "bo": tuple(name for name in BAYES_OPT_OPTIONS if name != "seed"),
+}
+"""What ray takes from a space's `optuna:` and `bo:` sections too (resolve_options): the same
+study."""
 OPTIONS: dict[str, Option] = {
     **{name: OPTUNA_OPTIONS[name] for name in SHARED["optuna"]},
+    **{name: BAYES_OPT_OPTIONS[name] for name in SHARED["bo"]},
     "seed": SEED,
     "searcher": Option(
         "optuna",
-        "optuna: the sampler driver.sampler names, as --driver optuna builds it (the same "
-        "params); random, grid, bayesopt: Ray's own",
+        "hpo's own algorithms, the same params as the local drivers: optuna: the sampler "
+        "driver.sampler names (--driver optuna); random: --driver random; grid: --driver "
+        "optuna's sampler grid; bayesopt: --driver bo",
         choices=("optuna", "random", "grid", "bayesopt"),
     ),
     "scheduler": Option(
@@ -126,10 +137,6 @@ OPTIONS: dict[str, Option] = {
     "resample_probability": Option(
         0.25, "pbt: chance a param is resampled, not perturbed", kind=float, low=0, high=1
     ),
-    "acquisition": Option("ucb", "bayesopt: acquisition function", choices=("ucb", "ei", "pi")),
-    "init_points": Option(
-        5, "bayesopt: random trials before the Gaussian process suggests", kind=int, low=0
-    ),
 }
 _TUNE_SIGINT = "TUNE_DISABLE_SIGINT_HANDLER"
 
@@ -147,6 +154,8 @@ def check_space(space: SearchSpace, fail: Callable[[str, str], SpaceError]) -> N
         raise fail("driver.pruner", "Optuna's pruner needs searcher optuna and scheduler auto")
     if options["searcher"] == "grid":  # counted, not listed: a 1e9-value range is one line
         check_grid(space, fail, "grid needs choices, a linear int range or a float step")
+    if options["searcher"] == "bayesopt":
+        check_bayes_opt_space(space, fail, "searcher bayesopt")
     if options["scheduler"] in ("asha", "hyperband") and space.budget.max_steps is None:
         raise fail(
             "budget.max_steps", f"scheduler {options['scheduler']} needs the steps of a full trial"
@@ -175,18 +184,15 @@ _SCHEDULER_SETTINGS = {
 
 
 def search_method(space: SearchSpace, study: StudySpec) -> dict[str, Any]:
-    """Searcher optuna and scheduler auto: the optuna driver's sampler and pruner, as it says
-    them; Ray's own searchers and schedulers otherwise (those named ray_...)."""
+    """The searcher as the local driver running it says it (hpo's own algorithm); under
+    scheduler auto the optuna driver's pruner, else Ray's scheduler (named ray_...)."""
     options = space.driver_options
     searcher, scheduler = options["searcher"], options["scheduler"]
     sampler: tuple[str, dict[str, Any]] = {
         "optuna": lambda: (sampler_name(space), sampler_settings(space, study.parallel)),
+        "grid": lambda: (sampler_name(space), sampler_settings(space, study.parallel)),
         "random": lambda: ("random", {"seed": options["seed"]}),
-        "grid": lambda: ("grid", {}),
-        "bayesopt": lambda: (
-            "bayes_opt",
-            {k: options[k] for k in ("seed", "acquisition", "init_points")},
-        ),
+        "bayesopt": lambda: ("bayes_opt", bayes_opt_settings(options, study.parallel)),
     }[searcher]()
     if scheduler in ("auto", "none"):
         prunes = optuna_prunes(space)

@@ -1,16 +1,13 @@
-"""The search space in Ray's terms: Tune domains, grid points, the params a trial runs with."""
+"""The search space in Ray's terms, for what only Ray does with it: PBT's mutations (Tune
+domains); and the params a trial runs with (PBT's perturbations put back in the space)."""
 
 from __future__ import annotations
 
-import itertools
 import numbers
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from hpo.drivers.base import FINISHED_STATES
 from hpo.space import Categorical, Distribution, Float, Int, SearchSpace
-from hpo.study import load_trials
 from hpo.suggesters.grid import grid_values as _listed_grid_values
 
 
@@ -37,22 +34,6 @@ def ray_domain(d: Distribution) -> Any:
 def grid_values(d: Distribution) -> list[Any]:
     """Every value of a finite distribution ([] for a continuous one); check_space counted them."""
     return _listed_grid_values(d) or []
-
-
-def _grid_points(space: SearchSpace) -> list[dict[str, Any]]:
-    """Every distinct trial of the grid: inactive params dropped, so no point repeats."""
-    names = [p.name for p in space.searched]
-    points: list[dict[str, Any]] = []
-    for combo in itertools.product(*(grid_values(p.distribution) for p in space.searched)):
-        point = space.trial_params(dict(zip(names, combo, strict=True)))
-        if point not in points:
-            points.append(point)
-    return points
-
-
-def untried_grid(space: SearchSpace, study_dir: Path) -> list[dict[str, Any]]:
-    tried = [r.params for r in load_trials(study_dir) if r.state in FINISHED_STATES]
-    return [p for p in _grid_points(space) if p not in tried]
 
 
 def trial_params(space: SearchSpace, config: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """The study's Ray experiments: one Tuner.fit after another until the budget is spent.
 
-Scheduler auto is Tune's FIFO: under searcher optuna the searcher prunes (optuna_search.py).
+Scheduler auto is Tune's FIFO: under searcher optuna the searcher prunes (searchers.py).
 Schedulers asha, hyperband, median and pbt measure time in reported steps. PBT refuses
-Searchers: its population comes from Ray's variant generator, and an experiment with failed
-trials is followed by another for the rest. Ray ends trials without a word at the study's
+Searchers: its population is hpo's own draws (searcher random) or grid points (searcher grid,
+in the grid's product order), handed to Ray's variant generator as points to evaluate, and an
+experiment with failed trials is followed by another for the rest. Ray ends trials without a word at the study's
 timeout: they end pruned.
 
 Resume: Tuner.restore of the study's last Ray experiment (runs/<study>/ray/trials-from-<n>/)
@@ -21,16 +22,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from hpo.drivers.base import ObjectiveFunction, StudySpec
-from hpo.drivers.ray_tune.domains import grid_values, ray_domain, untried_grid
+from hpo.drivers.base import FINISHED_STATES, ObjectiveFunction, StudySpec
+from hpo.drivers.ray_tune.domains import ray_domain
 from hpo.drivers.ray_tune.events import StudyEvents, events_callback, live_study
-from hpo.drivers.ray_tune.optuna_search import optuna_prunes
-from hpo.drivers.ray_tune.searchers import study_searcher
+from hpo.drivers.ray_tune.searchers import optuna_prunes, study_searcher
 from hpo.drivers.ray_tune.trainable import TrialSetup, train_trial
 from hpo.drivers.ray_tune.trial_numbers import TrialName, next_free_number, trial_dirname
 from hpo.space import Categorical, Distribution, SearchSpace
 from hpo.study import load_trials
+from hpo.suggesters.grid import grid_points
 from hpo.suggesters.optuna_samplers import sampler_name
+from hpo.suggesters.random import RandomDraws
 
 EXPERIMENT_DONE = ".hpo_done"  # in a Ray experiment folder whose fit() returned
 
@@ -66,7 +68,7 @@ class Experiments:
         if not self.events.stop_requested():
             self.events.fail_unrestored()
         while not (stop := self.events.why_stop()):
-            if self._grid() and not untried_grid(self.space, self.study.dir):
+            if self._grid_done():
                 return "exhausted"
             ended = self.events.ended
             name = f"trials-from-{next_free_number(self.study.dir)}"
@@ -75,11 +77,15 @@ class Experiments:
                 return self.events.why_stop() or "exhausted"
         return stop
 
-    def _grid(self) -> bool:
+    def _grid_done(self) -> bool:
         """Searcher grid, or searcher optuna with sampler grid: done once every point ran (a
         new experiment's GridSampler would start the grid again)."""
-        searcher = self.options["searcher"]
-        return searcher == "grid" or searcher == "optuna" and sampler_name(self.space) == "grid"
+        return sampler_name(self.space) == "grid" and not self._untried()
+
+    def _untried(self) -> list[dict[str, Any]]:
+        """The grid's points no finished trial ran (searcher grid)."""
+        tried = [r.params for r in load_trials(self.study.dir) if r.state in FINISHED_STATES]
+        return [point for point in grid_points(self.space) if point not in tried]
 
     def _fit(self, tuner: Any, path: Path) -> None:
         tune_log = logging.getLogger("ray.tune")
@@ -113,7 +119,7 @@ class Experiments:
 
         objective, timeout = self.space.objective, self.space.budget.timeout
         if self.options["scheduler"] == "pbt":  # PBT takes no Searcher: Ray's variant generator
-            search = _pbt_search(self.space, self.study, self.events.finished)
+            search = _pbt_search(self.space, self.study, self.events.finished, self._untried())
         else:  # num_samples -1: the searcher keeps the budget (failed trials do not count)
             search = {
                 "search_alg": study_searcher(self.space, self.study, self.events),
@@ -155,31 +161,31 @@ def _without_tune_stop_hints(record: logging.LogRecord) -> bool:
     return not message.startswith(("Stop signal received", "Experiment has been interrupted"))
 
 
-def _pbt_search(space: SearchSpace, study: StudySpec, finished: int) -> dict[str, Any]:
-    """PBT's population from Ray's variant generator (PBT refuses Searchers): Ray domains
-    seeded by the seed, or tune.grid_search; a failed trial is replaced by the next experiment."""
-    from ray import tune
+def _pbt_search(
+    space: SearchSpace, study: StudySpec, finished: int, untried: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """PBT's population (PBT refuses Searchers): hpo's random draws for the next trial numbers
+    (as --driver random draws them), or the untried grid points; every searched param is in
+    a trial's config, inactive ones too, since PBT may exploit a donor where they are active.
+    Without budget.trials a population of --parallel trials, then another experiment; a
+    failed trial is replaced by the next experiment."""
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    grid = space.driver_options["searcher"] == "grid"
     first = next_free_number(study.dir)
-    seed = space.driver_options["seed"]
-    points = [dict(p) for p in study.enqueue] if not load_trials(study.dir) else None
-    param_space = {
-        p.name: tune.grid_search(grid_values(p.distribution))
-        if grid
-        else ray_domain(p.distribution)
-        for p in space.searched
-    }
-    remaining = None if space.budget.trials is None else space.budget.trials - finished
-    return {
-        "param_space": param_space,
+    draws = RandomDraws(space, space.driver_options["seed"], study.enqueue)
+    if space.driver_options["searcher"] == "grid":
+        points = [{**draws.draw_all(first + i), **p} for i, p in enumerate(untried)]
+    else:
+        trials = space.budget.trials
+        count = study.parallel if trials is None else trials - finished
+        points = [draws.draw_all(first + i) for i in range(count)]
+    return {  # Ray takes only the points of keys its param_space has: placeholders, replaced
+        "param_space": {name: None for name in [*points[0], "hpo_trial"]} if points else {},
         "search_alg": BasicVariantGenerator(
-            points_to_evaluate=points,
+            points_to_evaluate=[{**p, "hpo_trial": first + i} for i, p in enumerate(points)],
             max_concurrent=study.parallel,
-            random_state=None if seed is None else seed + first,
         ),
-        "num_samples": 1 if grid else remaining or -1,
+        "num_samples": len(points),
         "trial_name_creator": TrialName(str(study.dir.resolve())),
     }
 
@@ -190,7 +196,7 @@ def _scheduler(space: SearchSpace) -> Any:
     options, max_t = space.driver_options, space.budget.max_steps
     grace, factor = options["grace_period"], options["reduction_factor"]
     return {
-        "auto": lambda: None,  # Optuna's pruner, if any, is the searcher's (optuna_search.py)
+        "auto": lambda: None,  # Optuna's pruner, if any, is the searcher's (searchers.py)
         "none": lambda: None,
         "asha": lambda: schedulers.ASHAScheduler(
             time_attr="step", max_t=max_t, grace_period=grace, reduction_factor=factor

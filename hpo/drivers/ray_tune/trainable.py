@@ -4,7 +4,7 @@ What Ray sees of a trial: one tune.report per evaluation (a report holding the o
 with its step and every report since the previous one, then a last one with done=True when the
 objective returns (hpo_state: complete). A trial Ray ends before that was stopped by its
 scheduler or the timeout: it ends pruned; so does one that raised TrialPruned, or returned, after
-should_stop() said Optuna's pruner wants it stopped (optuna_search.py). An exception is Ray's trial error: retried
+should_stop() said Optuna's pruner wants it stopped (searchers.py). An exception is Ray's trial error: retried
 max_failures times, then failed.
 
 Checkpoints: with pbt, or max_failures > 0, each evaluation hands the runner's
@@ -34,7 +34,7 @@ from typing import Any
 
 from hpo.drivers.base import ObjectiveFunction, TrialPruned, TrialRecord
 from hpo.drivers.ray_tune.domains import trial_params
-from hpo.drivers.ray_tune.optuna_search import PRUNE_FILE
+from hpo.drivers.ray_tune.searchers import PRUNE_FILE
 from hpo.quiet import apply_inherited
 from hpo.space import SearchSpace
 from hpo.study import INTERRUPTED, trial_dir
@@ -49,7 +49,7 @@ class TrialSetup:
     space: SearchSpace
     study_dir: str  # absolute: Ray workers do not run in the driver's directory
     checkpoints: bool  # hand the runner's last.pt to Ray at each evaluation (pbt, retries)
-    optuna_prunes: bool = False  # Optuna's pruner decides (optuna_search.py), not a Ray scheduler
+    optuna_prunes: bool = False  # Optuna's pruner decides (searchers.py), not a Ray scheduler
 
 
 class _RayReporter:
@@ -81,7 +81,7 @@ class _RayReporter:
 
     def should_stop(self) -> bool:
         # Ray's schedulers stop a trial themselves (its tune.report does not return); Optuna's
-        # pruner leaves the file, written before the report above returned (optuna_search.py)
+        # pruner leaves the file, written before the report above returned (searchers.py)
         self.pruned = self.pruned or (self.dir / PRUNE_FILE).exists()
         return self.pruned
 
