@@ -11,19 +11,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from runner.classification_metrics import macro_f1
+from runner.config import apply_overrides, config_from_dict, config_to_dict
+from runner.data import prepare_data
+from runner.export import load_trained_model
 from runner.loss import IGNORE_INDEX, forward_loss
-from runner.precision import Precision
-
-
-def macro_f1(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
-    """Unweighted mean of per-class F1; a class never predicted nor present scores 0."""
-    scores = []
-    for c in range(num_classes):
-        tp = ((predictions == c) & (labels == c)).sum().item()
-        fp = ((predictions == c) & (labels != c)).sum().item()
-        fn = ((predictions != c) & (labels == c)).sum().item()
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
-    return sum(scores) / num_classes
+from runner.multitask import evaluate_tasks
+from runner.precision import Precision, resolve_device, resolve_precision
 
 
 @torch.inference_mode()
@@ -41,8 +35,6 @@ def evaluate(
     synchronised, so it is the batch's inference latency, not the time to queue its kernels).
     """
     if task == "multitask":  # per-task metrics and their mean
-        from runner.multitask import evaluate_tasks
-
         return evaluate_tasks(model, batches, precision, latencies)
     was_training = model.training
     model.eval()
@@ -86,11 +78,6 @@ def evaluate_checkpoint(checkpoint: str | Path, overrides: Sequence[str] = ()) -
     Overrides change where and how the data is read (e.g. data.path, data.cache_dir); the model
     and tokenizer always come from the checkpoint.
     """
-    from runner.config import apply_overrides, config_from_dict, config_to_dict
-    from runner.data import prepare_data
-    from runner.export import load_trained_model
-    from runner.precision import resolve_device, resolve_precision
-
     model, _, config = load_trained_model(checkpoint)
     if overrides:
         raw = apply_overrides(config_to_dict(config), overrides, "override")

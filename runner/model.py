@@ -9,7 +9,10 @@ import transformers
 from torch import nn
 
 from runner.config import TrialConfig
+from runner.encoder import bert_config, loading_errors
+from runner.encoder import load_pretrained_encoder as load_pretrained_encoder  # importable here too
 from runner.errors import ConfigError
+from runner.multitask import build_multitask_model
 from runner.yaml_io import excerpt
 
 MAX_CONFIG_JSON_BYTES = 1_000_000  # a model's config.json is a few KB
@@ -19,24 +22,6 @@ _WEIGHT_FILES = (
     "pytorch_model.bin",
     "pytorch_model.bin.index.json",
 )
-
-
-def _loading_errors() -> tuple[type[BaseException], ...]:
-    """What transformers raises for a folder it cannot read: a bad config.json or weights."""
-    errors: list[type[BaseException]] = [OSError, ValueError, TypeError, KeyError, RuntimeError]
-    try:
-        from huggingface_hub.errors import StrictDataclassError  # a config field of a wrong type
-
-        errors.append(StrictDataclassError)
-    except ImportError:
-        pass
-    try:
-        from safetensors import SafetensorError  # a truncated or forged weights file
-
-        errors.append(SafetensorError)
-    except ImportError:
-        pass
-    return tuple(errors)
 
 
 def check_pretrained_dir(config: TrialConfig) -> None:
@@ -67,7 +52,7 @@ def check_pretrained_dir(config: TrialConfig) -> None:
         transformers.AutoConfig.from_pretrained(
             path, local_files_only=True, trust_remote_code=False
         )
-    except _loading_errors() as err:
+    except loading_errors() as err:
         raise ConfigError(
             f"{config_json}: not a model config transformers can read: "
             f"{excerpt(str(err).splitlines()[0] if str(err) else type(err).__name__, 160)[1:-1]} "
@@ -80,26 +65,6 @@ def check_pretrained_dir(config: TrialConfig) -> None:
         )
 
 
-def bert_config(
-    config: TrialConfig, vocab_size: int, pad_id: int, **extra: object
-) -> transformers.BertConfig:
-    """The BERT encoder's config from the experiment's model sizes: the classifier's, and the
-    shared encoder of a multitask model (runner.multitask), so the two cannot drift."""
-    m = config.model
-    return transformers.BertConfig(
-        vocab_size=vocab_size,
-        hidden_size=m.n_embd,
-        num_hidden_layers=m.n_layer,
-        num_attention_heads=m.n_head,
-        intermediate_size=4 * m.n_embd,
-        hidden_dropout_prob=m.dropout,
-        attention_probs_dropout_prob=m.dropout,
-        max_position_embeddings=config.data.max_length,
-        pad_token_id=pad_id,
-        **extra,
-    )
-
-
 def build_model(
     config: TrialConfig, vocab_size: int, pad_id: int, num_labels: int = 0
 ) -> nn.Module:
@@ -110,8 +75,6 @@ def build_model(
     """
     m = config.model
     if config.task == "multitask":  # a shared encoder with one head per task
-        from runner.multitask import build_multitask_model
-
         model = build_multitask_model(config, vocab_size, pad_id)
     elif m.pretrained:
         model = _load_pretrained(config, num_labels)
@@ -182,21 +145,7 @@ def _load_pretrained(config: TrialConfig, num_labels: int) -> transformers.PreTr
         return transformers.AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=num_labels, **options
         )
-    except _loading_errors() as err:  # damaged weights, or a model type without this head
-        raise ConfigError(
-            f"{path}: cannot load the pretrained model: "
-            f"{excerpt(str(err).splitlines()[0] if str(err) else type(err).__name__, 160)[1:-1]} "
-            "(model.pretrained)"
-        ) from None
-
-
-def load_pretrained_encoder(path: str) -> transformers.PreTrainedModel:
-    """The base model (no head) of a local pretrained folder, for multitask's shared encoder."""
-    try:
-        return transformers.AutoModel.from_pretrained(
-            path, local_files_only=True, trust_remote_code=False
-        )
-    except _loading_errors() as err:
+    except loading_errors() as err:  # damaged weights, or a model type without this head
         raise ConfigError(
             f"{path}: cannot load the pretrained model: "
             f"{excerpt(str(err).splitlines()[0] if str(err) else type(err).__name__, 160)[1:-1]} "

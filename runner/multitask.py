@@ -31,8 +31,10 @@ import torch.nn.functional as F
 import transformers
 from torch import nn
 
+from runner.classification_metrics import macro_f1
 from runner.config import TrialConfig
 from runner.data.multitask import split_batch
+from runner.encoder import bert_config, load_pretrained_encoder
 from runner.loss import IGNORE_INDEX, ignoring
 from runner.precision import Precision
 from runner.task_config import TASK_METRICS
@@ -102,13 +104,9 @@ def build_multitask_model(config: TrialConfig, vocab_size: int, pad_id: int) -> 
     """The shared encoder (from config sizes or model.pretrained) with a head per task."""
     m = config.model
     if m.pretrained:
-        from runner.model import load_pretrained_encoder
-
         encoder = load_pretrained_encoder(m.pretrained)
         dropout = getattr(encoder.config, "hidden_dropout_prob", m.dropout)
     else:
-        from runner.model import bert_config
-
         encoder = transformers.BertModel(bert_config(config, vocab_size, pad_id))
         dropout = m.dropout
     return MultiTaskClassifier(
@@ -146,8 +144,6 @@ def evaluate_tasks(
 
     Each task's loss is its unweighted mean cross-entropy over its validation examples.
     """
-    from runner.evaluate import macro_f1
-
     was_training = model.training
     model.eval()
     totals: dict[str, list[float]] = {}  # task -> [loss * examples, examples]

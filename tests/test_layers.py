@@ -1,16 +1,18 @@
-"""hpo's modules form layers without cycles: a test, not a convention (docs/architecture.md).
+"""hpo's and runner's modules form layers without cycles: a test, not a convention
+(docs/architecture.md).
 
-Two checks, each run on hpo and shown to fail on a small package that breaks it:
+Two checks, each run on hpo and runner and shown to fail on a small package that breaks it:
 
-- import-linter's contracts in pyproject.toml ([tool.importlinter]): the layers of hpo, top to
-  bottom, and runner importing nothing from hpo. A module may import only from layers below
-  its own.
+- import-linter's contracts in pyproject.toml ([tool.importlinter]): the layers of hpo and of
+  runner, top to bottom, and runner importing nothing from hpo. A module may import only from
+  layers below its own.
 - no import cycle between any two modules, inside a layer or a package too (where the layers
   contract does not look): on grimp's import graph, the one import-linter builds.
 
 Both count every import: at module level, inside functions and under TYPE_CHECKING, so an
 import moved into a function does not hide a cycle. (An import inside a function that keeps a
-heavy library out of `import hpo` is fine, as long as it points down the layers.)
+heavy library out of `import hpo` or `import runner.config` is fine, as long as it points down
+the layers.)
 """
 
 import json
@@ -69,7 +71,7 @@ def import_cycles(package: str, project: Path) -> list[tuple[str, str]]:
     return [tuple(pair) for pair in json.loads(proc.stdout)]
 
 
-def test_hpo_keeps_its_layers_and_runner_imports_nothing_of_hpo():
+def test_hpo_and_runner_keep_their_layers_and_runner_imports_nothing_of_hpo():
     contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
     proc = lint_imports(ROOT)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
@@ -78,6 +80,10 @@ def test_hpo_keeps_its_layers_and_runner_imports_nothing_of_hpo():
 
 def test_hpo_has_no_import_cycle():
     assert import_cycles("hpo", ROOT) == []
+
+
+def test_runner_has_no_import_cycle():
+    assert import_cycles("runner", ROOT) == []
 
 
 def test_the_checks_fail_on_a_cycle_even_one_hidden_inside_a_function(tmp_path):

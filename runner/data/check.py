@@ -11,6 +11,7 @@ multi-GB corpus is checked at once.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from runner.data.text import (
     looks_like_text,
 )
 from runner.errors import DataError
+from runner.task_config import TaskConfig
 from runner.yaml_io import excerpt
 
 
@@ -79,8 +81,6 @@ def check_data(config: TrialConfig, source: str) -> None:
 
 def _check_tasks(config: TrialConfig, source: str) -> None:
     """Each task's data, its errors naming the task's keys (tasks.N.path, ...)."""
-    from runner.data.multitask import task_as_classify
-
     for index, task in enumerate(config.tasks):
         try:
             check_data(task_as_classify(config, task), source)
@@ -101,6 +101,15 @@ def _check_tasks(config: TrialConfig, source: str) -> None:
                     f"{source}: {where} holds {len(classes)} classes ({', '.join(sorted(classes)[:10])}), "
                     f"but task {task.name} says num_labels {task.num_labels} (tasks.{index}.num_labels)"
                 )
+
+
+def task_as_classify(config: TrialConfig, task: TaskConfig) -> TrialConfig:
+    """The `task: classify` config that reads `task`'s data as the multitask config says: each
+    task's data is checked (here) and prepared (runner.data.multitask) as that config's."""
+    data = dataclasses.replace(
+        config.data, path=task.path, text_column=task.text_column, label_column=task.label_column
+    )
+    return dataclasses.replace(config, task="classify", tasks=(), data=data)
 
 
 def _check_labelled(where: Path, config: TrialConfig, source: str) -> None:

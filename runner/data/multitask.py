@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,12 +29,11 @@ import torch
 
 from runner.config import TrialConfig
 from runner.data.cache import cache_key, cache_root, load_entry, store_entry
-from runner.data.check import check_data
+from runner.data.check import check_data, task_as_classify
 from runner.data.classify import ClassifyDataset, _natural_order, prepare_classify, split_examples
 from runner.data.text import fingerprint, read_labelled_examples
 from runner.data.tokenizer import TextTokenizer
 from runner.errors import DataError
-from runner.task_config import TaskConfig
 
 SEPARATOR = "/"  # between a task's name and a batch key: task names have no "/"
 # the data record's per-task statistics: the counts that say what each task holds
@@ -91,14 +89,6 @@ class MultiTaskDataset:
     def num_tokens(self, batch: Mapping[str, torch.Tensor]) -> int:
         """Real (non-pad) tokens in a batch, all tasks together."""
         return sum(int(part["attention_mask"].sum()) for part in split_batch(batch).values())
-
-
-def task_as_classify(config: TrialConfig, task: TaskConfig) -> TrialConfig:
-    """The `task: classify` config that reads `task`'s data as the multitask config says."""
-    data = dataclasses.replace(
-        config.data, path=task.path, text_column=task.text_column, label_column=task.label_column
-    )
-    return dataclasses.replace(config, task="classify", tasks=(), data=data)
 
 
 def prepare_multitask(config: TrialConfig) -> MultiTaskDataset:
