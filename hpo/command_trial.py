@@ -33,40 +33,28 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import numbers
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from hpo.command_client import (
-    CHECKPOINT,
     PRUNE_FILE_ENV,
     REPORT_FILE_ENV,
-    STEP,
-    STOPS_ITSELF,
 )
 from hpo.command_template import render
+from hpo.command_watch import PRINTED_REPORT, Tail, TrialState, Watch
 from hpo.drivers.base import TrialInterrupted, TrialPruned
 from hpo.space import Command, Objective
 from runner.files import atomic_write_json
-from runner.outcome import CONTINUE, EndState, pruned_at
 
 REPORTS = "reports.jsonl"  # in the trial's folder: the channel hpo.report appends to
 PRUNE_MARK = "pruned"  # in the trial's folder: created when the pruner stops the trial
-PRINTED_REPORT = b"hpo: {"  # a line of output.log that is a report
-POLL_SECONDS = 0.05  # how often the files and the process are looked at
 REASON_LINES = 5  # lines of output a failed trial's reason quotes
-# A script that checks hpo.should_prune() right after its report says so (a line of the report
-# file) within this time of the pruner's decision on its first report; until then, and for a
-# script that never says so, SIGTERM waits only this long.
-STOPS_ITSELF_WAIT = 0.5
 log = logging.getLogger(__name__)
 
 # Run first in the new session: SIGKILL this process when the search's process dies (Linux),
@@ -102,9 +90,9 @@ class CommandObjective:
         reports, prune_mark = directory / REPORTS, directory / PRUNE_MARK
         resumed = reports.exists() or reporter.resume_checkpoint is not None
         prune_mark.unlink(missing_ok=True)
-        state = _TrialState(self.objectives)
+        state = TrialState(self.objectives)
         if resumed:  # an earlier attempt's reports count toward the value, not sent again
-            for line in _Tail(reports).lines():
+            for line in Tail(reports).lines():
                 state.replay(line)
         reports.touch()
         output = directory / "output.log"
@@ -156,13 +144,13 @@ class CommandObjective:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        watch = _Watch(process, self.command.kill_after, prune_mark)
+        watch = Watch(process, self.command.kill_after, prune_mark)
         try:
             ending = watch.run(
                 reporter,
                 state,
-                _Tail(reports, start=reports.stat().st_size),
-                _Tail(output, start=started_at, only=PRINTED_REPORT),
+                Tail(reports, start=reports.stat().st_size),
+                Tail(output, start=started_at, only=PRINTED_REPORT),
             )
         finally:
             watch.kill()
@@ -184,163 +172,6 @@ class CommandObjective:
         if state.checkpoint is not None:
             _keep_checkpoint(Path(state.checkpoint), directory / "checkpoints" / "best")
         return result
-
-
-class _TrialState:
-    """What the reports said: the best report of the first objective, the last of each metric."""
-
-    def __init__(self, objectives: Sequence[Objective]) -> None:
-        self.objective = objectives[0]
-        self.best: dict[str, float] | None = None
-        self.last: dict[str, float] = {}
-        self.steps = 0
-        self.checkpoint: str | None = None
-        self.stops_itself = False
-
-    def parse(self, line: bytes) -> tuple[int, dict[str, float]] | None:
-        """The (step, metrics) of a report line; other lines update the state; None then."""
-        try:
-            record = json.loads(line.decode("utf-8", "replace").removeprefix("hpo: "))
-        except ValueError:
-            return None  # not a report (a line cut by a crash, a printed line of text)
-        if not isinstance(record, dict):
-            return None
-        if record.get(STOPS_ITSELF) is True:
-            self.stops_itself = True
-        if isinstance(record.get(CHECKPOINT), str):
-            self.checkpoint = record[CHECKPOINT]
-        step = record.get(STEP)
-        if isinstance(step, bool) or not isinstance(step, int):
-            return None
-        metrics = {
-            str(k): float(v)
-            for k, v in record.items()
-            if k != STEP
-            and isinstance(v, numbers.Real)
-            and not isinstance(v, bool)
-            and math.isfinite(v)
-        }
-        if not metrics:
-            return None
-        self.steps = max(self.steps, step)
-        self.last.update(metrics)
-        value = metrics.get(self.objective.metric)
-        if value is not None and (
-            self.best is None or self.objective.is_better(value, self.best[self.objective.metric])
-        ):
-            self.best = metrics
-        return step, metrics
-
-    def replay(self, line: bytes) -> None:
-        """An earlier attempt's report: it counts, but the script's flags were that attempt's."""
-        stops_itself = self.stops_itself
-        self.parse(line)
-        self.stops_itself = stops_itself
-
-    def result(self) -> dict[str, float] | None:
-        """The best report's metrics, with the last value of metrics it lacks; None: no value."""
-        if self.best is None:
-            return None
-        return {**self.last, **self.best}
-
-
-class _Tail:
-    """New whole lines of a file another process appends to (a partial last line waits)."""
-
-    def __init__(self, path: Path, start: int = 0, only: bytes | None = None) -> None:
-        self.path, self.offset, self.only = path, start, only
-        self.partial = b""
-
-    def lines(self) -> list[bytes]:
-        try:
-            with self.path.open("rb") as file:
-                file.seek(self.offset)
-                data = file.read()
-        except FileNotFoundError:
-            return []
-        self.offset += len(data)
-        *whole, self.partial = (self.partial + data).split(b"\n")
-        if self.only is None:
-            return [line for line in whole if line.strip()]
-        return [line.rstrip(b"\r") for line in whole if line.startswith(self.only)]
-
-
-class _Watch:
-    """The running command: its reports to the driver, and the signals that stop it."""
-
-    def __init__(self, process: subprocess.Popen, kill_after: float, prune_mark: Path) -> None:
-        self.process, self.kill_after, self.prune_mark = process, kill_after, prune_mark
-        self.ending: EndState | None = None  # "pruned" or "interrupted" once decided
-        self.decided_at = 0.0
-        self.signalled_at: float | None = None  # when SIGTERM or SIGINT went
-        self.decision = CONTINUE  # the pruner's, once it stopped the trial
-
-    def run(self, reporter: Any, state: _TrialState, *tails: _Tail) -> EndState | None:
-        """Serve the command until it exits; "pruned", "interrupted" or None (it ended)."""
-        while True:
-            exited = self.process.poll() is not None
-            for tail in tails:  # after the exit too: the last reports are read
-                for line in tail.lines():
-                    report = state.parse(line)
-                    if report is not None and self.ending is None:
-                        self._hand_over(reporter, *report, state)
-            if exited:
-                return self.ending
-            if self.ending is None and _stop_requested(reporter):
-                self._interrupt()
-            self._escalate(state)
-            try:
-                self.process.wait(timeout=POLL_SECONDS)
-            except subprocess.TimeoutExpired:
-                pass
-
-    def _hand_over(
-        self, reporter: Any, step: int, metrics: dict[str, float], state: _TrialState
-    ) -> None:
-        try:
-            reporter.report(step, metrics)
-            if reporter.should_stop():
-                self.ending, self.decided_at = "pruned", time.monotonic()
-                self.decision = pruned_at(step)
-                self.prune_mark.touch()  # SIGTERM follows (_escalate)
-        except TrialInterrupted:  # the search is stopping (in this process: its report says)
-            self._interrupt()
-
-    def _interrupt(self) -> None:
-        self.ending, self.decided_at = "interrupted", time.monotonic()
-        self._signal(signal.SIGINT)
-
-    def _escalate(self, state: _TrialState) -> None:
-        now = time.monotonic()
-        if self.ending is None:
-            return
-        if self.signalled_at is None:  # pruned: SIGTERM, unless it stops itself in time
-            wait = self.kill_after if state.stops_itself else STOPS_ITSELF_WAIT
-            if now - self.decided_at >= min(wait, self.kill_after):
-                self._signal(signal.SIGTERM)
-        elif now - self.signalled_at >= self.kill_after:
-            self._signal(signal.SIGKILL)
-
-    def _signal(self, signum: int) -> None:
-        self.signalled_at = time.monotonic()
-        try:
-            os.killpg(self.process.pid, signum)
-        except ProcessLookupError:
-            pass  # it has just ended
-
-    def kill(self) -> None:
-        """Whatever happened (an error, a second Ctrl-C): nothing of the command goes on."""
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)  # also what it left in the background
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.process.wait()
-
-
-def _stop_requested(reporter: Any) -> bool:
-    """Whether the search is stopping: the StopSignals of the reporter of hpo.parallel and of
-    its worker processes (reporter.stop). Ray's reporter has none: Ray stops its trials."""
-    return bool(getattr(getattr(reporter, "stop", None), "requested", False))
 
 
 def _exit_text(code: int) -> str:
