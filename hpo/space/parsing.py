@@ -6,43 +6,30 @@ Every problem raises SpaceError naming the source and the key, before any trial 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from hpo.space.distributions import Categorical, Distribution, Fixed, Float, Int
 from hpo.space.driver_options import check_space, resolve_driver_options
 from hpo.space.numeric import (
-    MAX_MAGNITUDE,
     Fail,
-    is_multiple,
     is_number,
     parse_duration,
-    parse_number,
 )
+from hpo.space.param_parsing import KeyCheck, did_you_mean, parse_params
 from hpo.space.search_space import (
     DEFAULT_KILL_AFTER,
     Budget,
     Command,
     Objective,
-    Param,
     SearchSpace,
     SpaceError,
 )
-from hpo.terminal import check_param_key, printable
 from runner.config import canonical_metric, check_seed
 from runner.direction import lower_is_better
 from runner.errors import UserInputError
 from runner.yaml_io import excerpt
 
-KeyCheck = Callable[[str, str], None]  # check_key(key, source): raises on unknown config keys
-
 _TOP_KEYS = ("experiment", "command", "objective", "budget", "driver", "params", "description")
-_SPEC_KEYS = {
-    "float": ("type", "low", "high", "log", "step", "when"),
-    "int": ("type", "low", "high", "log", "step", "when"),
-    "categorical": ("type", "choices", "when"),
-    "fixed": ("type", "value", "when"),
-}
 
 
 def space_from_dict(
@@ -61,7 +48,7 @@ def space_from_dict(
         raise SpaceError(f"{source}: expected a mapping with params, objective, budget, driver")
     for key in raw:
         if key not in _TOP_KEYS:
-            raise fail(key, f"unknown section{_did_you_mean(key, _TOP_KEYS)}")
+            raise fail(key, f"unknown section{did_you_mean(key, _TOP_KEYS)}")
     if not isinstance(raw.get("params"), dict) or not raw["params"]:
         raise fail("params", "expected a mapping of at least one dotted config key to its range")
     command = _parse_command(raw["command"], fail, source) if "command" in raw else None
@@ -69,7 +56,7 @@ def space_from_dict(
         if raw.get("experiment") is not None:
             raise fail("command", "a space runs an experiment or a command, not both")
         config_key_check = None  # the params are the command's, not the runner's config keys
-    params = _parse_params(raw["params"], fail, source, config_key_check)
+    params = parse_params(raw["params"], fail, source, config_key_check)
     objectives = _parse_objectives(raw.get("objective", "val_loss"), fail)
     if command is None:  # the runner's metrics: transformers' eval_loss is its val_loss
         objectives = tuple(
@@ -116,121 +103,6 @@ def _parse_command(raw: Any, fail: Fail, source: str) -> Command:
     return Command(spec["run"], float(kill_after), source)
 
 
-def _parse_params(raw: dict, fail: Fail, source: str, check: KeyCheck | None) -> tuple[Param, ...]:
-    parsed: dict[str, tuple[Distribution, dict]] = {}
-    for name, spec in raw.items():
-        unsafe = check_param_key(name)  # keys reach folders, MLflow and the terminal
-        if unsafe:
-            raise fail(f"params.{printable(repr(name), 80)}", unsafe)
-        if check is not None:
-            try:
-                check(str(name), f"{source}: params")
-            except UserInputError as err:
-                raise SpaceError(str(err)) from None
-        parsed[str(name)] = _parse_distribution(spec, f"params.{name}", fail)
-    params = {}
-    for name, (distribution, when) in parsed.items():
-        condition = []
-        for other, allowed in when.items():
-            key = f"params.{name}.when"
-            if other not in parsed:
-                raise fail(
-                    key, f"condition on unknown param '{other}'{_did_you_mean(other, parsed)}"
-                )
-            parent = parsed[other][0]
-            if not isinstance(parent, Categorical):
-                raise fail(key, f"condition on '{other}', which is not categorical")
-            values = tuple(allowed) if isinstance(allowed, list) else (allowed,)
-            for value in values:
-                if not parent.contains(value):
-                    choices = ", ".join(map(str, parent.choices))
-                    raise fail(key, f"{excerpt(value)} is not a choice of '{other}' ({choices})")
-            condition.append((other, values))
-        params[name] = Param(name, distribution, tuple(condition))
-    return _parents_first(params, fail)
-
-
-def _parse_distribution(spec: Any, key: str, fail: Fail) -> tuple[Distribution, dict]:
-    if isinstance(spec, list):
-        raise fail(key, "a bare list is ambiguous: write {type: categorical, choices: [...]}")
-    if not isinstance(spec, dict):
-        return Fixed(spec), {}
-    kind = spec.get("type") or ("categorical" if "choices" in spec else None)
-    kind = "fixed" if kind is None and "value" in spec else kind
-    if not isinstance(kind, str) or kind not in _SPEC_KEYS:
-        raise fail(f"{key}.type", f"expected float, int, categorical or fixed, got {excerpt(kind)}")
-    for name in spec:
-        if name not in _SPEC_KEYS[kind]:
-            raise fail(
-                f"{key}.{name}", f"unknown field for {kind}{_did_you_mean(name, _SPEC_KEYS[kind])}"
-            )
-    when = spec.get("when") or {}
-    if not isinstance(when, dict):
-        raise fail(f"{key}.when", "expected a mapping {param: value or [values]}")
-    if kind == "fixed":
-        return Fixed(spec.get("value")), when
-    if kind == "categorical":
-        choices = spec.get("choices")
-        if not isinstance(choices, list) or not choices:
-            raise fail(f"{key}.choices", "expected a non-empty list of choices")
-        if not all(c is None or isinstance(c, str | int | float | bool) for c in choices):
-            raise fail(f"{key}.choices", "choices must be scalars (str, number, bool or null)")
-        if any(
-            isinstance(c, float | int) and not isinstance(c, bool) and not is_number(c)
-            for c in choices
-        ):
-            raise fail(f"{key}.choices", "number choices must be finite (no .nan or .inf)")
-        if len({(type(c), c) for c in choices}) != len(choices):
-            raise fail(f"{key}.choices", "choices must be unique")
-        return Categorical(tuple(choices)), when
-    low, high = (
-        parse_number(spec.get("low"), f"{key}.low", fail),
-        parse_number(spec.get("high"), f"{key}.high", fail),
-    )
-    log = spec.get("log", False)
-    if not isinstance(log, bool):
-        raise fail(f"{key}.log", f"expected true or false, got {excerpt(log)}")
-    if low >= high:
-        raise fail(key, f"low ({low:g}) must be below high ({high:g})")
-    if log and low <= 0:
-        raise fail(key, f"a log scale needs low > 0, got {low:g}")
-    step = None if spec.get("step") is None else parse_number(spec["step"], f"{key}.step", fail)
-    if step is not None:
-        if step <= 0:
-            raise fail(f"{key}.step", f"must be > 0, got {step:g}")
-        if log:
-            raise fail(f"{key}.step", "step and log cannot be combined")
-        if (high - low) / step > MAX_MAGNITUDE:  # inf for a subnormal step: no int of it
-            raise fail(
-                f"{key}.step",
-                f"{step:g} is too small: more than {MAX_MAGNITUDE:g} values from low to high",
-            )
-        if not is_multiple(high - low, step):
-            raise fail(f"{key}.step", f"{step:g} does not divide high - low ({high - low:g})")
-    if kind == "float":
-        return Float(float(low), float(high), log, None if step is None else float(step)), when
-    for name, value in (("low", low), ("high", high), ("step", step or 1)):
-        if not float(value).is_integer():
-            raise fail(f"{key}.{name}", f"an int range needs whole numbers, got {value:g}")
-    return Int(int(low), int(high), log, int(step or 1)), when
-
-
-def _parents_first(params: dict[str, Param], fail: Fail) -> tuple[Param, ...]:
-    ordered: dict[str, Param] = {}
-
-    def visit(name: str, chain: tuple[str, ...]) -> None:
-        if name in chain:
-            raise fail(f"params.{name}.when", f"conditions form a cycle: {' -> '.join(chain)}")
-        if name not in ordered:
-            for parent, _ in params[name].condition:
-                visit(parent, (*chain, name))
-            ordered[name] = params[name]
-
-    for name in params:
-        visit(name, ())
-    return tuple(ordered.values())
-
-
 def _parse_objectives(raw: Any, fail: Fail) -> tuple[Objective, ...]:
     items = raw if isinstance(raw, list) and raw else [raw]
     objectives = []
@@ -265,7 +137,7 @@ def _parse_budget(raw: Any, fail: Fail, options: Mapping[str, Any], driver: str)
         )
     for name in raw:
         if name not in _BUDGET_KEYS:
-            raise fail(f"budget.{name}", f"unknown field{_did_you_mean(name, _BUDGET_KEYS)}")
+            raise fail(f"budget.{name}", f"unknown field{did_you_mean(name, _BUDGET_KEYS)}")
     # a step budget alone replaces the default trial count: pruned trials then buy more trials
     default_trials = None if raw.get("max_steps_total") is not None else Budget.trials
     values: dict[str, Any] = {"trials": raw.get("trials", default_trials)}
@@ -297,10 +169,3 @@ def _parse_budget(raw: Any, fail: Fail, options: Mapping[str, Any], driver: str)
     if all(values[name] is None for name in ends) and options.get("sampler") != "grid":
         raise fail("budget", "set trials, timeout or max_steps_total so the study ends")
     return Budget(**values)
-
-
-def _did_you_mean(name: Any, valid: Any) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1, cutoff=0.5)
-    return f" (did you mean '{close[0]}'?)" if close else ""
