@@ -7,6 +7,10 @@ status and export (hpo.study_commands), sync (hpo.sync_command), prepare and eva
 
 Heavy libraries (torch, optuna, ray, mlflow) are imported inside the commands so that
 `hpo --help` answers at once.
+
+Over 300 lines because it is the one module that wires the runner, drivers and trackers
+together (above): main and its error handling, the parser of train and search, read top to
+bottom as their --help, and those two commands; every other command has a module of its own.
 """
 
 from __future__ import annotations

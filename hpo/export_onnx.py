@@ -12,6 +12,9 @@ how much they differ. check_onnx checks an existing file again.
 Example:
     >>> export_study_onnx("runs/lr_wd")        # `hpo export lr_wd --onnx`
     {'path': 'runs/lr_wd/best/model.onnx', 'max_abs_diff': 2.4e-07, 'logged_to': '3f2a...', ...}
+
+Over 300 lines because an export is accepted only once it is checked: export_onnx and
+check_onnx share the model loading, the inputs of other shapes and the comparison with PyTorch.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ terminal (a pipe, a file, a CI log) the view writes plain lines instead, one per
 (started, complete, pruned, failed, interrupted), with no control characters: scripts and
 tests read them. Everything from a user's files (params, reasons) goes through
 hpo.terminal.printable either way.
+
+Over 300 lines because LiveView is one Tracker: the terminal display and the plain lines show
+the same trial events from the same state, two ways.
 """
 
 from __future__ import annotations

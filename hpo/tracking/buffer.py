@@ -19,6 +19,9 @@ deleted run) drops that request with a warning.
 Memory is bounded by `max_metrics` rows: beyond it new rows are dropped and counted. What is
 still unsent when the buffer closes can be taken out (`pending()`) and put back in a later
 buffer (`restore()`), e.g. saved to a file and sent when the study resumes.
+
+Over 300 lines because SendBuffer is one class around one lock and one sending thread: the
+queue of run operations, the metric batches, the retries and pending()/restore() share that state.
 """
 
 from __future__ import annotations
