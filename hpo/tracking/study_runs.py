@@ -2,9 +2,11 @@
 tracker that a study no process runs any more needs too (`hpo sync`).
 
 Every update goes through a SendBuffer (hpo.tracking.buffer) to the store, from one thread: K
-parallel trials never lock SQLite against each other; a store that stops answering is waited
-out, at most RETRY_DELAY_MAX_S between tries, for the whole study, and what it missed arrives
-once, when it is back. close() waits `close_timeout` at most; what is still unsent then goes to
+parallel trials never lock SQLite against each other; training never waits for the store: one
+attempt of a request is bounded (hpo.tracking.mlflow_env), a store that stops answering is
+waited out, at most RETRY_DELAY_MAX_S between tries, for the whole study, and what it missed
+arrives once, when it is back. close() waits `close_timeout` at most (--tracking-timeout,
+$HPO_TRACKING_TIMEOUT, 60 s); what is still unsent then goes to
 runs/<study>/mlflow_pending.jsonl (hpo.tracking.pending), one line on stderr says how much, and
 sync() sends it later, ending every run the study left RUNNING with the status its trial had
 (hpo.tracking.reconcile: after a kill -9 too). mlflow.json ties the folder to the runs, and
