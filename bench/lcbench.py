@@ -402,6 +402,8 @@ def main() -> int:
     if "random" not in contenders and not args.resume:
         print("lcbench: note: without random in this run, tables need --tables-from with it")
     if "ray-asha" in contenders:  # Ray's workers import the objective's module by name
+        # and run in Ray's own folder: a relative HPO_LCBENCH_DIR would fail every trial there
+        os.environ["HPO_LCBENCH_DIR"] = str(surrogate.data_dir().resolve())
         here = str(Path(__file__).resolve().parent)
         os.environ["PYTHONPATH"] = os.pathsep.join(
             [here, str(Path(here).parent), os.environ.get("PYTHONPATH", "")]
