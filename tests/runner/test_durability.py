@@ -57,6 +57,7 @@ def resize(where: Path, size: int) -> None:
     subprocess.run(["mount", "-o", f"remount,size={size}", str(where)], check=True)
 
 
+@pytest.mark.slow  # three training runs of the tiny LM: about 9 s
 def test_resume_logs_the_same_history_as_an_uninterrupted_run(tiny_lm_config, stop_at, tmp_path):
     # checkpoints at 10 and 20 fall inside train-metric windows of 4 steps (8-12, 16-20...):
     # the window's loss and tokens must travel in the checkpoint, or step 12's loss differs
@@ -78,6 +79,7 @@ def test_resume_logs_the_same_history_as_an_uninterrupted_run(tiny_lm_config, st
     )
 
 
+@pytest.mark.slow  # two training runs and a tmpfs mount: about 13 s
 def test_a_full_disk_fails_the_trial_with_one_reason_and_keeps_the_last_checkpoint(
     tiny_lm_config, small_disk, tmp_path
 ):
