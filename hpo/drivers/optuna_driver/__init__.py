@@ -35,9 +35,10 @@ is trial.should_prune(). Optuna cannot prune a study with several objectives.
 
 This package holds the driver, its storage options and what `hpo worker` calls; beside it:
 
-    storage.py    journal, memory or database storage; heartbeats; the folder lock
-    suggester.py  OptunaSuggester: ask, report, tell; the global budget; resume
-    recipe.py     what `hpo worker` needs of the study, stored in it
+    storage.py       journal, memory or database storage; heartbeats; the folder lock
+    suggester.py     OptunaSuggester: ask, report, tell; resume
+    shared_study.py  on a database: the global budget, dead and interrupted trials queued again
+    recipe.py        what `hpo worker` needs of the study, stored in it
 
 The sampler, the pruner and their options are in hpo.suggesters (optuna_samplers.py,
 optuna_pruners.py, optuna_options.py), which the ray driver's searcher optuna runs too.
