@@ -53,6 +53,7 @@ from hpo.drivers.base import ObjectiveFunction, Option, StudySpec, Tracker
 from hpo.drivers.optuna_driver.recipe import study_recipe
 from hpo.drivers.optuna_driver.storage import RECIPE, on_database, open_database, without_password
 from hpo.drivers.optuna_driver.suggester import OptunaSuggester
+from hpo.drivers.suggester_driver import MakeSuggester, SuggesterDriver
 from hpo.methods import method
 from hpo.parallel import run_study
 from hpo.space import SearchSpace, SpaceError
@@ -112,27 +113,16 @@ def search_method(space: SearchSpace, study: StudySpec) -> dict[str, Any]:
     )
 
 
-class OptunaDriver:
+class OptunaDriver(SuggesterDriver):
     """Optuna's samplers and pruners; the study lives in storage and survives kill -9."""
 
     name = "optuna"
 
-    def run(
-        self,
-        space: SearchSpace,
-        study: StudySpec,
-        objective: ObjectiveFunction,
-        tracker: Tracker | None = None,
-    ) -> StudyResult:
+    def suggester(
+        self, space: SearchSpace, study: StudySpec, objective: ObjectiveFunction
+    ) -> MakeSuggester:
         recipe = study_recipe(space, objective) if on_database(study) else None
-        return run_study(
-            self.name,
-            space,
-            study,
-            objective,
-            tracker,
-            lambda previous: OptunaSuggester(space, study, previous, recipe),
-        )
+        return lambda previous: OptunaSuggester(space, study, previous, recipe)
 
 
 def join_study(
