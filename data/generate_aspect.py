@@ -14,14 +14,22 @@ can learn once for both. Every subject appears in every pattern and with both po
 
 from __future__ import annotations
 
-import os
 import random
 import sys
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))  # generate_sentiment, beside this file
 
-from generate_sentiment import DEGREES, NEGATIVE, OPENERS, POSITIVE, VERBS  # noqa: E402
+from generate_sentiment import (  # noqa: E402
+    DEGREES,
+    NEGATIVE,
+    OPENERS,
+    POSITIVE,
+    VERBS,
+    distinct,
+    write_classes,
+)
 
 SEED = 20261
 PER_CLASS = 600
@@ -62,26 +70,12 @@ def sentence(rng: random.Random, label: str) -> str:
 def generate(per_class: int = PER_CLASS, seed: int = SEED) -> dict[str, list[str]]:
     """{label: sentences}: `per_class` distinct sentences for each of story, cast, craft."""
     rng = random.Random(seed)
-    classes: dict[str, list[str]] = {}
-    for label in SUBJECTS:
-        seen: dict[str, None] = {}  # insertion-ordered set
-        while len(seen) < per_class:
-            seen.setdefault(sentence(rng, label))
-        classes[label] = list(seen)
-    return classes
+    return {label: distinct(per_class, partial(sentence, rng, label)) for label in SUBJECTS}
 
 
 def write(folder: Path = OUT, per_class: int = PER_CLASS, seed: int = SEED) -> list[Path]:
     """Write folder/aspect.<label> for each label, each whole or not at all (temporary, rename)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for label, lines in generate(per_class, seed).items():
-        path = folder / f"aspect.{label}"
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        os.replace(temporary, path)
-        written.append(path)
-    return written
+    return write_classes(folder, "aspect", generate(per_class, seed))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from __future__ import annotations
 import os
 import random
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 SEED = 20260
@@ -75,21 +77,32 @@ def sentence(rng: random.Random, positive: bool) -> str:
 def generate(per_class: int = PER_CLASS, seed: int = SEED) -> dict[str, list[str]]:
     """{"pos": sentences, "neg": sentences}: `per_class` distinct sentences each."""
     rng = random.Random(seed)
-    classes: dict[str, list[str]] = {}
-    for label, positive in (("pos", True), ("neg", False)):
-        seen: dict[str, None] = {}  # insertion-ordered set
-        while len(seen) < per_class:
-            seen.setdefault(sentence(rng, positive))
-        classes[label] = list(seen)
-    return classes
+    return {
+        label: distinct(per_class, partial(sentence, rng, positive))
+        for label, positive in (("pos", True), ("neg", False))
+    }
 
 
 def write(folder: Path = OUT, per_class: int = PER_CLASS, seed: int = SEED) -> list[Path]:
     """Write folder/sentiment.pos and .neg, each whole or not at all (temporary file, rename)."""
+    return write_classes(folder, "sentiment", generate(per_class, seed))
+
+
+def distinct(count: int, draw: Callable[[], str]) -> list[str]:
+    """The first `count` distinct results of draw(), in the order drawn (generate_aspect too)."""
+    seen: dict[str, None] = {}  # insertion-ordered set
+    while len(seen) < count:
+        seen.setdefault(draw())
+    return list(seen)
+
+
+def write_classes(folder: Path, prefix: str, classes: dict[str, list[str]]) -> list[Path]:
+    """Write folder/<prefix>.<label>, one sentence a line, for each label of `classes`, each
+    whole or not at all (temporary file, rename); generate_aspect writes its files with it too."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for label, lines in generate(per_class, seed).items():
-        path = folder / f"sentiment.{label}"
+    for label, lines in classes.items():
+        path = folder / f"{prefix}.{label}"
         temporary = path.with_name(f".{path.name}.tmp")
         temporary.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         os.replace(temporary, path)

@@ -1,10 +1,11 @@
 """The outputs of a study, the same for every driver, and reading them back.
 
 A study's rooms: this module (what a run of a study starts from and ends with: study.yaml, the
-trials of an earlier run, the best trial, summary.json, history.csv, `hpo status`),
-hpo.study_files (one file at a time: trial.json, study.yaml, summary.json, written and read
-back checked) and hpo.study_best (best/, promoted atomically). The names other modules import
-from hpo.study are re-exported here.
+trials of an earlier run, summary.json, history.csv), hpo.study_ranking (the best trial, the
+Pareto front), hpo.study_status (what `hpo status` and `hpo best` read), hpo.study_files (one
+file at a time: trial.json, study.yaml, summary.json, written and read back checked) and
+hpo.study_best (best/, promoted atomically). The names other modules import from hpo.study are
+re-exported here.
 
     runs/<study>/
         study.yaml          the resolved space, driver options and how the study runs
@@ -46,11 +47,12 @@ from hpo.study_files import (
     load_settings,
     load_trials,
     read_summary,
-    settings_objectives,
     trial_dir,
     write_json,
     write_trial,
 )
+from hpo.study_ranking import best_trial, pareto_front
+from hpo.study_status import StudyStatus, read_study
 from runner.errors import UserInputError
 from runner.files import StorageError, atomic_write_text
 
@@ -151,40 +153,6 @@ def open_study(
     return records
 
 
-def best_trial(
-    records: Sequence[TrialRecord], objectives: Sequence[Objective]
-) -> TrialRecord | None:
-    """The complete trial best on the first objective (among the Pareto front when several)."""
-    candidates = [r for r in records if r.state == "complete" and r.values]
-    if len(objectives) > 1:
-        front = set(pareto_front(records, objectives))
-        candidates = [r for r in candidates if r.number in front]
-    best = None
-    for record in candidates:
-        if best is None or objectives[0].is_better(record.values[0], best.values[0]):
-            best = record
-    return best
-
-
-def pareto_front(records: Sequence[TrialRecord], objectives: Sequence[Objective]) -> list[int]:
-    """Numbers of the complete trials no other complete trial dominates."""
-    if len(objectives) < 2:
-        return []
-    signs = [1.0 if o.direction == "minimize" else -1.0 for o in objectives]
-    points = {
-        r.number: [s * v for s, v in zip(signs, r.values, strict=True)]
-        for r in records
-        if r.state == "complete" and r.values
-    }
-
-    def dominated(p: list[float]) -> bool:
-        return any(
-            all(a <= b for a, b in zip(q, p, strict=True)) and q != p for q in points.values()
-        )
-
-    return [number for number, p in points.items() if not dominated(p)]
-
-
 def finish_study(
     study: StudySpec, space: SearchSpace, driver: str, wall_seconds: float, stop_reason: str
 ) -> StudyResult:
@@ -246,41 +214,6 @@ def write_history(study_dir: Path, records: Sequence[TrialRecord], objective: Ob
     atomic_write_text(study_dir / "history.csv", "\n".join(lines) + "\n")
 
 
-@dataclass(frozen=True)
-class StudyStatus:
-    """What `hpo status` and `hpo best` print (hpo.study_report renders it)."""
-
-    study: str
-    driver: str | None
-    counts: dict[str, int]  # running, complete, pruned, failed
-    best: TrialRecord | None
-    summary: dict[str, Any] | None  # summary.json, once a run of the study has ended
-    objectives: tuple[Objective, ...] = ()  # what study.yaml says it optimizes
-    trials: tuple[TrialRecord, ...] = ()  # every trial.json, by number
-
-
-def read_study(study_dir: str | Path) -> StudyStatus:
-    """Counts by state and the best trial, from the files (also while the study runs)."""
-    study_dir = Path(study_dir)
-    settings_path = study_dir / "study.yaml"
-    if not settings_path.is_file():
-        raise UserInputError(f"{study_dir}: no study here (study.yaml not found)")
-    settings = load_settings(study_dir)
-    records = load_trials(study_dir)
-    counts = {s: sum(1 for r in records if r.state == s) for s in ("running", *END_STATES)}
-    objectives = settings_objectives(settings, settings_path)
-    best = best_trial(records, objectives)
-    return StudyStatus(
-        settings["study"],
-        settings.get("driver"),
-        counts,
-        best,
-        read_summary(study_dir),
-        tuple(objectives),
-        tuple(records),
-    )
-
-
 def _nest(flat: dict[str, Any]) -> dict[str, Any]:
     nested: dict[str, Any] = {}
     for key, value in flat.items():
@@ -299,7 +232,7 @@ def _say(line: str) -> None:
     print(printable(line, limit=None), file=sys.stderr, flush=True)
 
 
-__all__ = [  # this module's names, and those of study_files and study_best others import here
+__all__ = [  # this module's names, and those of its other rooms that others import here
     "INTERRUPTED",
     "StudyFileError",
     "StudyResult",

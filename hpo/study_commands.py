@@ -78,8 +78,8 @@ def study_dir_of(args: argparse.Namespace) -> Path:
 
 
 def cmd_best(args: argparse.Namespace) -> int:
-    from hpo.study import read_study
     from hpo.study_report import describe_values
+    from hpo.study_status import read_study
     from runner.errors import UserInputError
 
     status = read_study(study_dir_of(args))
@@ -100,7 +100,6 @@ def cmd_best(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from hpo.study import read_study
     from hpo.study_lock import running_holder
     from hpo.study_report import (
         describe_values,
@@ -109,6 +108,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print_trial_table,
         status_document,
     )
+    from hpo.study_status import read_study
 
     status = read_study(study_dir_of(args))
     holder = running_holder(study_dir_of(args))

@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from hpo.records import TrialRecord
 from hpo.space import Objective
-from hpo.study import StudyStatus
+from hpo.study_status import StudyStatus
 from hpo.terminal import printable
 
 TABLE_COLUMNS = ("trial", "state", "value", "steps", "duration", "params")

@@ -1,12 +1,13 @@
 """Where a trial's objective runs: once in this process, or in a worker process of a pool.
 
-run_objective calls the objective once and turns what it returns or raises into an Outcome.
-WorkerPool (hpo.parallel's --parallel K, or StudySpec.isolate) runs each trial in a worker
-process started with "spawn", so a crash, an out-of-memory kill or a segfault ends that trial as
-failed and never the study. A worker runs one trial after another (the next trial reuses it; a
-dead worker is replaced) and writes its output to the trial's output.log (redirect_output, which
-Ray trials use too). Its reporter relays report() and should_stop() to the driver's process
-(hpo.relay), where the driver decides on pruning, so trackers and the driver's library live in one process.
+In this process: hpo.objective_call.run_objective calls the objective once and turns what it
+returns or raises into an Outcome. WorkerPool (hpo.parallel's --parallel K, or
+StudySpec.isolate) runs each trial in a worker process started with "spawn" (its side is
+hpo.trial_worker), so a crash, an out-of-memory kill or a segfault ends that trial as failed and
+never the study. A worker runs one trial after another (the next trial reuses it; a dead worker
+is replaced) and writes its output to the trial's output.log (redirect_output, which Ray trials
+use too). Its reporter relays report() and should_stop() to the driver's process (hpo.relay),
+where the driver decides on pruning, so trackers and the driver's library live in one process.
 
 Ctrl-C (hpo.interrupts): each worker runs in a process group of its own, so a Ctrl-C at the
 terminal (SIGINT to the foreground group) or `kill -INT` reaches the driver's process only; it
@@ -20,25 +21,23 @@ of the search never leaves a worker writing into a trial folder that --resume re
 
 from __future__ import annotations
 
-import faulthandler
 import multiprocessing
-import numbers
 import os
-import pickle
 import signal
-import sys
-import traceback
 from collections.abc import Mapping, Sequence
 from multiprocessing import connection
 from pathlib import Path
 from typing import Any, Protocol
 
-from hpo.drivers.base import ObjectiveFunction, TrialInterrupted, TrialPruned
-from hpo.interrupts import STOP_SIGNALS, StopSignals
-from hpo.quiet import apply_inherited
-from hpo.relay import RelayReporter, answer
-from runner.errors import UserInputError
+from hpo.drivers.base import ObjectiveFunction
+from hpo.interrupts import STOP_SIGNALS
+from hpo.objective_call import check_picklable, run_objective
+from hpo.relay import answer
+from hpo.trial_worker import redirect_output, worker_main
 from runner.outcome import Outcome
+
+# run_objective, check_picklable and redirect_output are imported from here too (hpo.parallel, ray)
+__all__ = ["RunningTrial", "WorkerPool", "check_picklable", "redirect_output", "run_objective"]
 
 
 class RunningTrial(Protocol):
@@ -54,40 +53,6 @@ class RunningTrial(Protocol):
     def should_stop(self) -> bool: ...
 
 
-def run_objective(objective: ObjectiveFunction, params: dict[str, Any], reporter: Any) -> Outcome:
-    """Call the objective once; exceptions become the trial's state and reason."""
-    try:
-        result = objective(dict(params), reporter)
-    except TrialPruned as err:
-        return Outcome("pruned", reason=str(err) if err.args and err.args[0] else None)
-    except TrialInterrupted as err:
-        return Outcome("interrupted", reason=str(err) if err.args and err.args[0] else None)
-    except (Exception, SystemExit) as err:  # sys.exit() in an objective ends only its trial
-        return Outcome(
-            "failed", reason=f"{type(err).__name__}: {err}", traceback=traceback.format_exc()
-        )
-    if isinstance(result, Mapping):
-        plain = {str(k): float(v) for k, v in result.items() if isinstance(v, numbers.Real)}
-        return Outcome("complete", plain)
-    if isinstance(result, numbers.Real) and not isinstance(result, bool):
-        return Outcome("complete", float(result))
-    kind = type(result).__name__
-    return Outcome(
-        "failed", reason=f"the objective returned {kind}; return a number or {{metric: value}}"
-    )
-
-
-def check_picklable(objective: ObjectiveFunction) -> None:
-    """Raise UserInputError, before any trial, when the objective cannot be sent to a worker."""
-    try:
-        pickle.dumps(objective)
-    except (pickle.PicklingError, AttributeError, TypeError) as err:
-        raise UserInputError(
-            f"the objective cannot be sent to a worker process ({err}); "
-            "define it at module level or run with --parallel 1"
-        ) from None
-
-
 class _Worker:
     def __init__(
         self,
@@ -100,7 +65,7 @@ class _Worker:
         self.conn, child = context.Pipe()
         self.slot = slot  # one of the pool's `parallel` places, each with its own GPUs
         self.process = context.Process(
-            target=_worker_main,
+            target=worker_main,
             args=(child, objective, threads, devices),
             name="hpo-trial-worker",
         )
@@ -218,87 +183,3 @@ def _death_reason(exitcode: int | None) -> str:
         hint = " (out of memory?)" if name == "SIGKILL" else ""
         return f"the trial's worker process was killed by {name}{hint}; see its output.log"
     return f"the trial's worker process exited with code {exitcode}; see its output.log"
-
-
-class _WorkerReporter(RelayReporter):
-    """The TrialReporter of a trial in a worker: its calls are answered in the driver's process."""
-
-    def __init__(
-        self,
-        conn: Any,
-        number: int,
-        trial_dir: Path,
-        params: dict[str, Any],
-        resume_checkpoint: str | None,
-        stop: StopSignals,
-    ) -> None:
-        super().__init__(conn)
-        self.number, self.dir, self.params = number, trial_dir, params
-        self.resume_checkpoint, self.stop = resume_checkpoint, stop
-
-    def report(self, step: int, metrics: Mapping[str, float]) -> None:
-        if self.stop.requested:  # the search is stopping: a plain objective ends here
-            raise TrialInterrupted(f"interrupted at step {step}")
-        super().report(step, metrics)
-
-
-def _worker_main(
-    conn: Any, objective: ObjectiveFunction, threads: int, devices: str | None = None
-) -> None:
-    if devices is not None:  # before anything in this process starts CUDA
-        os.environ["CUDA_VISIBLE_DEVICES"] = devices
-    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(variable, str(threads))
-    if "torch" in sys.modules:  # already imported while unpickling the objective
-        sys.modules["torch"].set_num_threads(threads)
-    os.setpgrp()  # the terminal's Ctrl-C goes to the driver's process, which relays one SIGINT
-    _die_with_parent()
-    stop = StopSignals()  # the relayed SIGINT, outside the runner's own handler
-    stop.__enter__()
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked while it started
-    faulthandler.enable()  # a segfault's traceback lands in the trial's output.log
-    apply_inherited()  # --quiet: the study's process silenced third-party warnings and loggers
-    while True:
-        try:
-            task = conn.recv()
-        except EOFError:
-            return
-        if task is None:
-            return
-        number, trial_dir, params, resume_checkpoint = task
-        redirect_output(Path(trial_dir) / "output.log")
-        reporter = _WorkerReporter(conn, number, Path(trial_dir), params, resume_checkpoint, stop)
-        outcome = run_objective(objective, params, reporter)
-        try:
-            conn.send(("done", outcome))
-        except OSError:
-            return
-
-
-def _die_with_parent() -> None:
-    """Linux: SIGKILL this process when the driver's process dies (kill -9, OOM)."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-    except (OSError, AttributeError):
-        return
-    parent = multiprocessing.parent_process()
-    if parent is not None and os.getppid() != parent.pid:  # it died before prctl
-        os._exit(1)
-
-
-def redirect_output(path: Path) -> None:
-    """Send this process's stdout and stderr to `path` (a trial's output.log)."""
-    # At the file-descriptor level, so that C extensions and crash reports land there too.
-    for stream in (sys.stdout, sys.stderr):
-        if stream is not None:
-            stream.flush()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)

@@ -34,6 +34,19 @@ def loading_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def cannot_load(path: str, err: BaseException) -> ConfigError:
+    """The error for a pretrained folder transformers cannot load: the first line of its
+    message, shortened (runner.model's loading of a whole model says the same)."""
+    return ConfigError(
+        f"{path}: cannot load the pretrained model: {first_line(err)} (model.pretrained)"
+    )
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of a loading error (or its type's name), shortened to 160 characters."""
+    return excerpt(str(err).splitlines()[0] if str(err) else type(err).__name__, 160)[1:-1]
+
+
 def bert_config(
     config: TrialConfig, vocab_size: int, pad_id: int, **extra: object
 ) -> transformers.BertConfig:
@@ -61,8 +74,4 @@ def load_pretrained_encoder(path: str) -> transformers.PreTrainedModel:
             path, local_files_only=True, trust_remote_code=False
         )
     except loading_errors() as err:
-        raise ConfigError(
-            f"{path}: cannot load the pretrained model: "
-            f"{excerpt(str(err).splitlines()[0] if str(err) else type(err).__name__, 160)[1:-1]} "
-            "(model.pretrained)"
-        ) from None
+        raise cannot_load(path, err) from None

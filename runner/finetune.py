@@ -93,10 +93,6 @@ class GradualUnfreezing:
         self.depths = [depths[id(p)] for p in self.params]
         self.lowest_trainable: int | None = None
 
-    def unfreeze_step(self, depth: int) -> int:
-        """The first step at which parameters of this depth train."""
-        return (self.top - depth) * self.every
-
     def apply(self, step: int) -> bool:
         """Set requires_grad for `step`; True when what trains changed."""
         lowest = max(self.top - step // self.every, 0)

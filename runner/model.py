@@ -9,11 +9,10 @@ import transformers
 from torch import nn
 
 from runner.config import TrialConfig
-from runner.encoder import bert_config, loading_errors
+from runner.encoder import bert_config, cannot_load, first_line, loading_errors
 from runner.encoder import load_pretrained_encoder as load_pretrained_encoder  # importable here too
 from runner.errors import ConfigError
 from runner.multitask import build_multitask_model
-from runner.yaml_io import excerpt
 
 MAX_CONFIG_JSON_BYTES = 1_000_000  # a model's config.json is a few KB
 _WEIGHT_FILES = (
@@ -54,8 +53,7 @@ def check_pretrained_dir(config: TrialConfig) -> None:
         )
     except loading_errors() as err:
         raise ConfigError(
-            f"{config_json}: not a model config transformers can read: "
-            f"{excerpt(str(err).splitlines()[0] if str(err) else type(err).__name__, 160)[1:-1]} "
+            f"{config_json}: not a model config transformers can read: {first_line(err)} "
             "(model.pretrained)"
         ) from None
     if not any((Path(path) / name).is_file() for name in _WEIGHT_FILES):
@@ -146,8 +144,4 @@ def _load_pretrained(config: TrialConfig, num_labels: int) -> transformers.PreTr
             path, num_labels=num_labels, **options
         )
     except loading_errors() as err:  # damaged weights, or a model type without this head
-        raise ConfigError(
-            f"{path}: cannot load the pretrained model: "
-            f"{excerpt(str(err).splitlines()[0] if str(err) else type(err).__name__, 160)[1:-1]} "
-            "(model.pretrained)"
-        ) from None
+        raise cannot_load(path, err) from None

@@ -56,7 +56,7 @@ def pruned_at(step: int) -> Decision:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How one call of an objective ended (hpo.trial_processes.run_objective); picklable.
+    """How one call of an objective ended (hpo.objective_call.run_objective); picklable.
 
     result: complete only: what the objective returned, a number or {metric: number}.
     traceback: failed by an exception: its formatted traceback, for the trial's folder.

@@ -15,11 +15,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from hpo.drivers.algorithm_suggester import AlgorithmSuggester
-from hpo.drivers.base import ObjectiveFunction, Option, StudySpec, Tracker, TrialRecord
+from hpo.drivers.base import ObjectiveFunction, Option, StudySpec, TrialRecord
+from hpo.drivers.suggester_driver import MakeSuggester, SuggesterDriver
 from hpo.methods import method
-from hpo.parallel import run_study
 from hpo.space import SearchSpace, SpaceError
-from hpo.study import StudyResult, write_json
+from hpo.study import write_json
 from hpo.suggesters.bayes_opt import (
     BAYES_OPT_OPTIONS,
     BayesOpt,
@@ -41,26 +41,15 @@ def search_method(space: SearchSpace, study: StudySpec) -> dict[str, Any]:
     return method("bayes_opt", bayes_opt_settings(space.driver_options, study.parallel))
 
 
-class BayesOptDriver:
+class BayesOptDriver(SuggesterDriver):
     """Gaussian-process Bayesian optimization with the bayesian-optimization package."""
 
     name = "bo"
 
-    def run(
-        self,
-        space: SearchSpace,
-        study: StudySpec,
-        objective: ObjectiveFunction,
-        tracker: Tracker | None = None,
-    ) -> StudyResult:
-        return run_study(
-            self.name,
-            space,
-            study,
-            objective,
-            tracker,
-            lambda previous: BayesOptSuggester(space, study, previous),
-        )
+    def suggester(
+        self, space: SearchSpace, study: StudySpec, objective: ObjectiveFunction
+    ) -> MakeSuggester:
+        return lambda previous: BayesOptSuggester(space, study, previous)
 
 
 class BayesOptSuggester(AlgorithmSuggester):

@@ -2,7 +2,7 @@
 
 A driver declares OPTIONS (what a space file's `driver:` section may set for it) and
 check_space (what it cannot search), and implements the Driver protocol of base.py. Like most
-drivers, this one only supplies its algorithm (hpo.suggesters.random: trial n's params drawn
+drivers, this one is a SuggesterDriver (suggester_driver.py): it only supplies its algorithm (hpo.suggesters.random: trial n's params drawn
 from a generator seeded with (seed, n)) and lets hpo.parallel.run_study run the trials (one at
 a time or in K worker processes), keep the budget and write the outputs. An interrupted trial
 is continued with its own params.
@@ -14,11 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from hpo.drivers.algorithm_suggester import AlgorithmSuggester
-from hpo.drivers.base import SEED, ObjectiveFunction, Option, StudySpec, Tracker
+from hpo.drivers.base import SEED, ObjectiveFunction, Option, StudySpec
+from hpo.drivers.suggester_driver import MakeSuggester, SuggesterDriver
 from hpo.methods import method
-from hpo.parallel import run_study
 from hpo.space import SearchSpace, SpaceError
-from hpo.study import StudyResult
 from hpo.suggesters.random import RandomDraws
 
 OPTIONS: dict[str, Option] = {"seed": SEED}
@@ -33,24 +32,13 @@ def search_method(space: SearchSpace, study: StudySpec) -> dict[str, Any]:
     return method("random", {"seed": space.driver_options["seed"]})
 
 
-class RandomSearchDriver:
+class RandomSearchDriver(SuggesterDriver):
     """Samples every trial independently and uniformly (log-uniformly for log params)."""
 
     name = "random"
 
-    def run(
-        self,
-        space: SearchSpace,
-        study: StudySpec,
-        objective: ObjectiveFunction,
-        tracker: Tracker | None = None,
-    ) -> StudyResult:
+    def suggester(
+        self, space: SearchSpace, study: StudySpec, objective: ObjectiveFunction
+    ) -> MakeSuggester:
         draws = RandomDraws(space, space.driver_options.get("seed"), study.enqueue)
-        return run_study(
-            self.name,
-            space,
-            study,
-            objective,
-            tracker,
-            lambda previous: AlgorithmSuggester(draws, previous),
-        )
+        return lambda previous: AlgorithmSuggester(draws, previous)

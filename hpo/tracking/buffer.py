@@ -69,9 +69,7 @@ class BufferStats:
 
     metrics_sent: int = 0
     metrics_dropped: int = 0
-    ops_sent: int = 0
     ops_dropped: int = 0
-    requests: int = 0
     failures: int = 0
     send_cpu_seconds: float = 0.0  # CPU time of the sending thread
 
@@ -251,7 +249,6 @@ class SendBuffer:
 
     def _send(self, work: tuple[str, Any]) -> None:
         kind, item = work
-        self.stats.requests += 1
         if kind == "op":
             if item.kind != "create" and item.run not in self.run_ids:
                 raise _NoRun(f"run {item.run} was never created")
@@ -268,7 +265,6 @@ class SendBuffer:
         with self._cond:
             if kind == "op":
                 self._ops.popleft()
-                self.stats.ops_sent += 1
             else:
                 run, rows = item
                 del self._metrics[run][: len(rows)]

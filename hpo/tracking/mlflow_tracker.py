@@ -125,13 +125,12 @@ class MlflowTracker(StudyRuns):
         self.experiment_name = experiment_name
         self.system_metrics, self.system_metrics_interval = system_metrics, system_metrics_interval
         self._sampler: SystemMetricsSampler | None = None
-        self._space: SearchSpace | None = None
 
     # ------------------------------------------------------------------ the Tracker protocol
 
     def start_study(self, space: SearchSpace, study: StudySpec, driver: str) -> None:
         self.connect()
-        self._space, self._study_dir = space, Path(study.dir)
+        self._study_dir = Path(study.dir)
         self.metrics.space = space
         method = search_method(space, study)  # auto resolved, as summary.json says it
         self._tags = {

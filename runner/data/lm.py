@@ -15,6 +15,10 @@ to the inputs except -100 at each document's first token, whose prediction would
 previous document. data.add_bos_token puts a begin-of-document token before each document
 (the tokenizer's <cls>: our tokenizers have no separate <bos>, and <cls> is unused by lm).
 
+Here: reading, cleaning, splitting, tokenizing and the cache of the token streams; the dataset
+over their blocks (LMDataset, the documents' positions and labels, the unigram baseline) is
+runner.data.lm_blocks, whose names are re-exported here.
+
 Example:
     >>> data = prepare_lm(config)
     >>> data.train_batch(0, 8)["input_ids"].shape  # (8, config.data.block_size)
@@ -24,10 +28,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 from runner.config import TrialConfig
 from runner.data.cache import (
@@ -40,6 +43,7 @@ from runner.data.cache import (
 )
 from runner.data.check import check_data
 from runner.data.clean import clean_texts, cleaning_settings
+from runner.data.lm_blocks import LMDataset, document_positions_and_labels, unigram_val_loss
 from runner.data.text import (
     clean_documents,
     fingerprint,
@@ -50,87 +54,7 @@ from runner.data.text import (
 from runner.data.tokenizer import TextTokenizer
 from runner.errors import DataError
 
-
-class LMDataset:
-    """Packed blocks of a train and a validation token stream (see the module docstring)."""
-
-    label_names: list[str]
-
-    def __init__(
-        self,
-        train_tokens: np.ndarray,
-        val_tokens: np.ndarray,
-        block_size: int,
-        tokenizer: TextTokenizer,
-        stats: dict[str, float | int | bool],
-        seed: int,
-        packing_strategy: str = "wrapped",
-        bos_id: int | None = None,
-    ) -> None:
-        self.tokenizer = tokenizer
-        self.label_names = []
-        self.block_size = block_size
-        self.seed = seed
-        self.packing_strategy = packing_strategy
-        self.bos_id = bos_id
-        self.train_blocks = _blocks(train_tokens, block_size)
-        self.val_blocks = _blocks(val_tokens, block_size)
-        self.stats = {
-            **stats,
-            "block_size": block_size,
-            "train_blocks": len(self.train_blocks),
-            "val_blocks": len(self.val_blocks),
-            "unigram_val_loss": unigram_val_loss(
-                self.train_blocks,
-                self.val_blocks,
-                tokenizer.vocab_size,
-                tokenizer.eos_id if packing_strategy == "documents" else None,
-            ),
-        }
-        self._permutations: dict[int, np.ndarray] = {}
-
-    def train_batch(self, index: int, batch_size: int) -> dict[str, torch.Tensor]:
-        """Micro-batch `index` (from 0): a pure function of (seed, index, batch_size).
-
-        Batches walk through the train blocks in a fresh permutation each epoch; epoch e's
-        permutation is drawn from (seed, e), and a batch may straddle two epochs.
-        """
-        count = len(self.train_blocks)
-        positions = np.arange(index * batch_size, (index + 1) * batch_size)
-        rows = np.empty(batch_size, dtype=np.int64)
-        for epoch in np.unique(positions // count):
-            in_epoch = positions // count == epoch
-            rows[in_epoch] = self._permutation(int(epoch))[positions[in_epoch] % count]
-        return self._batch(self.train_blocks[rows])
-
-    def val_batches(self, batch_size: int, max_batches: int) -> list[dict[str, torch.Tensor]]:
-        """The fixed validation set: val blocks in order, `batch_size` per batch (0: all)."""
-        starts = range(0, len(self.val_blocks), batch_size)
-        if max_batches > 0:
-            starts = starts[:max_batches]
-        return [self._batch(self.val_blocks[s : s + batch_size]) for s in starts]
-
-    def _batch(self, blocks: np.ndarray) -> dict[str, torch.Tensor]:
-        blocks = np.asarray(blocks, dtype=np.int64)
-        if self.packing_strategy != "documents":
-            return {"input_ids": torch.from_numpy(blocks)}
-        position_ids, labels = document_positions_and_labels(blocks, self.tokenizer.eos_id)
-        return {
-            "input_ids": torch.from_numpy(blocks),
-            "position_ids": torch.from_numpy(position_ids),
-            "labels": torch.from_numpy(labels),
-        }
-
-    def num_tokens(self, batch: Mapping[str, torch.Tensor]) -> int:
-        """Tokens in a batch (lm batches hold no padding)."""
-        return batch["input_ids"].numel()
-
-    def _permutation(self, epoch: int) -> np.ndarray:
-        if epoch not in self._permutations:
-            self._permutations = {}  # batches move forward: only the current epoch is needed
-            rng = np.random.default_rng((self.seed, epoch))
-            self._permutations[epoch] = rng.permutation(len(self.train_blocks))
-        return self._permutations[epoch]
+__all__ = ["LMDataset", "document_positions_and_labels", "prepare_lm", "unigram_val_loss"]
 
 
 def prepare_lm(config: TrialConfig) -> LMDataset:
@@ -197,12 +121,11 @@ def _tokenize_corpus(
             f"{stats['docs_duplicate']} duplicates); add text or widen those bounds"
         )
     train_docs, val_docs = split_documents(kept, data.val_fraction, config.seed)
-    if pretrained is not None:
-        tokenizer = pretrained
-    elif data.tokenizer == "bpe":
-        tokenizer = TextTokenizer.train_bpe(train_docs, data.vocab_size)
-    else:
-        tokenizer = TextTokenizer.train_char(train_docs)
+    tokenizer = (
+        pretrained
+        if pretrained is not None
+        else TextTokenizer.train(data.tokenizer, train_docs, data.vocab_size)
+    )
     train_ids = tokenizer.encode_batch(train_docs)
     val_ids = tokenizer.encode_batch(val_docs)
     dtype = token_dtype(tokenizer.vocab_size)
@@ -260,24 +183,6 @@ def _bos_id(tokenizer: TextTokenizer, config: TrialConfig) -> int | None:
     return tokenizer.cls_id
 
 
-def document_positions_and_labels(blocks: np.ndarray, eos_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """(position_ids, labels) of packed blocks whose documents end with eos_id.
-
-    A document starts at each block start and after each eos (at its bos, when there is one:
-    the bos is then predicted from nothing, and the document's first real token from it);
-    positions count from 0 there; labels are the ids with -100 at every document start, so
-    the loss never asks a document to predict the next one's first token.
-    """
-    starts = np.zeros(blocks.shape, dtype=bool)
-    starts[:, 0] = True
-    starts[:, 1:] = blocks[:, :-1] == eos_id
-    index = np.broadcast_to(np.arange(blocks.shape[1]), blocks.shape)
-    last_start = np.maximum.accumulate(np.where(starts, index, 0), axis=1)
-    labels = blocks.astype(np.int64)  # the cache stores ids as uint16, which has no -100
-    labels[starts] = -100
-    return (index - last_start).astype(np.int64), labels
-
-
 def _concatenate(
     docs_ids: Sequence[Sequence[int]], eos_id: int, dtype: np.dtype, bos_id: int | None = None
 ) -> np.ndarray:
@@ -293,31 +198,3 @@ def _concatenate(
         stream[position] = eos_id
         position += 1
     return stream
-
-
-def unigram_val_loss(
-    train_blocks: np.ndarray,
-    val_blocks: np.ndarray,
-    vocab_size: int,
-    documents_eos_id: int | None = None,
-) -> float:
-    """Validation loss of predicting every token by its training frequency (add-one smoothed).
-
-    The bar a language model must clear to have learned anything beyond token counts; scored on
-    the same positions as the model's loss (every token of a block but the first; with
-    documents packing, pass its eos id: not the document starts, which the loss ignores).
-    """
-    counts = np.bincount(np.asarray(train_blocks).ravel(), minlength=vocab_size) + 1.0
-    log_probs = np.log(counts / counts.sum())
-    blocks = np.asarray(val_blocks)
-    if documents_eos_id is None:
-        targets = blocks[:, 1:].ravel()
-    else:
-        _, labels = document_positions_and_labels(blocks, documents_eos_id)
-        targets = labels[:, 1:][labels[:, 1:] != -100]
-    return float(-log_probs[targets].mean()) if targets.size else float("nan")
-
-
-def _blocks(tokens: np.ndarray, block_size: int) -> np.ndarray:
-    count = len(tokens) // block_size
-    return tokens[: count * block_size].reshape(count, block_size)

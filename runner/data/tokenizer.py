@@ -63,6 +63,12 @@ class TextTokenizer:
     # ------------------------------------------------------------------ building
 
     @classmethod
+    def train(cls, kind: str, texts: Iterable[str], vocab_size: int) -> TextTokenizer:
+        """A tokenizer of data.tokenizer's `kind` trained on `texts`: "bpe" (vocab_size ids) or
+        "char"."""
+        return cls.train_bpe(texts, vocab_size) if kind == "bpe" else cls.train_char(texts)
+
+    @classmethod
     def train_bpe(cls, texts: Iterable[str], vocab_size: int) -> TextTokenizer:
         """Byte-level BPE (GPT-2 style) with `vocab_size` ids, trained on `texts`."""
         if vocab_size < MIN_BPE_VOCAB_SIZE:

@@ -35,9 +35,10 @@ is trial.should_prune(). Optuna cannot prune a study with several objectives.
 
 This package holds the driver, its storage options and what `hpo worker` calls; beside it:
 
-    storage.py    journal, memory or database storage; heartbeats; the folder lock
-    suggester.py  OptunaSuggester: ask, report, tell; the global budget; resume
-    recipe.py     what `hpo worker` needs of the study, stored in it
+    storage.py       journal, memory or database storage; heartbeats; the folder lock
+    suggester.py     OptunaSuggester: ask, report, tell; resume
+    shared_study.py  on a database: the global budget, dead and interrupted trials queued again
+    recipe.py        what `hpo worker` needs of the study, stored in it
 
 The sampler, the pruner and their options are in hpo.suggesters (optuna_samplers.py,
 optuna_pruners.py, optuna_options.py), which the ray driver's searcher optuna runs too.
@@ -52,6 +53,7 @@ from hpo.drivers.base import ObjectiveFunction, Option, StudySpec, Tracker
 from hpo.drivers.optuna_driver.recipe import study_recipe
 from hpo.drivers.optuna_driver.storage import RECIPE, on_database, open_database, without_password
 from hpo.drivers.optuna_driver.suggester import OptunaSuggester
+from hpo.drivers.suggester_driver import MakeSuggester, SuggesterDriver
 from hpo.methods import method
 from hpo.parallel import run_study
 from hpo.space import SearchSpace, SpaceError
@@ -111,27 +113,16 @@ def search_method(space: SearchSpace, study: StudySpec) -> dict[str, Any]:
     )
 
 
-class OptunaDriver:
+class OptunaDriver(SuggesterDriver):
     """Optuna's samplers and pruners; the study lives in storage and survives kill -9."""
 
     name = "optuna"
 
-    def run(
-        self,
-        space: SearchSpace,
-        study: StudySpec,
-        objective: ObjectiveFunction,
-        tracker: Tracker | None = None,
-    ) -> StudyResult:
+    def suggester(
+        self, space: SearchSpace, study: StudySpec, objective: ObjectiveFunction
+    ) -> MakeSuggester:
         recipe = study_recipe(space, objective) if on_database(study) else None
-        return run_study(
-            self.name,
-            space,
-            study,
-            objective,
-            tracker,
-            lambda previous: OptunaSuggester(space, study, previous, recipe),
-        )
+        return lambda previous: OptunaSuggester(space, study, previous, recipe)
 
 
 def join_study(

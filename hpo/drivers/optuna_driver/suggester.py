@@ -11,19 +11,27 @@ failed and queued again with the same params (a new trial, as the heartbeat's re
 since another worker may take it.
 
 A resumed study's sampler is seeded from the seed and the number of trials in storage
-(samplers.sampler_seed), so it does not propose the earlier run's configurations again.
+(samplers.sampler_seed), so it does not propose the earlier run's configurations again. On a
+database, asking within the global budget and queueing trials again is shared_study.py's.
+
+Why this is not an hpo.suggesters Algorithm run by hpo.drivers.algorithm_suggester: there the
+caller numbers each trial (its folder's last + 1) and counts finished trials from its own
+records; here the storage numbers a trial when it is asked and counts every worker's trials,
+so processes sharing a study never take one number. And ask() may answer ASK_LATER (trials
+running elsewhere hold the budget) and resume() may decline (a database queues a copy), which
+Algorithm.ask and Algorithm.resume cannot say. Under Ray, hpo.suggesters.optuna_study is that
+Algorithm, over the same sampler and pruner in memory.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 from hpo.drivers.base import CONTINUE, Decision, StudySpec, Suggestion, TrialRecord
+from hpo.drivers.optuna_driver.shared_study import ask_shared, checkpoint_to_continue, queue_again
 from hpo.drivers.optuna_driver.storage import (
     RECIPE,
     Heartbeat,
@@ -172,10 +180,10 @@ class OptunaSuggester:
             if self.sampler.is_exhausted(self.study):
                 return None
         if self.shared:
-            with self._study_lock():
-                trial = self._ask_within_budget()
-            if trial is None:
+            asked = ask_shared(self.study, self.storage, self.study_id, self.space.budget.trials)
+            if asked is None:
                 return ASK_LATER
+            trial, self.beats[trial.number] = asked
         else:
             trial = self.study.ask()
         self.reported[trial.number] = set()
@@ -185,58 +193,10 @@ class OptunaSuggester:
             trial.number,
             self.space.trial_params(suggest_params(trial, self.space)),
             handle=trial,
-            resume_checkpoint=self._checkpoint_to_continue(trial),
+            resume_checkpoint=(
+                checkpoint_to_continue(self.storage, self.study_dir, trial) if self.shared else None
+            ),
         )
-
-    def _checkpoint_to_continue(self, trial: Any) -> str | None:
-        """A database's copy of an interrupted or dead trial: that trial's last.pt, when it ran
-        in this folder; None for any other trial."""
-        if not self.shared:
-            return None
-        attrs = self.storage.get_trial_system_attrs(trial._trial_id)
-        earlier = attrs.get(CONTINUES, (attrs.get("retry_history") or [None])[-1])
-        if earlier is None:
-            return None
-        last = trial_dir(self.study_dir, earlier) / "checkpoints" / "last.pt"
-        return str(last) if last.is_file() else None
-
-    def _ask_within_budget(self) -> Any:
-        """A new or queued trial, unless trials complete, pruned or running anywhere fill the budget."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", self.optuna.exceptions.ExperimentalWarning)
-            self.optuna.storages.fail_stale_trials(
-                self.study
-            )  # fails and queues dead workers' trials
-        budget = self.space.budget.trials
-        counted = (self.states.COMPLETE, self.states.PRUNED, self.states.RUNNING)
-        if (
-            budget is not None
-            and len(self.study.get_trials(deepcopy=False, states=counted)) >= budget
-        ):
-            return None
-        with warnings.catch_warnings():  # this is the heartbeat Optuna's optimize() would run
-            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
-            trial = self.study.ask()
-        trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
-        self.beats[trial.number] = Heartbeat(self.storage, trial_id)
-        return trial
-
-    @contextmanager
-    def _study_lock(self) -> Iterator[None]:
-        """PostgreSQL: one worker at a time counts the trials and asks (other databases: none)."""
-        if self.storage.engine.dialect.name != "postgresql":
-            yield
-            return
-        from sqlalchemy import text
-
-        digest = hashlib.sha256(f"hpo study {self.study.study_name}".encode()).digest()
-        key = {"key": int.from_bytes(digest[:8], "big", signed=True)}
-        with self.storage.engine.connect() as connection:  # a dead worker's session ends: unlocked
-            connection.execute(text("SELECT pg_advisory_lock(:key)"), key)
-            try:
-                yield
-            finally:
-                connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)
 
     def report(self, suggestion: Suggestion, step: int, value: float) -> None:
         steps = self.reported[suggestion.number]
@@ -287,23 +247,9 @@ class OptunaSuggester:
     def _interrupted(self, suggestion: Suggestion) -> None:
         """File storage: left RUNNING for --resume to continue. A database: failed and queued
         again with the same params (the heartbeat's retry), for whichever worker asks next."""
-        if not self.shared:
-            return
-        try:
-            self.study.tell(suggestion.handle, state=self.states.FAIL)
-        except self.optuna.exceptions.UpdateFinishedTrialError:
-            return  # failed as dead by another worker, which queued it again
-        frozen = self.storage.get_trial(suggestion.handle._trial_id)
-        self.study.add_trial(
-            self.optuna.trial.create_trial(
-                state=self.states.WAITING,
-                params=frozen.params,
-                distributions=frozen.distributions,
-                system_attrs={CONTINUES: frozen.number},
-            )
-        )
+        if self.shared:
+            queue_again(self.study, self.storage, suggestion.handle)
 
 
 CONTINUABLE = ("running", "interrupted")  # trial.json states --resume continues
 TRIAL_DIR = "trial_dir"  # user attr: the trial's folder (absolute)
-CONTINUES = "hpo_continues"  # system attr of a database trial queued to go on with another
