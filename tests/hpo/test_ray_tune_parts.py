@@ -93,7 +93,11 @@ def test_each_scheduler_option_builds_rays_scheduler_on_the_step_axis():
 
 
 def test_the_driver_side_events_count_the_earlier_trials_toward_the_budget(make_space, tmp_path):
-    from hpo.drivers.base import StudySpec, TrialRecord
+    from hpo.drivers.base import NullTracker, StudySpec, TrialRecord
+    from hpo.trial_book import TrialBook
+
+    def study_events(previous):  # the book the driver keeps the trials in, as RayDriver.run
+        return StudyEvents(TrialBook(space, study, NullTracker(), previous), previous)
 
     space = make_space("ray", trials=2)
     study = StudySpec.for_space(space, name="s", runs=tmp_path / "runs")
@@ -101,17 +105,17 @@ def test_the_driver_side_events_count_the_earlier_trials_toward_the_budget(make_
         TrialRecord(0, {"lr": 0.01, "y": 0.1}, "complete", values=[1.0], steps=1),
         TrialRecord(1, {"lr": 0.02, "y": 0.2}, "interrupted", steps=1),
     ]
-    events = StudyEvents(space, study, tracker=None, previous=previous)
-    assert events.settled == {0} and set(events.interrupted) == {1}
+    events = study_events(previous)
+    assert events.settled == {0} and set(events.book.interrupted) == {1}
     assert events.start(0, {"lr": 0.01, "y": 0.1}) is None, "a settled trial is not started again"
-    assert events.why_stop() is None  # one of two trials finished, no stop asked
+    assert events.book.why_stop() is None  # one of two trials finished, no stop asked
     assert live_events(events.key) is None
     with live_study(events):  # what Ray's callback and searcher reach while a fit runs
         assert live_events(events.key) is events
     assert live_events(events.key) is None
     another = TrialRecord(2, {"lr": 0.03, "y": 0.3}, "complete", values=[2.0], steps=1)
-    done = StudyEvents(space, study, tracker=None, previous=[*previous, another])
-    assert done.why_stop() == "budget"
+    done = study_events([*previous, another])
+    assert done.book.why_stop() == "budget"
 
 
 def test_each_searcher_is_hpos_own_algorithm_and_a_ray_trial_ends_as_a_local_one(

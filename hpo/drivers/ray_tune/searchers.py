@@ -30,7 +30,6 @@ from typing import Any
 from hpo.drivers.base import StudySpec, TrialRecord
 from hpo.drivers.ray_tune.events import StudyEvents, live_events
 from hpo.drivers.ray_tune.trial_numbers import reserve_number
-from hpo.parallel import objective_values
 from hpo.space import Objective, SearchSpace
 from hpo.study import load_trials, trial_dir
 from hpo.suggesters.algorithm import Algorithm
@@ -38,6 +37,7 @@ from hpo.suggesters.bayes_opt import BayesOpt
 from hpo.suggesters.optuna_pruners import pruner_name
 from hpo.suggesters.optuna_study import OptunaStudy
 from hpo.suggesters.random import RandomDraws
+from hpo.trial_book import objective_values
 from runner.files import atomic_write_text
 
 PRUNE_FILE = "prune"  # in trials/<n>/: the pruner said stop; the trial's should_stop() reads it
@@ -102,7 +102,7 @@ def study_searcher(space: SearchSpace, study: StudySpec, events: StudyEvents) ->
         def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
             study_events = live_events(key)  # None where Tune runs remotely (Ray Client)
             if (
-                study_events.why_stop()
+                study_events.book.why_stop()
                 if study_events
                 else budget is not None and self.suggested >= budget
             ):
@@ -110,7 +110,7 @@ def study_searcher(space: SearchSpace, study: StudySpec, events: StudyEvents) ->
             if (
                 study_events
                 and budget is not None
-                and study_events.finished + len(self.live) >= budget
+                and study_events.book.finished + len(self.live) >= budget
             ):
                 return None  # ask again when a live trial ends: it may fail
             number = reserve_number(study_dir)
