@@ -232,6 +232,19 @@ class TrialBook:
         return record
 
 
+def objective_result(result: Any) -> Outcome:
+    """What an objective returned: complete with its numbers, or failed (Ray's trials too)."""
+    if isinstance(result, Mapping):
+        plain = {str(k): float(v) for k, v in result.items() if isinstance(v, numbers.Real)}
+        return Outcome("complete", plain)
+    if isinstance(result, numbers.Real) and not isinstance(result, bool):
+        return Outcome("complete", float(result))
+    kind = type(result).__name__
+    return Outcome(
+        "failed", reason=f"the objective returned {kind}; return a number or {{metric: value}}"
+    )
+
+
 def objective_values(
     result: Any, objectives: Sequence[Objective]
 ) -> tuple[list | None, str | None]:

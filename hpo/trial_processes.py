@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import faulthandler
 import multiprocessing
-import numbers
 import os
 import pickle
 import signal
@@ -37,6 +36,7 @@ from hpo.drivers.base import ObjectiveFunction, TrialInterrupted, TrialPruned
 from hpo.interrupts import STOP_SIGNALS, StopSignals
 from hpo.quiet import apply_inherited
 from hpo.relay import RelayReporter, answer
+from hpo.trial_book import objective_result
 from runner.errors import UserInputError
 from runner.outcome import Outcome
 
@@ -66,15 +66,7 @@ def run_objective(objective: ObjectiveFunction, params: dict[str, Any], reporter
         return Outcome(
             "failed", reason=f"{type(err).__name__}: {err}", traceback=traceback.format_exc()
         )
-    if isinstance(result, Mapping):
-        plain = {str(k): float(v) for k, v in result.items() if isinstance(v, numbers.Real)}
-        return Outcome("complete", plain)
-    if isinstance(result, numbers.Real) and not isinstance(result, bool):
-        return Outcome("complete", float(result))
-    kind = type(result).__name__
-    return Outcome(
-        "failed", reason=f"the objective returned {kind}; return a number or {{metric: value}}"
-    )
+    return objective_result(result)
 
 
 def check_picklable(objective: ObjectiveFunction) -> None:

@@ -28,12 +28,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hpo.drivers.base import StudySpec, TrialRecord
+from hpo.drivers.bo_driver import BayesOptSuggester
 from hpo.drivers.ray_tune.events import StudyEvents, live_events
 from hpo.drivers.ray_tune.trial_numbers import reserve_number
 from hpo.space import Objective, SearchSpace
 from hpo.study import load_trials, trial_dir
 from hpo.suggesters.algorithm import Algorithm
-from hpo.suggesters.bayes_opt import BayesOpt
 from hpo.suggesters.optuna_pruners import pruner_name
 from hpo.suggesters.optuna_study import OptunaStudy
 from hpo.suggesters.random import RandomDraws
@@ -62,9 +62,7 @@ def study_algorithm(
     if searcher == "random":
         return RandomDraws(space, space.driver_options["seed"], enqueue)
     if searcher == "bayesopt":  # the earlier experiments' trials teach it, as under --driver bo
-        bayes = BayesOpt(space, study.parallel, history=so_far, enqueue=enqueue)
-        bayes.restore({}, [(r.number, r.params, r.value) for r in previous if _complete(r)])
-        return bayes
+        return BayesOptSuggester(space, study, previous).algorithm
     return OptunaStudy(  # optuna and grid; enqueued params go first in a new study only
         space,
         study.name,
@@ -156,10 +154,6 @@ def study_searcher(space: SearchSpace, study: StudySpec, events: StudyEvents) ->
                 self.algorithm.reseed(len(load_trials(study_dir)))
 
     return StudySearcher()
-
-
-def _complete(record: TrialRecord) -> bool:
-    return record.state == "complete" and record.value is not None
 
 
 def _outcome(
