@@ -118,6 +118,34 @@ def test_the_driver_side_events_count_the_earlier_trials_toward_the_budget(make_
     assert done.book.why_stop() == "budget"
 
 
+def test_ray_trials_end_in_the_book_the_local_loop_keeps(make_space, tmp_path):
+    import json
+
+    from hpo.drivers.base import NullTracker, StudySpec, TrialRecord
+    from hpo.study import load_trials
+    from hpo.trial_book import TrialBook
+
+    space = make_space("ray", trials=4)
+    study = StudySpec.for_space(space, name="s", runs=tmp_path / "runs")
+    previous = [TrialRecord(0, {"lr": 0.01, "y": 0.1}, "interrupted", steps=3, duration=2.0)]
+    events = StudyEvents(TrialBook(space, study, NullTracker(), previous), previous)
+    params = {"lr": 0.01, "y": 0.1}
+    continued = events.start(0, params)  # an interrupted trial Tune runs again
+    assert continued.record.steps == 3 and continued.resumes  # its earlier steps count
+    reports = json.dumps([[4, {"val_loss": 0.7}], [5, {"val_loss": 0.6}]])
+    events.result(0, params, {"val_loss": 0.6, "hpo_reports": reports})
+    done = {"hpo_state": "complete", "hpo_values": json.dumps({"val_loss": 0.5})}
+    events.end(0, params, done, None)
+    events.end(1, params, {}, "ValueError: boom")
+    events.end(2, params, {}, None)  # Ray ended it before it returned: pruned, scheduler auto
+    ended = {r.number: r for r in load_trials(study.dir)}
+    assert (ended[0].state, ended[0].values, ended[0].steps) == ("complete", [0.5], 5)
+    assert ended[0].duration >= 2.0
+    assert (ended[1].state, ended[1].reason) == ("failed", "ValueError: boom")
+    assert (ended[2].state, ended[2].reason) == ("pruned", "pruned at step 0")
+    assert events.settled == {0, 1, 2} and events.book.finished == 2 and events.book.failed == 1
+
+
 def test_each_searcher_is_hpos_own_algorithm_and_a_ray_trial_ends_as_a_local_one(
     make_space, tmp_path
 ):
