@@ -7,9 +7,9 @@ default) and grid an in-memory Optuna study with the optuna driver's sampler and
 (hpo.suggesters.optuna_study; grid is Optuna's grid sampler, as --driver optuna's sampler
 grid). So one space, seed and objective try the same configurations on Ray as on the local
 driver, one trial at a time (tests/hpo/test_ray_driver.py); several at once make the order
-depend on timing on both alike. The Searcher reserves trial numbers and keeps the budget: it
-stops suggesting once complete + pruned trials (earlier runs included; failed ones do not
-count) reach budget.trials.
+depend on timing on both alike. The Searcher reserves trial numbers and keeps the budget by
+the local loop's rule (hpo.trial_book): it stops suggesting once complete + pruned trials
+(earlier runs included; failed ones do not count) reach budget.trials.
 
 Optuna's pruner (searcher optuna, scheduler auto) is cooperative, as under --driver optuna:
 each result holding the objective metric is reported to the algorithm, and when it says stop
@@ -99,18 +99,12 @@ def study_searcher(space: SearchSpace, study: StudySpec, events: StudyEvents) ->
 
         def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
             study_events = live_events(key)  # None where Tune runs remotely (Ray Client)
-            if (
-                study_events.book.why_stop()
-                if study_events
-                else budget is not None and self.suggested >= budget
-            ):
+            if study_events is None and budget is not None and self.suggested >= budget:
                 return Searcher.FINISHED
-            if (
-                study_events
-                and budget is not None
-                and study_events.book.finished + len(self.live) >= budget
-            ):
-                return None  # ask again when a live trial ends: it may fail
+            if study_events is not None and study_events.book.why_stop():
+                return Searcher.FINISHED
+            if study_events is not None and study_events.book.why_stop(running=len(self.live)):
+                return None  # the live trials fill the budget; ask again when one ends: it may fail
             number = reserve_number(study_dir)
             params = self.algorithm.ask(number)
             if params is None:  # exhausted (a grid): the reserved folder is not a trial
