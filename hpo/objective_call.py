@@ -31,6 +31,11 @@ def run_objective(objective: ObjectiveFunction, params: dict[str, Any], reporter
         return Outcome(
             "failed", reason=f"{type(err).__name__}: {err}", traceback=traceback.format_exc()
         )
+    return objective_result(result)
+
+
+def objective_result(result: Any) -> Outcome:
+    """What an objective returned: complete with its numbers, or failed (Ray's trials too)."""
     if isinstance(result, Mapping):
         plain = {str(k): float(v) for k, v in result.items() if isinstance(v, numbers.Real)}
         return Outcome("complete", plain)

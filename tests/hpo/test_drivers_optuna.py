@@ -133,7 +133,7 @@ def always_fails(params, reporter):
 
 
 def test_a_step_budget_without_a_trial_count_ends_after_failures_in_a_row(make_space, run_search):
-    from hpo.parallel import FAILURES_IN_A_ROW
+    from hpo.trial_book import FAILURES_IN_A_ROW
 
     space = make_space("optuna", CURVE, trials=1, sampler="random")
     result = run_search(space.with_budget(max_steps_total=10**6), always_fails)

@@ -93,7 +93,11 @@ def test_each_scheduler_option_builds_rays_scheduler_on_the_step_axis():
 
 
 def test_the_driver_side_events_count_the_earlier_trials_toward_the_budget(make_space, tmp_path):
-    from hpo.drivers.base import StudySpec, TrialRecord
+    from hpo.drivers.base import NullTracker, StudySpec, TrialRecord
+    from hpo.trial_book import TrialBook
+
+    def study_events(previous):  # the book the driver keeps the trials in, as RayDriver.run
+        return StudyEvents(TrialBook(space, study, NullTracker(), previous), previous)
 
     space = make_space("ray", trials=2)
     study = StudySpec.for_space(space, name="s", runs=tmp_path / "runs")
@@ -101,17 +105,45 @@ def test_the_driver_side_events_count_the_earlier_trials_toward_the_budget(make_
         TrialRecord(0, {"lr": 0.01, "y": 0.1}, "complete", values=[1.0], steps=1),
         TrialRecord(1, {"lr": 0.02, "y": 0.2}, "interrupted", steps=1),
     ]
-    events = StudyEvents(space, study, tracker=None, previous=previous)
-    assert events.settled == {0} and set(events.interrupted) == {1}
+    events = study_events(previous)
+    assert events.settled == {0} and set(events.book.interrupted) == {1}
     assert events.start(0, {"lr": 0.01, "y": 0.1}) is None, "a settled trial is not started again"
-    assert events.why_stop() is None  # one of two trials finished, no stop asked
+    assert events.book.why_stop() is None  # one of two trials finished, no stop asked
     assert live_events(events.key) is None
     with live_study(events):  # what Ray's callback and searcher reach while a fit runs
         assert live_events(events.key) is events
     assert live_events(events.key) is None
     another = TrialRecord(2, {"lr": 0.03, "y": 0.3}, "complete", values=[2.0], steps=1)
-    done = StudyEvents(space, study, tracker=None, previous=[*previous, another])
-    assert done.why_stop() == "budget"
+    done = study_events([*previous, another])
+    assert done.book.why_stop() == "budget"
+
+
+def test_ray_trials_end_in_the_book_the_local_loop_keeps(make_space, tmp_path):
+    import json
+
+    from hpo.drivers.base import NullTracker, StudySpec, TrialRecord
+    from hpo.study import load_trials
+    from hpo.trial_book import TrialBook
+
+    space = make_space("ray", trials=4)
+    study = StudySpec.for_space(space, name="s", runs=tmp_path / "runs")
+    previous = [TrialRecord(0, {"lr": 0.01, "y": 0.1}, "interrupted", steps=3, duration=2.0)]
+    events = StudyEvents(TrialBook(space, study, NullTracker(), previous), previous)
+    params = {"lr": 0.01, "y": 0.1}
+    continued = events.start(0, params)  # an interrupted trial Tune runs again
+    assert continued.record.steps == 3 and continued.resumes  # its earlier steps count
+    reports = json.dumps([[4, {"val_loss": 0.7}], [5, {"val_loss": 0.6}]])
+    events.result(0, params, {"val_loss": 0.6, "hpo_reports": reports})
+    done = {"hpo_state": "complete", "hpo_values": json.dumps({"val_loss": 0.5})}
+    events.end(0, params, done, None)
+    events.end(1, params, {}, "ValueError: boom")
+    events.end(2, params, {}, None)  # Ray ended it before it returned: pruned, scheduler auto
+    ended = {r.number: r for r in load_trials(study.dir)}
+    assert (ended[0].state, ended[0].values, ended[0].steps) == ("complete", [0.5], 5)
+    assert ended[0].duration >= 2.0
+    assert (ended[1].state, ended[1].reason) == ("failed", "ValueError: boom")
+    assert (ended[2].state, ended[2].reason) == ("pruned", "pruned at step 0")
+    assert events.settled == {0, 1, 2} and events.book.finished == 2 and events.book.failed == 1
 
 
 def test_each_searcher_is_hpos_own_algorithm_and_a_ray_trial_ends_as_a_local_one(

@@ -18,7 +18,7 @@ One module per part, each importing ray only inside the functions that run a stu
     domains.py        the space in Ray's terms (PBT's population), a trial's params
     trial_numbers.py  trial n is Ray's trial "n" and runs in runs/<study>/trials/<n>/
     trainable.py      what runs in the Ray worker: the objective, its reports and checkpoints
-    events.py         what runs in this process: trial.json, tracker calls, budget counts
+    events.py         what runs in this process: Ray's trial events in hpo.trial_book's TrialBook
 
 Ctrl-C or SIGTERM: Tune's own SIGINT handler is turned off (TUNE_DISABLE_SIGINT_HANDLER)
 and hpo.interrupts.StopSignals takes both signals. The first asks Tune to stop through the
@@ -43,29 +43,20 @@ import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from hpo.drivers.base import (
-    SEED,
-    MultiTracker,
-    NullTracker,
-    ObjectiveFunction,
-    Option,
-    StudySpec,
-    Tracker,
-)
+from hpo.drivers.base import SEED, ObjectiveFunction, Option, StudySpec, Tracker
 from hpo.drivers.ray_tune.cluster import ray_cluster
 from hpo.drivers.ray_tune.events import StudyEvents
 from hpo.drivers.ray_tune.experiments import Experiments
 from hpo.drivers.ray_tune.searchers import optuna_prunes
-from hpo.interrupts import ANNOUNCE, StopSignals
-from hpo.live_view import LiveView, closing_views, total_steps_of
 from hpo.methods import method
 from hpo.space import SearchSpace, SpaceError
-from hpo.study import StudyResult, finish_study, open_study, previous_trials
+from hpo.study import StudyResult, open_study, previous_trials
 from hpo.suggesters.bayes_opt import BAYES_OPT_OPTIONS, bayes_opt_settings, check_bayes_opt_space
 from hpo.suggesters.grid import check_grid
 from hpo.suggesters.optuna_options import OPTUNA_OPTIONS, check_optuna_space
 from hpo.suggesters.optuna_pruners import pruner_name, pruner_settings
 from hpo.suggesters.optuna_samplers import sampler_name, sampler_settings
+from hpo.trial_book import StudyRun
 
 __all__ = ["OPTIONS", "RayDriver", "check_space", "search_method"]
 
@@ -220,26 +211,19 @@ class RayDriver:
         previous = previous_trials(study, space)
         with ray_cluster(space.driver_options, study.parallel):  # a bad address stops here
             previous = open_study(study, space, self.name, previous)
-            views = [] if study.quiet else [LiveView(space, previous, total_steps_of(objective))]
-            trackers = MultiTracker(*views, tracker or NullTracker())
-            trackers.start_study(space, study, self.name)
-            events = StudyEvents(space, study, trackers, previous)
-            # also while the outputs are written: a first Ctrl-C then lets them be finished
-            with StopSignals(ANNOUNCE) as stop, _tune_sigint_handler_off(), closing_views(views):
+            run = StudyRun(self.name, space, study, objective, tracker, previous)
+            events = StudyEvents(run.book, previous)
+            with run.running() as stop, _tune_sigint_handler_off():
                 stop.on_stop(_stop_tune)
-                events.stop = stop
                 try:
                     stop_reason = Experiments(space, study, objective, events).run()
-                except BaseException:
+                except BaseException as err:
                     events.interrupt()
-                    trackers.end_study(
-                        finish_study(study, space, self.name, events.elapsed(), "interrupted")
-                    )
+                    run.finish_after(err)
                     raise
                 if stop_reason == "interrupted":
                     events.interrupt()
-                result = finish_study(study, space, self.name, events.elapsed(), stop_reason)
-                trackers.end_study(result)
+                result = run.finish(stop_reason)
         return result
 
 

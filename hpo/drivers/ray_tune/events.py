@@ -1,25 +1,24 @@
-"""What runs in the driver's process: Ray's trial events become trial.json files and tracker calls.
+"""What runs in the driver's process: Ray's trial events, told to the study's TrialBook.
 
 A tune Callback, which Ray runs in the driver process, relays each trial's start, results and
-end to StudyEvents: it writes trials/<n>/trial.json (through hpo.study), calls the Tracker and
-counts trials against the budget. The searcher reads those counts through live_events.
+end to StudyEvents, which keeps them in the TrialBook the local loop keeps its trials in
+(hpo.trial_book: trial.json, tracker calls, the budget's counts) and says how a Ray trial ended.
+The searcher reads the book through live_events.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hpo.drivers.base import FINISHED_STATES, StudySpec, Tracker, TrialRecord
+from hpo.drivers.base import TrialRecord
 from hpo.drivers.ray_tune.domains import trial_params
-from hpo.parallel import interrupted_at_step, objective_values, resumed_from_step
-from hpo.space import SearchSpace
-from hpo.study import INTERRUPTED, trial_dir, write_trial
+from hpo.study import INTERRUPTED, write_trial
+from hpo.trial_book import BookedTrial, TrialBook
+from runner.outcome import Outcome
 
 _LIVE: dict[str, StudyEvents] = {}  # study key -> its events while a fit runs
 
@@ -43,123 +42,71 @@ def live_events(key: str) -> StudyEvents | None:
 
 
 class StudyEvents:
-    """The driver-process side of the trials: trial.json files, tracker calls, budget counts."""
+    """Ray's trial events in the study's book; a trial that ended is never started again."""
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        study: StudySpec,
-        tracker: Tracker,
-        previous: Sequence[TrialRecord],
-    ) -> None:
-        self.space, self.study, self.tracker = space, study, tracker
-        self.key = str(study.dir.resolve())
-        self.started = time.monotonic()
+    def __init__(self, book: TrialBook, previous: Sequence[TrialRecord]) -> None:
+        self.book, self.space, self.study = book, book.space, book.study
+        self.key = str(self.study.dir.resolve())
         self.settled = {r.number for r in previous if r.state != "interrupted"}
-        # interrupted trials Tune runs again: from the step their last run saved (result.json)
-        self.resumed_at = {
-            r.number: interrupted_at_step(trial_dir(study.dir, r.number))
-            for r in previous
-            if r.state == "interrupted"
-        }
-        self.interrupted = {r.number: r for r in previous if r.state == "interrupted"}
-        self.stop: Any = None  # the driver's StopSignals
-        self.finished = sum(1 for r in previous if r.state in FINISHED_STATES)
-        self.failed = 0  # in this run: as many failures as budget.trials end the study
-        self.ended = 0  # trials ended in this run
-        self.running: dict[int, TrialRecord] = {}
-        self.last_value: dict[int, float] = {}
 
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
-    def stop_requested(self) -> bool:
-        return self.stop is not None and self.stop.requested
-
-    def why_stop(self) -> str | None:
-        if self.stop_requested():
-            return "interrupted"
-        budget = self.space.budget
-        if budget.timeout is not None and self.elapsed() >= budget.timeout:
-            return "timeout"
-        if budget.trials is not None and self.failed >= budget.trials:
-            return "failures"
-        if budget.trials is not None and self.finished >= budget.trials:
-            return "budget"
-        return None
-
-    def start(self, number: int, params: dict[str, Any]) -> TrialRecord | None:
+    def start(self, number: int, params: dict[str, Any]) -> BookedTrial | None:
         if number in self.settled:
             return None
-        if number not in self.running:  # PBT and HyperBand restart trials: one start each
-            self.running[number] = TrialRecord(number, params, started=time.time())
-            write_trial(self.study.dir, self.running[number])
-            self.tracker.start_trial(number, params)
-        return self.running[number]
+        if number not in self.book.running:  # PBT and HyperBand restart trials: one start each
+            interrupted = self.book.interrupted.get(number)  # continued from its last.pt
+            trial = BookedTrial(number, params, self.study.dir, interrupted, bool(interrupted))
+            self.book.start(trial)
+        return self.book.running[number]
 
     def result(self, number: int, params: dict[str, Any], result: Mapping[str, Any]) -> None:
-        record = self.start(number, params)
-        if record is None:
-            return
-        for step, metrics in json.loads(result.get("hpo_reports", "[]")):
-            record.steps = max(record.steps, step)
-            self.tracker.log_metrics(number, step, metrics)
-        value = result.get(self.space.objective.metric)
-        if "hpo_state" not in result and isinstance(value, float) and math.isfinite(value):
-            self.last_value[number] = value
+        trial = self.start(number, params)
+        if trial is not None:
+            for step, metrics in json.loads(result.get("hpo_reports", "[]")):
+                self.book.report(trial, step, metrics)
 
     def end(
         self, number: int, params: dict[str, Any], last: Mapping[str, Any], error: str | None
     ) -> None:
-        record = self.start(number, params)
-        if record is None:
+        trial = self.start(number, params)
+        if trial is None:
             return
-        record.params = params  # PBT changes them as the trial goes
-        stopped = self.stop_requested() and last.get("hpo_state") != "complete"
+        trial.params = params  # PBT changes them as the trial goes
+        stopped = self.book.stop_requested() and last.get("hpo_state") != "complete"
         if error == INTERRUPTED or stopped:  # Tune stopped it for Ctrl-C: resumable
-            record.state, record.reason = "interrupted", INTERRUPTED
+            outcome = Outcome("interrupted")
         elif error is not None:
-            record.state, record.reason = "failed", error
+            outcome = Outcome("failed", reason=error)
         elif last.get("hpo_state") == "complete":
-            values = json.loads(last["hpo_values"])
-            record.values, record.reason = objective_values(values, self.space.objectives)
-            record.state = "failed" if record.reason else "complete"
+            outcome = Outcome("complete", json.loads(last["hpo_values"]))
         else:
-            value = self.last_value.get(number)
-            record.state, record.values = "pruned", None if value is None else [value]
-            timeout, scheduler = self.space.budget.timeout, self.space.driver_options["scheduler"]
-            if timeout and self.elapsed() >= timeout:
-                record.reason = f"stopped by the study's timeout at step {record.steps}"
-            elif scheduler in ("auto", "none"):  # the objective stopped (Optuna's pruner asked)
-                record.reason = f"pruned at step {record.steps}"  # as --driver optuna says
-            else:
-                record.reason = f"stopped by Ray's {scheduler} scheduler at step {record.steps}"
-        record.duration = time.time() - record.started
-        if number in self.resumed_at:
-            directory = trial_dir(self.study.dir, number)
-            record.resumed_from_step = resumed_from_step(directory, self.resumed_at[number])
-        del self.running[number]
-        write_trial(self.study.dir, record)  # before Ray saves its state: restores never rerun it
-        if record.state != "interrupted":  # Tune's restore runs an interrupted one again
+            outcome = Outcome("pruned", reason=self._stopped_by(trial.record.steps))
+        # trial.json before Ray saves its state: restores never run it again
+        if self.book.end(trial, outcome).state != "interrupted":  # Tune's restore reruns those
             self.settled.add(number)
-        self.ended += 1
-        self.finished += record.state in FINISHED_STATES
-        self.failed += record.state == "failed"
-        self.tracker.end_trial(record)
+
+    def _stopped_by(self, steps: int) -> str | None:
+        """Why Ray ended a trial before it returned: the timeout, or Ray's scheduler (None:
+        the objective stopped, as Optuna's pruner asked; "pruned at step N")."""
+        timeout, scheduler = self.space.budget.timeout, self.space.driver_options["scheduler"]
+        if timeout and self.book.elapsed() >= timeout:
+            return f"stopped by the study's timeout at step {steps}"
+        if scheduler in ("auto", "none"):
+            return None
+        return f"stopped by Ray's {scheduler} scheduler at step {steps}"
 
     def fail_unrestored(self) -> None:
         """Interrupted trials the restored experiment did not run again (Tune's saved state,
         written every few seconds, lagged behind a kill -9 and never knew them): failed."""
-        for number, record in self.interrupted.items():
-            if number not in self.settled and number not in self.running:
+        for number, record in self.book.interrupted.items():
+            if number not in self.settled and number not in self.book.running:
                 record.state, record.reason = "failed", INTERRUPTED
                 write_trial(self.study.dir, record)
                 self.settled.add(number)
 
     def interrupt(self) -> None:
         """The trials still running when the search stopped end interrupted."""
-        for number, record in list(self.running.items()):
-            self.end(number, record.params, {}, INTERRUPTED)
+        for number, trial in list(self.book.running.items()):
+            self.end(number, trial.params, {}, INTERRUPTED)
 
 
 def events_callback(key: str) -> Any:

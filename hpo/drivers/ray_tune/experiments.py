@@ -47,7 +47,7 @@ class Experiments:
         objective: ObjectiveFunction,
         events: StudyEvents,
     ) -> None:
-        self.space, self.study, self.events = space, study, events
+        self.space, self.study, self.events, self.book = space, study, events, events.book
         self.options = space.driver_options
         self.storage = (study.dir / "ray").resolve()
         self.setup = TrialSetup(
@@ -65,16 +65,16 @@ class Experiments:
         made = sorted(self.storage.glob("trials-from-*"), key=lambda p: int(p.name.rsplit("-")[-1]))
         if made and not (made[-1] / EXPERIMENT_DONE).exists() and tune.Tuner.can_restore(made[-1]):
             self._fit(tune.Tuner.restore(str(made[-1]), trainable=self._trainable()), made[-1])
-        if not self.events.stop_requested():
+        if not self.book.stop_requested():
             self.events.fail_unrestored()
-        while not (stop := self.events.why_stop()):
+        while not (stop := self.book.why_stop()):
             if self._grid_done():
                 return "exhausted"
-            ended = self.events.ended
+            ended = self.book.ended
             name = f"trials-from-{next_free_number(self.study.dir)}"
             self._fit(self._tuner(name), self.storage / name)
-            if self.events.ended == ended:  # the searcher had nothing left (a grid, say)
-                return self.events.why_stop() or "exhausted"
+            if self.book.ended == ended:  # the searcher had nothing left (a grid, say)
+                return self.book.why_stop() or "exhausted"
         return stop
 
     def _grid_done(self) -> bool:
@@ -96,13 +96,13 @@ class Experiments:
         try:  # Ray's banners go to stdout; the live view reports the trials
             with live_study(self.events), contextlib.redirect_stdout(io.StringIO()):
                 tuner.fit()
-            if self.events.stop_requested():  # Ctrl-C: Tune saved its state; restored later
+            if self.book.stop_requested():  # Ctrl-C: Tune saved its state; restored later
                 return
             # Ray ends trials without a word at its time budget.
-            if self.events.running and self.events.why_stop() != "timeout":
+            if self.book.running and self.book.why_stop() != "timeout":
                 raise KeyboardInterrupt
-            for number, record in list(self.events.running.items()):
-                self.events.end(number, record.params, {}, None)  # pruned by the timeout
+            for number, trial in list(self.book.running.items()):
+                self.events.end(number, trial.params, {}, None)  # pruned by the timeout
         finally:
             tune_log.setLevel(level)
             stopping_hints.removeFilter(_without_tune_stop_hints)
@@ -119,7 +119,7 @@ class Experiments:
 
         objective, timeout = self.space.objective, self.space.budget.timeout
         if self.options["scheduler"] == "pbt":  # PBT takes no Searcher: Ray's variant generator
-            search = _pbt_search(self.space, self.study, self.events.finished, self._untried())
+            search = _pbt_search(self.space, self.study, self.book.finished, self._untried())
         else:  # num_samples -1: the searcher keeps the budget (failed trials do not count)
             search = {
                 "search_alg": study_searcher(self.space, self.study, self.events),
@@ -132,7 +132,7 @@ class Experiments:
             metric=objective.metric,
             mode="min" if objective.direction == "minimize" else "max",
             scheduler=_scheduler(self.space),
-            time_budget_s=None if timeout is None else max(1.0, timeout - self.events.elapsed()),
+            time_budget_s=None if timeout is None else max(1.0, timeout - self.book.elapsed()),
             trial_dirname_creator=trial_dirname,
             reuse_actors=True,
             **search,

@@ -7,9 +7,9 @@ default) and grid an in-memory Optuna study with the optuna driver's sampler and
 (hpo.suggesters.optuna_study; grid is Optuna's grid sampler, as --driver optuna's sampler
 grid). So one space, seed and objective try the same configurations on Ray as on the local
 driver, one trial at a time (tests/hpo/test_ray_driver.py); several at once make the order
-depend on timing on both alike. The Searcher reserves trial numbers and keeps the budget: it
-stops suggesting once complete + pruned trials (earlier runs included; failed ones do not
-count) reach budget.trials.
+depend on timing on both alike. The Searcher reserves trial numbers and keeps the budget by
+the local loop's rule (hpo.trial_book): it stops suggesting once complete + pruned trials
+(earlier runs included; failed ones do not count) reach budget.trials.
 
 Optuna's pruner (searcher optuna, scheduler auto) is cooperative, as under --driver optuna:
 each result holding the objective metric is reported to the algorithm, and when it says stop
@@ -28,16 +28,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hpo.drivers.base import StudySpec, TrialRecord
+from hpo.drivers.bo_driver import BayesOptSuggester
 from hpo.drivers.ray_tune.events import StudyEvents, live_events
 from hpo.drivers.ray_tune.trial_numbers import reserve_number
-from hpo.parallel import objective_values
 from hpo.space import Objective, SearchSpace
 from hpo.study import load_trials, trial_dir
 from hpo.suggesters.algorithm import Algorithm
-from hpo.suggesters.bayes_opt import BayesOpt
 from hpo.suggesters.optuna_pruners import pruner_name
 from hpo.suggesters.optuna_study import OptunaStudy
 from hpo.suggesters.random import RandomDraws
+from hpo.trial_book import objective_values
 from runner.files import atomic_write_text
 
 PRUNE_FILE = "prune"  # in trials/<n>/: the pruner said stop; the trial's should_stop() reads it
@@ -62,9 +62,7 @@ def study_algorithm(
     if searcher == "random":
         return RandomDraws(space, space.driver_options["seed"], enqueue)
     if searcher == "bayesopt":  # the earlier experiments' trials teach it, as under --driver bo
-        bayes = BayesOpt(space, study.parallel, history=so_far, enqueue=enqueue)
-        bayes.restore({}, [(r.number, r.params, r.value) for r in previous if _complete(r)])
-        return bayes
+        return BayesOptSuggester(space, study, previous).algorithm
     return OptunaStudy(  # optuna and grid; enqueued params go first in a new study only
         space,
         study.name,
@@ -101,18 +99,12 @@ def study_searcher(space: SearchSpace, study: StudySpec, events: StudyEvents) ->
 
         def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
             study_events = live_events(key)  # None where Tune runs remotely (Ray Client)
-            if (
-                study_events.why_stop()
-                if study_events
-                else budget is not None and self.suggested >= budget
-            ):
+            if study_events is None and budget is not None and self.suggested >= budget:
                 return Searcher.FINISHED
-            if (
-                study_events
-                and budget is not None
-                and study_events.finished + len(self.live) >= budget
-            ):
-                return None  # ask again when a live trial ends: it may fail
+            if study_events is not None and study_events.book.why_stop():
+                return Searcher.FINISHED
+            if study_events is not None and study_events.book.why_stop(running=len(self.live)):
+                return None  # the live trials fill the budget; ask again when one ends: it may fail
             number = reserve_number(study_dir)
             params = self.algorithm.ask(number)
             if params is None:  # exhausted (a grid): the reserved folder is not a trial
@@ -156,10 +148,6 @@ def study_searcher(space: SearchSpace, study: StudySpec, events: StudyEvents) ->
                 self.algorithm.reseed(len(load_trials(study_dir)))
 
     return StudySearcher()
-
-
-def _complete(record: TrialRecord) -> bool:
-    return record.state == "complete" and record.value is not None
 
 
 def _outcome(

@@ -35,9 +35,11 @@ from typing import Any
 from hpo.drivers.base import ObjectiveFunction, TrialPruned, TrialRecord
 from hpo.drivers.ray_tune.domains import trial_params
 from hpo.drivers.ray_tune.searchers import PRUNE_FILE
+from hpo.objective_call import objective_result
 from hpo.quiet import apply_inherited
 from hpo.space import SearchSpace
 from hpo.study import INTERRUPTED, trial_dir
+from hpo.study_files import load_trial
 from hpo.trial_processes import redirect_output
 
 
@@ -85,6 +87,12 @@ class _RayReporter:
         self.pruned = self.pruned or (self.dir / PRUNE_FILE).exists()
         return self.pruned
 
+    def complete(self, values: dict[str, float]) -> None:
+        """The trial's end: what it returned (every result Ray sees holds the metric); done:
+        no scheduler acts on it."""
+        ray_values = {**values, self.metric: values.get(self.metric, math.nan)}
+        self.send(ray_values, done=True, hpo_state="complete", hpo_values=json.dumps(values))
+
     def send(self, metrics: Mapping[str, float], checkpoint: bool = False, **extra: Any) -> None:
         from ray import tune
 
@@ -119,10 +127,8 @@ def train_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     settled = _settled_record(directory)
     if settled is not None:  # it ended before Ray last saved its state: not run twice
         if settled.state == "complete":
-            values = dict(
-                zip([o.metric for o in setup.space.objectives], settled.values, strict=True)
-            )
-            reporter.send(values, done=True, hpo_state="complete", hpo_values=json.dumps(values))
+            metrics = [o.metric for o in setup.space.objectives]
+            reporter.complete(dict(zip(metrics, settled.values, strict=True)))
         return
     checkpoint = tune.get_checkpoint()
     with contextlib.ExitStack() as stack:
@@ -147,21 +153,11 @@ def train_trial(config: dict[str, Any], setup: TrialSetup) -> None:
             raise  # Ray's trial error: retried max_failures times, then failed
     if reporter.pruned:  # returned after should_stop() said True: pruned, as under optuna
         return
-    if isinstance(value, Mapping):
-        values = {str(k): float(v) for k, v in value.items() if isinstance(v, numbers.Real)}
-    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
-        values = {reporter.metric: float(value)}
-    else:
-        raise TypeError(
-            f"the objective returned {type(value).__name__}; return a number or {{metric: value}}"
-        )
-    ray_value = values.get(reporter.metric, math.nan)  # every result Ray sees holds the metric
-    reporter.send(
-        {**values, reporter.metric: ray_value},
-        done=True,  # done: no scheduler acts on it
-        hpo_state="complete",
-        hpo_values=json.dumps(values),
-    )
+    outcome = objective_result(value)  # what the local loop makes of it
+    if outcome.state == "failed":
+        raise TypeError(outcome.reason)  # Ray's trial error
+    values = outcome.result
+    reporter.complete(values if isinstance(values, dict) else {reporter.metric: values})
 
 
 def _log_attempt(
@@ -199,7 +195,7 @@ def _log_exploit(path: Path, donor: dict[str, Any], params: dict[str, Any]) -> N
 
 def _settled_record(directory: Path) -> TrialRecord | None:
     path = directory / "trial.json"
-    record = TrialRecord.from_dict(json.loads(path.read_text())) if path.is_file() else None
+    record = load_trial(path) if path.is_file() else None
     if record is None or record.state in ("running", "interrupted") or record.reason == INTERRUPTED:
         return None
     return record
