@@ -176,7 +176,7 @@ class SearchSpace:
         """A copy whose driver seed is `seed` (None, or a whole number in [0, 2**32))."""
         if seed is not None:
             try:
-                check_seed(seed, "--seed")
+                seed = check_seed(seed, "--seed")
             except UserInputError as err:
                 raise SpaceError(str(err)) from None
         return dataclasses.replace(self, driver_options={**self.driver_options, "seed": seed})

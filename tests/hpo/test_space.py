@@ -238,7 +238,7 @@ BAD = {
     ),
     "non_numeric_bound": (
         "params:\n  train.learning_rate: {type: float, low: abc, high: 0.1}\n",
-        "params.train.learning_rate.low: expected a number, got 'abc'",
+        "params.train.learning_rate.low: expected float, got 'abc'",
     ),
     "nan_bound": (
         "params:\n  train.learning_rate: {type: float, low: .nan, high: 0.1}\n",
@@ -271,7 +271,7 @@ BAD = {
     ),
     "bad_option_value": (
         "driver: {sampler: bogus}\nparams:\n  train.learning_rate: 0.1\n",
-        "driver.sampler: 'bogus' is not one of auto, tpe",
+        "driver.sampler: expected auto, tpe, gp, cmaes, qmc, random, grid or nsga2, got 'bogus'",
     ),
     "grid_over_a_continuous_range": (
         "driver: {sampler: grid}\nparams:\n  train.learning_rate: {type: float, low: 0.1, high: 1}\n",
@@ -291,7 +291,7 @@ BAD = {
     ),
     "step_budget_not_a_whole_number": (
         "budget: {max_steps_total: 1.5e3}\nparams:\n  train.learning_rate: 0.1\n",
-        "budget.max_steps_total: expected a positive whole number or null",
+        "budget.max_steps_total: expected int or null, got '1.5e3'",
     ),
     "step_budget_below_one_trial": (
         "budget: {max_steps: 100, max_steps_total: 99}\nparams:\n  train.learning_rate: 0.1\n",
