@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hpo.space.driver_options import check_space, resolve_driver_options
-from hpo.space.numeric import Fail, parse_duration
+from hpo.space.numeric import COUNT, SECONDS, Fail, parse_duration
 from hpo.space.param_parsing import KeyCheck, did_you_mean, parse_params
 from hpo.space.search_space import (
     DEFAULT_KILL_AFTER,
@@ -113,8 +113,6 @@ def _parse_objectives(raw: Any, fail: Fail) -> tuple[Objective, ...]:
 
 
 _BUDGET_KEYS = ("trials", "timeout", "max_steps", "max_steps_total")
-COUNT = Allowed(kind=int | None, low=1)  # trials or steps of the budget; null: no end
-SECONDS = Allowed(kind=float, low=0)  # command.kill_after
 DIRECTION = Allowed(choices=("minimize", "maximize"))
 
 

@@ -12,7 +12,7 @@ Example:
 One module per noun: the sections (data, model, train, evaluation: eval and monitor) and
 trial (TrialConfig); loading (files, overrides, paths) over typed (values to dataclasses),
 keys (the dotted keys) and hf_names (transformers' spellings, report_to); validation over
-data_validation and limits (the model's shape and memory, a seed alone). Each field declares
+data_validation and limits (the model's shape and memory). Each field declares
 its kind (its annotation) and range (runner.schema.Allowed, in its metadata): typed checks
 both as a value is read; validation holds the rules between fields. Every public name is
 re-exported here: import them from runner.config.
@@ -31,7 +31,6 @@ from runner.config.hf_names import (
 from runner.config.keys import TASK_ITEM_KEY, check_key, config_keys
 from runner.config.limits import (
     FP32_BYTES,
-    check_seed,
     estimated_parameters,
     physical_memory_bytes,
 )
@@ -52,7 +51,6 @@ from runner.config.model import ModelConfig
 from runner.config.train import TrainConfig
 from runner.config.trial import REPORTED_METRICS, TrialConfig, reported_metrics
 from runner.config.validation import validate
-from runner.schema import SEED_LIMIT
 from runner.task_config import TaskConfig
 
 __all__ = [
@@ -63,7 +61,6 @@ __all__ = [
     "PATH_KEYS",
     "REPORTED_METRICS",
     "REPORT_TO_CHOICES",
-    "SEED_LIMIT",
     "TASK_ITEM_KEY",
     "CleanConfig",
     "DataConfig",
@@ -76,7 +73,6 @@ __all__ = [
     "apply_overrides",
     "canonical_metric",
     "check_key",
-    "check_seed",
     "config_from_dict",
     "config_keys",
     "config_to_dict",

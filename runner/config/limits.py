@@ -1,4 +1,4 @@
-"""The model's shape and memory on this machine, and a seed checked alone (--seed).
+"""The model's shape and memory on this machine.
 
 Each size's range and sane limit is declared on its field (runner.schema.Allowed's limit)."""
 
@@ -6,15 +6,8 @@ from __future__ import annotations
 
 from runner.config.common import Need
 from runner.config.trial import TrialConfig
-from runner.errors import ConfigError
-from runner.schema import SEED, checked
 
 FP32_BYTES = 4
-
-
-def check_seed(seed: object, what: str) -> int:
-    """The seed, a whole number in [0, 2**32); else ConfigError "WHAT: problem"."""
-    return checked(seed, SEED, what, lambda key, problem: ConfigError(f"{key}: {problem}"))
 
 
 def estimated_parameters(config: TrialConfig) -> int:

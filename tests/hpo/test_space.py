@@ -186,7 +186,7 @@ def test_a_step_budget_alone_replaces_the_trial_count():
     assert space.with_budget(trials=3, max_steps_total=500).budget.trials == 3
     with pytest.raises(SpaceError, match="--max-steps-total 49: less than one trial's 50"):
         space.with_budget(max_steps_total=49)
-    with pytest.raises(SpaceError, match="--max-steps-total: must be a positive"):
+    with pytest.raises(SpaceError, match="--max-steps-total: must be >= 1, got 0"):
         space.with_budget(max_steps_total=0)
     on_ray = space_from_dict({"params": params, "budget": {"max_steps": 50}}, driver="ray")
     with pytest.raises(SpaceError, match="--max-steps-total: the ray driver"):  # as in a file
