@@ -392,3 +392,16 @@ def test_the_tests_unpruned_lr_wd_is_the_shipped_one_but_for_its_pruner():
         ROOT / "experiments/spaces" / shipped.pop("experiment")
     ).resolve()
     assert unpruned == shipped
+
+
+def test_every_driver_option_declares_what_its_default_is():
+    # an Option is checked by runner.schema like every config value: its own default passes
+    from hpo.space.driver_options import driver_module
+    from runner.schema import checked
+
+    def fail(key: str, problem: str) -> AssertionError:
+        return AssertionError(f"{key}: {problem}")
+
+    for name in available_drivers():
+        for key, option in driver_module(name).OPTIONS.items():
+            assert checked(option.default, option, f"{name}.{key}", fail) == option.default

@@ -122,3 +122,20 @@ def test_the_fail_of_the_caller_builds_the_error():
     with pytest.raises(Mine, match=r"^driver\.x/must be >= 2, got 0$"):
         checked(0, Allowed(kind=int, low=2), "driver.x", lambda k, p: Mine(f"{k}/{p}"))
     assert math.isclose(checked("2.5", Allowed(kind=float, low=2), "k", FAIL), 2.5)
+
+
+def test_every_config_default_is_within_what_its_field_declares():
+    import dataclasses
+
+    from runner.config import TrialConfig, config_from_dict, config_to_dict
+
+    # every field, defaults included, read back through its declaration: nothing refused
+    assert config_from_dict(config_to_dict(TrialConfig())) == TrialConfig()
+    declared = [
+        f.name
+        for section in dataclasses.fields(TrialConfig)
+        if dataclasses.is_dataclass(section.default_factory)
+        for f in dataclasses.fields(section.default_factory)
+        if "allowed" in f.metadata
+    ]
+    assert len(declared) >= 45, declared  # the ranges are declared, not hand-checked
