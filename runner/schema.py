@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import types
 import typing
 from collections.abc import Callable
@@ -40,10 +41,10 @@ class Allowed:
     # tuple of kinds, any of which will do; None: any value
     kind: Any = None
     choices: tuple[Any, ...] | None = None  # the valid values (a Literal kind's, or these)
-    low: float | None = None  # the smallest valid number
-    high: float | None = None  # the largest
-    low_open: bool = False  # low itself is not valid (> low, not >= low)
-    high_open: bool = False
+    low: float | None = None  # the smallest valid number (>= low)
+    above: float | None = None  # or the number every valid one is above (> above)
+    high: float | None = None  # the largest valid number (<= high)
+    below: float | None = None  # or the number every valid one is below (< below)
     also: tuple[Any, ...] = ()  # words valid besides the kind, e.g. "auto" for a number
     # a sane upper limit, said as such in the message: far beyond any real use (GPT-2 XL has 48
     # layers, 25 heads, 1600 dims, 1024 positions, a 50k vocabulary), low enough that a typo
@@ -54,7 +55,7 @@ class Allowed:
 # seeds are whole numbers 0 <= seed < 2**32, what numpy's and torch's generators take: a
 # trial's seed, a driver's (driver.seed) and --seed
 SEED_LIMIT = 2**32
-SEED = Allowed(kind=int, low=0, high=SEED_LIMIT, high_open=True)
+SEED = Allowed(kind=int, low=0, below=SEED_LIMIT)
 
 
 def checked(value: Any, allowed: Allowed, key: str, fail: Fail) -> Any:
@@ -95,25 +96,26 @@ def _in_range(value: Any, allowed: Allowed, key: str, fail: Fail, shown: Any) ->
     got = excerpt(shown)
     if isinstance(value, float) and not math.isfinite(value):
         raise fail(key, f"must be a finite number, got {got}")
-    low, high = allowed.low, allowed.high
-    too_low = low is not None and (value <= low if allowed.low_open else value < low)
-    too_high = high is not None and (value >= high if allowed.high_open else value > high)
-    if too_low or too_high:
-        if low is not None and high is not None:
-            interval = (
-                f"{'(' if allowed.low_open else '['}{_bound(low)}, "
-                f"{_bound(high)}{')' if allowed.high_open else ']'}"
-            )
-            raise fail(key, f"must be in {interval}, got {got}")
-        sign = (
-            (">" if allowed.low_open else ">=") if too_low else "<" if allowed.high_open else "<="
-        )
-        bound = low if too_low else high
-        raise fail(key, f"must be {sign} {_bound(bound)}, got {got}")
+    lower = (">=", allowed.low) if allowed.low is not None else (">", allowed.above)
+    upper = ("<=", allowed.high) if allowed.high is not None else ("<", allowed.below)
+    for sign, bound in (lower, upper):
+        if bound is not None and not _SIGNS[sign][0](value, bound):
+            if lower[1] is not None and upper[1] is not None:  # both ends: say the interval
+                low_end, high_end = _SIGNS[lower[0]][1], _SIGNS[upper[0]][1]
+                interval = f"{low_end}{_bound(lower[1])}, {_bound(upper[1])}{high_end}"
+                raise fail(key, f"must be in {interval}, got {got}")
+            raise fail(key, f"must be {sign} {_bound(bound)}, got {got}")
     if allowed.limit is not None and value > allowed.limit:
         raise fail(key, f"must be <= {_bound(allowed.limit)} (a sane limit), got {got}")
 
 
+# a bound's sign: its comparison, and its end of an interval
+_SIGNS = {
+    ">=": (operator.ge, "["),
+    ">": (operator.gt, "("),
+    "<=": (operator.le, "]"),
+    "<": (operator.lt, ")"),
+}
 _NOT = object()  # _as: the value is not of this kind
 
 

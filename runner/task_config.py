@@ -49,7 +49,7 @@ class TaskConfig:
     )
     loss_weight: float = _doc(
         "the task's weight in the training loss",
-        Allowed(low=0, low_open=True),
+        Allowed(above=0),
         default=1.0,
     )
     text_column: str = _doc("CSV/TSV: column holding the text", default="text")

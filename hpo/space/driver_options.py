@@ -41,8 +41,7 @@ SEED = Option(
     "seed of the sampler: a seeded sequential run is reproducible",
     kind=int | None,
     low=0,
-    high=SEED_LIMIT,
-    high_open=True,
+    below=SEED_LIMIT,
 )
 
 

@@ -41,8 +41,8 @@ def number_or_none(text: str) -> float | None:
 
 
 NUMBER = Allowed(kind=float, low=-MAX_MAGNITUDE, high=MAX_MAGNITUDE)  # a range's low or high
-STEP = Allowed(kind=float, low=0, low_open=True, limit=MAX_MAGNITUDE)
-DURATION = Allowed(kind=float, low=0, low_open=True)  # budget.timeout, before its unit
+STEP = Allowed(kind=float, above=0, limit=MAX_MAGNITUDE)
+DURATION = Allowed(kind=float, above=0)  # budget.timeout, before its unit
 COUNT = Allowed(kind=int | None, low=1)  # the budget's trials or steps; null: no end
 SECONDS = Allowed(kind=float, low=0)  # command.kill_after
 

@@ -41,8 +41,7 @@ class CleanConfig:
     near_duplicate_threshold: float = documented(
         0.9,
         "dedup near: estimated Jaccard similarity at or above which a document is a duplicate",
-        low=0,
-        low_open=True,
+        above=0,
         high=1,
     )
 
@@ -75,13 +74,12 @@ class DataConfig:
         2048, "BPE vocabulary size (ignored for char)", low=64, limit=1_048_576
     )
     block_size: int = documented(
-        128, "lm: tokens per packed training block", low=1, low_open=True, limit=131_072
+        128, "lm: tokens per packed training block", above=1, limit=131_072
     )
     max_length: int = documented(
         128,
         "classify: examples are truncated to this many tokens",
-        low=1,
-        low_open=True,
+        above=1,
         limit=131_072,
     )
     max_tokens_per_batch: int = documented(
@@ -90,10 +88,8 @@ class DataConfig:
     val_fraction: float = documented(
         0.1,
         "fraction of the data held out for validation, split deterministically by seed",
-        low=0,
-        low_open=True,
-        high=1,
-        high_open=True,
+        above=0,
+        below=1,
     )
     packing_strategy: Literal["wrapped", "documents"] = documented(
         "wrapped",

@@ -12,7 +12,7 @@ class EvalConfig:
     """Evaluation, the best checkpoint, early stopping and generation samples."""
 
     eval_steps: int = documented(
-        100, "evaluate every N optimizer steps, and always at the end", low=0, low_open=True
+        100, "evaluate every N optimizer steps, and always at the end", above=0
     )
     max_eval_batches: int = documented(
         20, "validation batches per evaluation (the same fixed set every time; 0: all)", low=0
@@ -41,12 +41,10 @@ class EvalConfig:
         64, "lm: tokens generated per sample at each evaluation (0: no samples)", low=0
     )
     sample_temperature: float = documented(
-        0.8, "lm: temperature of the top-k/top-p sample", low=0, low_open=True
+        0.8, "lm: temperature of the top-k/top-p sample", above=0
     )
     sample_top_k: int = documented(50, "lm: top-k of the sample (0: off)", low=0)
-    sample_top_p: float = documented(
-        0.95, "lm: nucleus (top-p) of the sample", low=0, low_open=True, high=1
-    )
+    sample_top_p: float = documented(0.95, "lm: nucleus (top-p) of the sample", above=0, high=1)
 
 
 @dataclass(frozen=True)

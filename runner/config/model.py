@@ -16,11 +16,11 @@ class ModelConfig:
         None,
         "local directory saved with save_pretrained (model and tokenizer); nothing is downloaded",
     )
-    n_layer: int = documented(2, "transformer blocks", low=0, low_open=True, limit=1024)
-    n_head: int = documented(4, "attention heads per block", low=0, low_open=True, limit=1024)
-    n_embd: int = documented(128, "hidden size", low=0, low_open=True, limit=65_536)
+    n_layer: int = documented(2, "transformer blocks", above=0, limit=1024)
+    n_head: int = documented(4, "attention heads per block", above=0, limit=1024)
+    n_embd: int = documented(128, "hidden size", above=0, limit=65_536)
     dropout: float = documented(
-        0.0, "dropout on embeddings, attention and residuals", low=0, high=1, high_open=True
+        0.0, "dropout on embeddings, attention and residuals", low=0, below=1
     )
     tie_word_embeddings: bool = documented(
         True,

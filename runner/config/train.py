@@ -12,7 +12,7 @@ from runner.config.common import documented
 class TrainConfig:
     """Optimisation, precision and checkpointing."""
 
-    max_steps: int = documented(300, "optimizer steps in the trial", low=0, low_open=True)
+    max_steps: int = documented(300, "optimizer steps in the trial", above=0)
     num_train_epochs: float = documented(
         0.0,
         "passes over the training data (transformers' name; may be fractional): when > 0 it "
@@ -23,12 +23,11 @@ class TrainConfig:
     per_device_train_batch_size: int = documented(
         32,
         "lm: blocks per micro-batch (classify uses data.max_tokens_per_batch)",
-        low=0,
-        low_open=True,
+        above=0,
         limit=65_536,
     )
     gradient_accumulation_steps: int = documented(
-        1, "micro-batches accumulated per optimizer step", low=0, low_open=True, limit=65_536
+        1, "micro-batches accumulated per optimizer step", above=0, limit=65_536
     )
     auto_find_batch_size: bool = documented(
         False,
@@ -52,18 +51,15 @@ class TrainConfig:
     weight_decay: float = documented(
         0.0, "decoupled weight decay; never applied to biases, norms or embeddings", low=0
     )
-    adam_beta1: float = documented(0.9, "AdamW beta1", low=0, high=1, high_open=True)
-    adam_beta2: float = documented(0.99, "AdamW beta2", low=0, high=1, high_open=True)
-    adam_epsilon: float = documented(1e-8, "AdamW epsilon", low=0, low_open=True)
-    sgd_momentum: float = documented(
-        0.9, "SGD momentum (optim: sgd only)", low=0, high=1, high_open=True
-    )
+    adam_beta1: float = documented(0.9, "AdamW beta1", low=0, below=1)
+    adam_beta2: float = documented(0.99, "AdamW beta2", low=0, below=1)
+    adam_epsilon: float = documented(1e-8, "AdamW epsilon", above=0)
+    sgd_momentum: float = documented(0.9, "SGD momentum (optim: sgd only)", low=0, below=1)
     layerwise_lr_decay: float = documented(
         1.0,
         "fine-tuning: each transformer block's lr is this times the one above it (the head at "
         "the scheduled lr, the embeddings lowest); 1: one lr for all",
-        low=0,
-        low_open=True,
+        above=0,
         high=1,
     )
     unfreeze_every_steps: int = documented(
@@ -79,7 +75,7 @@ class TrainConfig:
         0, "linear warmup steps, a whole number (wins over warmup_ratio when > 0)", low=0
     )
     warmup_ratio: float = documented(
-        0.0, "linear warmup as a fraction of max_steps", low=0, high=1, high_open=True
+        0.0, "linear warmup as a fraction of max_steps", low=0, below=1
     )
     min_lr_ratio: float = documented(
         0.1, "the decay ends at learning_rate * min_lr_ratio", low=0, high=1
@@ -88,7 +84,7 @@ class TrainConfig:
         1.0, "clip the global gradient norm to this (0: no clipping)", low=0
     )
     label_smoothing_factor: float = documented(
-        0.0, "label smoothing in the cross-entropy loss", low=0, high=1, high_open=True
+        0.0, "label smoothing in the cross-entropy loss", low=0, below=1
     )
     ignore_index: int = documented(
         -100,
@@ -104,8 +100,7 @@ class TrainConfig:
         1,
         "processes (GPUs) the trial trains on, with DDP under torchrun; the global batch is "
         "per_device_train_batch_size * nproc (hpo train and hpo search start torchrun)",
-        low=0,
-        low_open=True,
+        above=0,
         limit=1024,
     )
     dataloader_num_workers: int = documented(
@@ -120,12 +115,9 @@ class TrainConfig:
     dataloader_prefetch_factor: int | None = documented(
         None,
         "batches each worker builds ahead (None: torch's default, 2; needs workers)",
-        low=0,
-        low_open=True,
+        above=0,
     )
-    logging_steps: int = documented(
-        10, "log train metrics every N optimizer steps", low=0, low_open=True
-    )
+    logging_steps: int = documented(10, "log train metrics every N optimizer steps", above=0)
     log_activations: bool = documented(
         False,
         "at each logging step, an 'activations' record: mean, std and fraction of zeros of "
@@ -141,5 +133,5 @@ class TrainConfig:
         0, "write the last checkpoint every N steps (0: at each evaluation)", low=0
     )
     max_nonfinite_steps: int = documented(
-        5, "this many consecutive NaN/Inf steps end the trial as failed", low=0, low_open=True
+        5, "this many consecutive NaN/Inf steps end the trial as failed", above=0
     )

@@ -38,13 +38,13 @@ def test_an_int_in_range_is_accepted_and_one_outside_refused_in_the_one_shape(lo
 
 @given(st.integers(-100, 100), st.booleans())
 def test_one_bound_says_which_and_an_open_one_excludes_itself(value, open_):
-    allowed = Allowed(kind=int, low=0, low_open=open_)
+    allowed = Allowed(kind=int, above=0) if open_ else Allowed(kind=int, low=0)
     if value > 0 or (value == 0 and not open_):
         assert checked(value, allowed, "k", FAIL) == value
     else:
         sign = ">" if open_ else ">="
         assert refusal(value, allowed) == f"f.yaml: must be {sign} 0, got {value} (k)"
-    high = Allowed(kind=int, high=0, high_open=open_)
+    high = Allowed(kind=int, below=0) if open_ else Allowed(kind=int, high=0)
     if value < 0 or (value == 0 and not open_):
         assert checked(value, high, "k", FAIL) == value
     else:
@@ -93,8 +93,8 @@ def test_a_bool_is_never_a_number(kind, flag):
         ("inf", Allowed(kind=float, low=0), "must be a finite number, got inf"),
         (-1, Allowed(kind=float, low=0), "must be >= 0, got -1"),  # as written: -1, not -1.0
         ("-1e-3", Allowed(kind=float, low=0), "must be >= 0, got -0.001"),
-        (1.0, Allowed(kind=float, low=0, high=1, high_open=True), "must be in [0, 1), got 1.0"),
-        (0, Allowed(kind=float, low=0, low_open=True, high=1), "must be in (0, 1], got 0"),
+        (1.0, Allowed(kind=float, low=0, below=1), "must be in [0, 1), got 1.0"),
+        (0, Allowed(kind=float, above=0, high=1), "must be in (0, 1], got 0"),
         (0.75, Allowed(kind=float, low=0, high=0.5), "must be in [0, 0.5], got 0.75"),
         (10**9, Allowed(kind=int, low=1, limit=65_536), "must be <= 65_536 (a sane limit)"),
         (2**32, SEED, "must be in [0, 2**32), got 4294967296"),
