@@ -1,4 +1,6 @@
-"""Numbers in space files: what counts as one, YAML text read as one, durations in seconds."""
+"""Numbers in space files: what counts as one, and the space's scalar entries declared for
+runner.schema (which reads YAML text such as 1e-5 as a number): a range's ends and step, the
+budget's counts, durations in seconds."""
 
 from __future__ import annotations
 
