@@ -14,13 +14,14 @@ reads and checks the entries with the functions below; runner.multitask trains t
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from runner.errors import ConfigError
+from runner.schema import Allowed, checked, failing
 from runner.yaml_io import excerpt
 
 # a task's name becomes part of metric names (val_<name>_accuracy) and batch keys: letters,
@@ -32,8 +33,8 @@ MAX_LABELS = 100_000
 TASK_METRICS = ("loss", "accuracy", "f1")
 
 
-def _doc(doc: str, **default: Any) -> Any:
-    return field(metadata={"doc": doc}, **default)
+def _doc(doc: str, allowed: Allowed | None = None, **default: Any) -> Any:
+    return field(metadata={"doc": doc, "allowed": allowed or Allowed()}, **default)
 
 
 @dataclass(frozen=True)
@@ -42,31 +43,37 @@ class TaskConfig:
 
     name: str = _doc("the task's name: letters, digits, _; metrics are val_<name>_accuracy, ...")
     path: str = _doc("the task's labelled data, as data.path of a classify experiment")
-    num_labels: int = _doc("classes of the task (its head's outputs); the data must have as many")
-    loss_weight: float = _doc("the task's weight in the training loss", default=1.0)
+    num_labels: int = _doc(
+        "classes of the task (its head's outputs); the data must have as many",
+        Allowed(low=2, high=MAX_LABELS),
+    )
+    loss_weight: float = _doc(
+        "the task's weight in the training loss",
+        Allowed(above=0),
+        default=1.0,
+    )
     text_column: str = _doc("CSV/TSV: column holding the text", default="text")
     label_column: str = _doc("CSV/TSV: column holding the label", default="label")
 
 
 REQUIRED = tuple(f.name for f in dataclasses.fields(TaskConfig) if f.default is dataclasses.MISSING)
 KEYS = tuple(f.name for f in dataclasses.fields(TaskConfig))
+_HINTS = typing.get_type_hints(TaskConfig)
+ALLOWED = {  # each key's kind (its annotation) and range
+    f.name: dataclasses.replace(f.metadata["allowed"], kind=_HINTS[f.name])
+    for f in dataclasses.fields(TaskConfig)
+}
 
 
-def build_tasks(
-    raw: Any, source: str, coerce: Callable[[Any, Any, str, str], Any]
-) -> tuple[TaskConfig, ...]:
-    """`tasks:` (a list of mappings) as TaskConfigs; ConfigError "SOURCE: what (tasks.I.KEY)".
-
-    `coerce(value, type, key, source)` is runner.config's type check of a single value.
-    """
+def build_tasks(raw: Any, source: str) -> tuple[TaskConfig, ...]:
+    """`tasks:` (a list of mappings) as TaskConfigs; ConfigError "SOURCE: what (tasks.I.KEY)"."""
     if not isinstance(raw, list | tuple):
         raise ConfigError(
             f"{source}: expected a list of tasks, each a mapping with "
             f"{', '.join(REQUIRED)}, got {excerpt(raw)} (tasks)"
         )
-    hints = {f.name: f.type for f in dataclasses.fields(TaskConfig)}
-    types = {"str": str, "int": int, "float": float}
     tasks = []
+    fail = failing(source)
     for index, item in enumerate(raw):
         where = f"tasks.{index}"
         if not isinstance(item, dict):
@@ -81,8 +88,7 @@ def build_tasks(
             if item.get(key) is None:
                 raise ConfigError(f"{source}: a task needs {key} ({where}.{key})")
         values = {
-            key: coerce(value, types[hints[key]], f"{where}.{key}", source)
-            for key, value in item.items()
+            key: checked(value, ALLOWED[key], f"{where}.{key}", fail) for key, value in item.items()
         }
         tasks.append(TaskConfig(**values))
     return tuple(tasks)
@@ -127,16 +133,6 @@ def validate_tasks(config: Any, need: Callable[[bool, str, str], None]) -> None:
         )
         seen[task.name] = index
         need(bool(task.path), f"{where}.path", "a task needs the path of its labelled data")
-        need(
-            2 <= task.num_labels <= MAX_LABELS,
-            f"{where}.num_labels",
-            f"must be in [2, {MAX_LABELS:_}], got {task.num_labels}",
-        )
-        need(
-            math.isfinite(task.loss_weight) and task.loss_weight > 0,
-            f"{where}.loss_weight",
-            f"must be a finite number > 0, got {task.loss_weight}",
-        )
 
 
 def task_metrics(config: Any) -> tuple[str, ...]:

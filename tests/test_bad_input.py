@@ -417,7 +417,27 @@ space_case(
     "ray-pbt-quantile-over-half",
     GOOD_SPACE + "driver: {ray: {quantile_fraction: 0.75}}\n",
     "driver.ray.quantile_fraction",
-    "<= 0.5",
+    "must be in [0, 0.5], got 0.75",
+    argv=("--driver", "ray"),
+)
+space_case(  # Ray's ASHA with 0 would keep no trial at a rung: refused at load, not in Ray
+    "ray-asha-reduction-factor-zero",
+    GOOD_SPACE + "driver: {ray: {scheduler: asha, reduction_factor: 0}}\n",
+    "driver.ray.reduction_factor",
+    "must be >= 2, got 0",
+    argv=("--driver", "ray"),
+)
+space_case(
+    "optuna-hyperband-reduction-factor-zero",
+    GOOD_SPACE + "driver: {pruner: hyperband, reduction_factor: 0}\n",
+    "driver.reduction_factor",
+    "must be >= 2, got 0",
+)
+space_case(
+    "ray-cpus-per-trial-negative",
+    GOOD_SPACE + "driver: {ray: {cpus_per_trial: -1}}\n",
+    "driver.ray.cpus_per_trial",
+    "must be >= 0, got -1",
     argv=("--driver", "ray"),
 )
 space_case(

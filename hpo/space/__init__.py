@@ -16,7 +16,8 @@ relative to the space file (see hpo.space.loading):
 The package's modules, each built on the ones above it:
 
     errors.py        SpaceError, which every module below raises
-    numeric.py       numbers in space files: YAML text as numbers, durations such as 30m
+    numeric.py       numbers in space files, declared for runner.schema (a range's ends, a
+                     step, the budget's counts, durations such as 30m)
     distributions.py Float, Int, Categorical, Fixed: the range of one param
     search_space.py  Param, Objective, Budget, SearchSpace, SpaceError
     driver_options.py the driver table (DRIVERS) and each driver's OPTIONS, found by name

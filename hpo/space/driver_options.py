@@ -20,25 +20,29 @@ from typing import TYPE_CHECKING, Any
 from hpo.extras import has_extra, require_extra
 from hpo.space.errors import SpaceError
 from runner.errors import UserInputError
+from runner.schema import SEED_LIMIT, Allowed, checked
 
 if TYPE_CHECKING:
     from hpo.space.search_space import SearchSpace
 
 
 @dataclass(frozen=True)
-class Option:
-    """A driver option a space file may set under `driver:`; kind or choices say what is valid."""
+class Option(Allowed):
+    """A driver option a space file may set under `driver:`: its default and documentation,
+    and what it allows (runner.schema.Allowed's kind or choices, low, high, also), checked by
+    runner.schema.checked like every value of a config or a space."""
 
     default: Any
     doc: str
-    choices: tuple[Any, ...] | None = None
-    kind: type | tuple[type, ...] | None = None
-    low: float | None = None  # smallest valid number
-    high: float | None = None  # largest valid number
-    also: tuple[Any, ...] = ()  # words valid besides the kind, e.g. "auto" for a number
 
 
-SEED = Option(None, "seed of the sampler: a seeded sequential run is reproducible", kind=int)
+SEED = Option(
+    None,
+    "seed of the sampler: a seeded sequential run is reproducible",
+    kind=int | None,
+    low=0,
+    below=SEED_LIMIT,
+)
 
 
 def resolve_options(
@@ -91,32 +95,7 @@ def _checked(
     if key not in options:
         accepted = ", ".join(options)
         raise fail(where, f"unknown option for driver {driver}; accepted: {accepted}")
-    option = options[key]
-    if value in option.also:
-        return value
-    if option.choices is not None and value not in option.choices:
-        raise fail(where, f"{value!r} is not one of {', '.join(map(str, option.choices))}")
-    if option.kind is None or value is None:
-        return value
-    kinds = option.kind if isinstance(option.kind, tuple) else (option.kind,)
-    if float in kinds:
-        kinds = (*kinds, int)  # 1 is a fine float
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 as text
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-    if isinstance(value, bool) != (bool in kinds) or not isinstance(value, kinds):
-        names = " or ".join(
-            [k.__name__ for k in kinds if k is not int or float not in kinds]
-            + [str(word) for word in option.also]
-        )
-        raise fail(where, f"expected {names}, got {value!r}")
-    if option.low is not None and value < option.low:
-        raise fail(where, f"must be >= {option.low}, got {value!r}")
-    if option.high is not None and value > option.high:
-        raise fail(where, f"must be <= {option.high}, got {value!r}")
-    return value
+    return checked(value, options[key], where, fail)
 
 
 # name -> (module, class); a driver is one module of hpo/drivers/ or, like ray, a package.

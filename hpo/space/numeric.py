@@ -1,4 +1,6 @@
-"""Numbers in space files: what counts as one, YAML text read as one, durations in seconds."""
+"""Numbers in space files: what counts as one, and the space's scalar entries declared for
+runner.schema (which reads YAML text such as 1e-5 as a number): a range's ends and step, the
+budget's counts, durations in seconds."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hpo.space.errors import SpaceError
-from runner.yaml_io import excerpt
+from runner.schema import Allowed, checked
 
 Fail = Callable[[str, str], SpaceError]  # fail(key, problem): the error to raise
 
@@ -40,17 +42,16 @@ def number_or_none(text: str) -> float | None:
         return None
 
 
+NUMBER = Allowed(kind=float, low=-MAX_MAGNITUDE, high=MAX_MAGNITUDE)  # a range's low or high
+STEP = Allowed(kind=float, above=0, limit=MAX_MAGNITUDE)
+DURATION = Allowed(kind=float, above=0)  # budget.timeout, before its unit
+COUNT = Allowed(kind=int | None, low=1)  # the budget's trials or steps; null: no end
+SECONDS = Allowed(kind=float, low=0)  # command.kill_after
+
+
 def parse_number(value: Any, key: str, fail: Fail) -> float:
-    """A finite number from a number or numeric text; else fail(key, ...)."""
-    # YAML 1.1 reads `1e-5` (no dot) as a string: numeric text is accepted as a number.
-    number = number_or_none(value) if isinstance(value, str) else value
-    if not isinstance(number, int | float) or isinstance(number, bool):
-        raise fail(key, f"expected a number, got {excerpt(value)}")
-    if not is_number(number):
-        raise fail(key, f"must be a finite number, got {excerpt(value)}")
-    if abs(number) > MAX_MAGNITUDE:
-        raise fail(key, f"must be within +-{MAX_MAGNITUDE:g}, got {excerpt(value)}")
-    return number
+    """A finite number from a number or numeric text (YAML 1.1 reads 1e-5 as text)."""
+    return checked(value, NUMBER, key, fail)
 
 
 def parse_duration(value: Any, fail: Fail) -> float | None:
@@ -60,7 +61,4 @@ def parse_duration(value: Any, fail: Fail) -> float | None:
     scale = 1.0
     if isinstance(value, str) and value[-1:] in ("s", "m", "h") and len(value) > 1:
         value, scale = value[:-1], {"s": 1.0, "m": 60.0, "h": 3600.0}[value[-1]]
-    seconds = parse_number(value, "budget.timeout", fail) * scale
-    if seconds <= 0:
-        raise fail("budget.timeout", f"must be > 0, got {seconds:g}")
-    return seconds
+    return checked(value, DURATION, "budget.timeout", fail) * scale

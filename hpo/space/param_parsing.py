@@ -11,6 +11,7 @@ from typing import Any
 from hpo.space.distributions import Categorical, Distribution, Fixed, Float, Int
 from hpo.space.numeric import (
     MAX_MAGNITUDE,
+    STEP,
     Fail,
     is_multiple,
     is_number,
@@ -22,9 +23,11 @@ from hpo.space.search_space import (
 )
 from hpo.terminal import check_param_key, printable
 from runner.errors import UserInputError
+from runner.schema import Allowed, checked
 from runner.yaml_io import excerpt
 
 KeyCheck = Callable[[str, str], None]  # check_key(key, source): raises on unknown config keys
+FLAG = Allowed(kind=bool)  # log
 
 _SPEC_KEYS = {
     "float": ("type", "low", "high", "log", "step", "when"),
@@ -105,17 +108,13 @@ def _parse_distribution(spec: Any, key: str, fail: Fail) -> tuple[Distribution, 
         parse_number(spec.get("low"), f"{key}.low", fail),
         parse_number(spec.get("high"), f"{key}.high", fail),
     )
-    log = spec.get("log", False)
-    if not isinstance(log, bool):
-        raise fail(f"{key}.log", f"expected true or false, got {excerpt(log)}")
+    log = checked(spec.get("log", False), FLAG, f"{key}.log", fail)
     if low >= high:
         raise fail(key, f"low ({low:g}) must be below high ({high:g})")
     if log and low <= 0:
         raise fail(key, f"a log scale needs low > 0, got {low:g}")
-    step = None if spec.get("step") is None else parse_number(spec["step"], f"{key}.step", fail)
+    step = None if spec.get("step") is None else checked(spec["step"], STEP, f"{key}.step", fail)
     if step is not None:
-        if step <= 0:
-            raise fail(f"{key}.step", f"must be > 0, got {step:g}")
         if log:
             raise fail(f"{key}.step", "step and log cannot be combined")
         if (high - low) / step > MAX_MAGNITUDE:  # inf for a subnormal step: no int of it

@@ -10,11 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hpo.space.driver_options import check_space, resolve_driver_options
-from hpo.space.numeric import (
-    Fail,
-    is_number,
-    parse_duration,
-)
+from hpo.space.numeric import COUNT, SECONDS, Fail, parse_duration
 from hpo.space.param_parsing import KeyCheck, did_you_mean, parse_params
 from hpo.space.search_space import (
     DEFAULT_KILL_AFTER,
@@ -24,9 +20,9 @@ from hpo.space.search_space import (
     SearchSpace,
     SpaceError,
 )
-from runner.config import canonical_metric, check_seed
+from runner.config import canonical_metric
 from runner.direction import lower_is_better
-from runner.errors import UserInputError
+from runner.schema import Allowed, checked
 from runner.yaml_io import excerpt
 
 _TOP_KEYS = ("experiment", "command", "objective", "budget", "driver", "params", "description")
@@ -63,14 +59,6 @@ def space_from_dict(
             dataclasses.replace(o, metric=canonical_metric(o.metric)) for o in objectives
         )
     options = resolve_driver_options(driver, raw.get("driver") or {}, fail)
-    if options.get("seed") is not None:
-        try:
-            check_seed(options["seed"], "driver.seed")
-        except UserInputError:
-            raise fail(
-                "driver.seed",
-                f"a seed must be a whole number in [0, 2**32), got {excerpt(options['seed'])}",
-            ) from None
     budget = _parse_budget(raw.get("budget") or {}, fail, options, driver)
     space = SearchSpace(
         params=params,
@@ -97,10 +85,10 @@ def _parse_command(raw: Any, fail: Fail, source: str) -> Command:
     if not isinstance(spec.get("run"), str) or not spec["run"].strip():
         key = "command" if isinstance(raw, str) else "command.run"
         raise fail(key, "expected the command line to run for each trial, as a string")
-    kill_after = spec.get("kill_after", DEFAULT_KILL_AFTER)
-    if not is_number(kill_after) or kill_after < 0:
-        raise fail("command.kill_after", f"expected seconds >= 0, got {excerpt(kill_after)}")
-    return Command(spec["run"], float(kill_after), source)
+    kill_after = checked(
+        spec.get("kill_after", DEFAULT_KILL_AFTER), SECONDS, "command.kill_after", fail
+    )
+    return Command(spec["run"], kill_after, source)
 
 
 def _parse_objectives(raw: Any, fail: Fail) -> tuple[Objective, ...]:
@@ -117,10 +105,7 @@ def _parse_objectives(raw: Any, fail: Fail) -> tuple[Objective, ...]:
                 raise fail(f"objective.{name}", "unknown field; use metric and direction")
         metric = spec["metric"]
         direction = spec.get("direction") or ("minimize" if lower_is_better(metric) else "maximize")
-        if direction not in ("minimize", "maximize"):
-            raise fail(
-                "objective.direction", f"expected minimize or maximize, got {excerpt(direction)}"
-            )
+        checked(direction, DIRECTION, "objective.direction", fail)
         objectives.append(Objective(metric, direction))
     if len({o.metric for o in objectives}) != len(objectives):
         raise fail("objective", "each metric may appear once")
@@ -128,6 +113,7 @@ def _parse_objectives(raw: Any, fail: Fail) -> tuple[Objective, ...]:
 
 
 _BUDGET_KEYS = ("trials", "timeout", "max_steps", "max_steps_total")
+DIRECTION = Allowed(choices=("minimize", "maximize"))
 
 
 def _parse_budget(raw: Any, fail: Fail, options: Mapping[str, Any], driver: str) -> Budget:
@@ -140,18 +126,12 @@ def _parse_budget(raw: Any, fail: Fail, options: Mapping[str, Any], driver: str)
             raise fail(f"budget.{name}", f"unknown field{did_you_mean(name, _BUDGET_KEYS)}")
     # a step budget alone replaces the default trial count: pruned trials then buy more trials
     default_trials = None if raw.get("max_steps_total") is not None else Budget.trials
-    values: dict[str, Any] = {"trials": raw.get("trials", default_trials)}
+    values: dict[str, Any] = {
+        name: checked(raw.get(name), COUNT, f"budget.{name}", fail)
+        for name in ("max_steps", "max_steps_total")
+    }
+    values["trials"] = checked(raw.get("trials", default_trials), COUNT, "budget.trials", fail)
     values["timeout"] = parse_duration(raw.get("timeout"), fail)
-    values["max_steps"] = raw.get("max_steps")
-    values["max_steps_total"] = raw.get("max_steps_total")
-    for name in ("trials", "max_steps", "max_steps_total"):
-        value = values[name]
-        if value is not None and (
-            not isinstance(value, int) or isinstance(value, bool) or value <= 0
-        ):
-            raise fail(
-                f"budget.{name}", f"expected a positive whole number or null, got {excerpt(value)}"
-            )
     total, per_trial = values["max_steps_total"], values["max_steps"]
     if total is not None and per_trial is not None and total < per_trial:
         raise fail(

@@ -14,10 +14,8 @@ from typing import Any, Literal
 
 from hpo.space.distributions import Categorical, Distribution, Fixed, Float, Int
 from hpo.space.errors import SpaceError
-from hpo.space.numeric import is_number, parse_duration
-from runner.config import check_seed
-from runner.errors import UserInputError
-from runner.yaml_io import excerpt
+from hpo.space.numeric import COUNT, SECONDS, parse_duration
+from runner.schema import SEED, checked
 
 
 @dataclass(frozen=True)
@@ -138,23 +136,17 @@ class SearchSpace:
         A step budget given without trials replaces the trial count: the study starts trials
         until their steps reach it (--max-steps-total alone on a space that sets trials: 16).
         """
-        if isinstance(timeout, str):  # --timeout 90, 45s, 30m, 2h
-
-            def fail(key: str, problem: str) -> SpaceError:
-                return SpaceError(f"--timeout: {problem}")
-
-            timeout = parse_duration(timeout, fail)
         changes = {
-            "trials": trials,
-            "timeout": timeout,
-            "max_steps": max_steps,
-            "max_steps_total": max_steps_total,
+            name: checked(value, COUNT, f"--{name.replace('_', '-')}", _flag)
+            for name, value in (
+                ("trials", trials),
+                ("max_steps", max_steps),
+                ("max_steps_total", max_steps_total),
+            )
         }
-        for key, value in changes.items():
-            if value is not None and not (is_number(value) and value > 0):
-                raise SpaceError(
-                    f"--{key.replace('_', '-')}: must be a positive number, got {excerpt(value)}"
-                )
+        changes["timeout"] = parse_duration(
+            timeout, lambda key, problem: _flag("--timeout", problem)
+        )
         kept: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
         if max_steps_total is not None and trials is None:
             kept["trials"] = None
@@ -175,10 +167,7 @@ class SearchSpace:
     def with_seed(self, seed: int | None) -> SearchSpace:
         """A copy whose driver seed is `seed` (None, or a whole number in [0, 2**32))."""
         if seed is not None:
-            try:
-                check_seed(seed, "--seed")
-            except UserInputError as err:
-                raise SpaceError(str(err)) from None
+            seed = checked(seed, SEED, "--seed", _flag)
         return dataclasses.replace(self, driver_options={**self.driver_options, "seed": seed})
 
     def with_command(
@@ -192,9 +181,8 @@ class SearchSpace:
         if kill_after is not None:
             if command is None:
                 raise SpaceError("--kill-after: only command trials are stopped by signals")
-            if not (is_number(kill_after) and kill_after >= 0):
-                raise SpaceError(f"--kill-after: must be >= 0 seconds, got {excerpt(kill_after)}")
-            command = dataclasses.replace(command, kill_after=float(kill_after))
+            kill_after = checked(kill_after, SECONDS, "--kill-after", _flag)
+            command = dataclasses.replace(command, kill_after=kill_after)
         return dataclasses.replace(self, command=command)
 
     def to_dict(self) -> dict[str, Any]:
@@ -229,3 +217,8 @@ class SearchSpace:
             "driver": {"name": self.driver, **self.driver_options},
             "params": params,
         }
+
+
+def _flag(key: str, problem: str) -> SpaceError:
+    """The error of a flag (or the API's argument of its name): "--trials: problem"."""
+    return SpaceError(f"{key}: {problem}")

@@ -12,8 +12,10 @@ Example:
 One module per noun: the sections (data, model, train, evaluation: eval and monitor) and
 trial (TrialConfig); loading (files, overrides, paths) over typed (values to dataclasses),
 keys (the dotted keys) and hf_names (transformers' spellings, report_to); validation over
-data_validation and limits (sizes, seeds, memory). Every public name is re-exported here:
-import them from runner.config.
+data_validation and limits (the model's shape and memory). Each field declares
+its kind (its annotation) and range (runner.schema.Allowed, in its metadata): typed checks
+both as a value is read; validation holds the rules between fields. Every public name is
+re-exported here: import them from runner.config.
 """
 
 from runner.config.data import CleanConfig, DataConfig
@@ -29,9 +31,6 @@ from runner.config.hf_names import (
 from runner.config.keys import TASK_ITEM_KEY, check_key, config_keys
 from runner.config.limits import (
     FP32_BYTES,
-    SEED_LIMIT,
-    SIZE_LIMITS,
-    check_seed,
     estimated_parameters,
     physical_memory_bytes,
 )
@@ -62,8 +61,6 @@ __all__ = [
     "PATH_KEYS",
     "REPORTED_METRICS",
     "REPORT_TO_CHOICES",
-    "SEED_LIMIT",
-    "SIZE_LIMITS",
     "TASK_ITEM_KEY",
     "CleanConfig",
     "DataConfig",
@@ -76,7 +73,6 @@ __all__ = [
     "apply_overrides",
     "canonical_metric",
     "check_key",
-    "check_seed",
     "config_from_dict",
     "config_keys",
     "config_to_dict",

@@ -1,5 +1,6 @@
-"""What every module of runner.config shares: documented fields, the `need` check that
-validation passes around, a nested dict's copy, and whether an optional package is installed."""
+"""What every module of runner.config shares: documented fields (with their ranges), the `need`
+check that validation passes around, a nested dict's copy, and whether an optional package is
+installed."""
 
 from __future__ import annotations
 
@@ -8,13 +9,20 @@ from collections.abc import Callable
 from dataclasses import field
 from typing import Any
 
+from runner.schema import Allowed
+
 # need(ok, key, message): raises ConfigError "SOURCE: message (key)" unless ok (see validate)
 Need = Callable[[bool, str, str], None]
 
 
-def documented(default: Any, doc: str) -> Any:
-    """A dataclass field with its one-line documentation attached."""
-    return field(default=default, metadata={"doc": doc})
+def documented(default: Any, doc: str, allowed: Allowed | None = None, **bounds: Any) -> Any:
+    """A dataclass field with its one-line documentation attached, and what its value allows
+    beyond its annotation (a runner.schema.Allowed, or its low, high, limit, ...), which
+    loading checks (runner.config.typed)."""
+    if bounds:
+        allowed = Allowed(**bounds)
+    metadata = {"doc": doc} if allowed is None else {"doc": doc, "allowed": allowed}
+    return field(default=default, metadata=metadata)
 
 
 def deep_copy(tree: dict[str, Any]) -> dict[str, Any]:

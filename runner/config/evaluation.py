@@ -11,9 +11,11 @@ from runner.config.common import documented
 class EvalConfig:
     """Evaluation, the best checkpoint, early stopping and generation samples."""
 
-    eval_steps: int = documented(100, "evaluate every N optimizer steps, and always at the end")
+    eval_steps: int = documented(
+        100, "evaluate every N optimizer steps, and always at the end", above=0
+    )
     max_eval_batches: int = documented(
-        20, "validation batches per evaluation (the same fixed set every time; 0: all)"
+        20, "validation batches per evaluation (the same fixed set every time; 0: all)", low=0
     )
     metric_for_best_model: str = documented(
         "val_loss",
@@ -30,17 +32,19 @@ class EvalConfig:
         None, "direction of the objective (None: from the metric name; loss/perplexity lower)"
     )
     early_stopping_patience: int = documented(
-        0, "stop after N evaluations without improvement (0: off)"
+        0, "stop after N evaluations without improvement (0: off)", low=0
     )
     early_stopping_threshold: float = documented(
         0.0, "minimum improvement that resets the patience"
     )
     sample_tokens: int = documented(
-        64, "lm: tokens generated per sample at each evaluation (0: no samples)"
+        64, "lm: tokens generated per sample at each evaluation (0: no samples)", low=0
     )
-    sample_temperature: float = documented(0.8, "lm: temperature of the top-k/top-p sample")
-    sample_top_k: int = documented(50, "lm: top-k of the sample (0: off)")
-    sample_top_p: float = documented(0.95, "lm: nucleus (top-p) of the sample")
+    sample_temperature: float = documented(
+        0.8, "lm: temperature of the top-k/top-p sample", above=0
+    )
+    sample_top_k: int = documented(50, "lm: top-k of the sample (0: off)", low=0)
+    sample_top_p: float = documented(0.95, "lm: nucleus (top-p) of the sample", above=0, high=1)
 
 
 @dataclass(frozen=True)

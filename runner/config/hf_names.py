@@ -7,6 +7,7 @@ from typing import Any
 
 from runner.config.common import deep_copy
 from runner.errors import ConfigError
+from runner.schema import Allowed, checked, failing
 from runner.yaml_io import excerpt
 
 # transformers.TrainingArguments values read as the runner's own, so that a config written for
@@ -14,6 +15,7 @@ from runner.yaml_io import excerpt
 # runner's names, and an -o override or a search-space value may use either.
 OPTIM_ALIASES = {"adamw_torch": "adamw", "adamw_torch_fused": "adamw"}
 REPORT_TO_CHOICES = ("mlflow", "tensorboard", "none", "all")
+REPORT_TO = Allowed(choices=REPORT_TO_CHOICES)  # each name of its comma-separated list
 
 
 def canonical_metric(name: str) -> str:
@@ -52,16 +54,8 @@ def read_transformers_names(tree: dict[str, Any], source: str) -> dict[str, Any]
                 )
             train["report_to"] = ",".join(report_to) or "none"
         if isinstance(train.get("report_to"), str):
-            unknown = [
-                n.strip()
-                for n in train["report_to"].split(",")
-                if n.strip() not in REPORT_TO_CHOICES
-            ]
-            if unknown:
-                raise ConfigError(
-                    f"{source}: unknown value {excerpt(unknown[0])}; choose from "
-                    f"{', '.join(REPORT_TO_CHOICES)} (train.report_to)"
-                )
+            for name in train["report_to"].split(","):
+                checked(name.strip(), REPORT_TO, "train.report_to", failing(source))
     if isinstance(ev, dict) and isinstance(ev.get("metric_for_best_model"), str):
         ev["metric_for_best_model"] = canonical_metric(ev["metric_for_best_model"])
     return tree

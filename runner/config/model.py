@@ -16,10 +16,12 @@ class ModelConfig:
         None,
         "local directory saved with save_pretrained (model and tokenizer); nothing is downloaded",
     )
-    n_layer: int = documented(2, "transformer blocks")
-    n_head: int = documented(4, "attention heads per block")
-    n_embd: int = documented(128, "hidden size")
-    dropout: float = documented(0.0, "dropout on embeddings, attention and residuals")
+    n_layer: int = documented(2, "transformer blocks", above=0, limit=1024)
+    n_head: int = documented(4, "attention heads per block", above=0, limit=1024)
+    n_embd: int = documented(128, "hidden size", above=0, limit=65_536)
+    dropout: float = documented(
+        0.0, "dropout on embeddings, attention and residuals", low=0, below=1
+    )
     tie_word_embeddings: bool = documented(
         True,
         "lm built from config: the output layer shares the input embedding's weights (GPT-2's)",

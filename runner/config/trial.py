@@ -11,6 +11,7 @@ from runner.config.evaluation import EvalConfig, MonitorConfig
 from runner.config.model import ModelConfig
 from runner.config.train import TrainConfig
 from runner.direction import lower_is_better
+from runner.schema import SEED
 from runner.task_config import TaskConfig, task_metrics
 
 
@@ -24,7 +25,7 @@ class TrialConfig:
         "classification tasks (tasks) sharing one encoder",
     )
     name: str = documented("trial", "experiment name (MLflow experiment, default run folder)")
-    seed: int = documented(0, "seeds data split, init, dropout and batch order")
+    seed: int = documented(0, "seeds data split, init, dropout and batch order", SEED)
     output_dir: str = documented(
         "runs/train", "trial folder: metrics.jsonl, result.json, checkpoints/"
     )

@@ -120,7 +120,7 @@ def bad_corpus(tmp_path: Path, kind: str) -> list[str]:
         (
             "unknown precision",
             ["-o", "train.precision=fp64"],
-            "unknown value 'fp64'; choose one of auto, bf16, fp16, fp32 (train.precision)",
+            "expected auto, bf16, fp16 or fp32, got 'fp64' (train.precision)",
         ),
         (
             "negative learning rate",

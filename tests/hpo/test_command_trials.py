@@ -364,7 +364,7 @@ def test_hpo_worker_runs_the_command_the_study_stored():
         pytest.param(
             "command:\n  run: echo {train.learning_rate}\n  kill_after: -1\n",
             [],
-            "expected seconds >= 0, got -1 (command.kill_after)",
+            "must be >= 0, got -1 (command.kill_after)",
             id="kill_after",
         ),
         pytest.param("", ["--kill-after", "5"], "only command trials", id="--kill-after"),

@@ -186,7 +186,7 @@ def test_a_step_budget_alone_replaces_the_trial_count():
     assert space.with_budget(trials=3, max_steps_total=500).budget.trials == 3
     with pytest.raises(SpaceError, match="--max-steps-total 49: less than one trial's 50"):
         space.with_budget(max_steps_total=49)
-    with pytest.raises(SpaceError, match="--max-steps-total: must be a positive"):
+    with pytest.raises(SpaceError, match="--max-steps-total: must be >= 1, got 0"):
         space.with_budget(max_steps_total=0)
     on_ray = space_from_dict({"params": params, "budget": {"max_steps": 50}}, driver="ray")
     with pytest.raises(SpaceError, match="--max-steps-total: the ray driver"):  # as in a file
@@ -238,7 +238,7 @@ BAD = {
     ),
     "non_numeric_bound": (
         "params:\n  train.learning_rate: {type: float, low: abc, high: 0.1}\n",
-        "params.train.learning_rate.low: expected a number, got 'abc'",
+        "params.train.learning_rate.low: expected float, got 'abc'",
     ),
     "nan_bound": (
         "params:\n  train.learning_rate: {type: float, low: .nan, high: 0.1}\n",
@@ -271,7 +271,7 @@ BAD = {
     ),
     "bad_option_value": (
         "driver: {sampler: bogus}\nparams:\n  train.learning_rate: 0.1\n",
-        "driver.sampler: 'bogus' is not one of auto, tpe",
+        "driver.sampler: expected auto, tpe, gp, cmaes, qmc, random, grid or nsga2, got 'bogus'",
     ),
     "grid_over_a_continuous_range": (
         "driver: {sampler: grid}\nparams:\n  train.learning_rate: {type: float, low: 0.1, high: 1}\n",
@@ -291,7 +291,7 @@ BAD = {
     ),
     "step_budget_not_a_whole_number": (
         "budget: {max_steps_total: 1.5e3}\nparams:\n  train.learning_rate: 0.1\n",
-        "budget.max_steps_total: expected a positive whole number or null",
+        "budget.max_steps_total: expected int or null, got '1.5e3'",
     ),
     "step_budget_below_one_trial": (
         "budget: {max_steps: 100, max_steps_total: 99}\nparams:\n  train.learning_rate: 0.1\n",
@@ -392,3 +392,16 @@ def test_the_tests_unpruned_lr_wd_is_the_shipped_one_but_for_its_pruner():
         ROOT / "experiments/spaces" / shipped.pop("experiment")
     ).resolve()
     assert unpruned == shipped
+
+
+def test_every_driver_option_declares_what_its_default_is():
+    # an Option is checked by runner.schema like every config value: its own default passes
+    from hpo.space.driver_options import driver_module
+    from runner.schema import checked
+
+    def fail(key: str, problem: str) -> AssertionError:
+        return AssertionError(f"{key}: {problem}")
+
+    for name in available_drivers():
+        for key, option in driver_module(name).OPTIONS.items():
+            assert checked(option.default, option, f"{name}.{key}", fail) == option.default

@@ -84,7 +84,7 @@ SPACES = {
     ),
     "negative_driver_seed": (
         "  train.learning_rate: {type: float, low: 1e-4, high: 1e-2}\n",
-        r"a seed must be a whole number in \[0, 2\*\*32\), got -1 \(driver.seed\)$",
+        r"must be in \[0, 2\*\*32\), got -1 \(driver.seed\)$",
     ),
     "metric_the_task_does_not_report": (
         "  train.learning_rate: {type: float, low: 1e-4, high: 1e-2}\n",
@@ -118,7 +118,7 @@ def test_bad_files_and_flags_are_refused_before_any_work(elsewhere, capsys):
         ("--objective", ".relative:fn"): "is not a module name",
         ("--objective", "./nosuch.py:fn"): "is not a Python file",
         ("--seed", "-1"): "argument --seed: invalid non-negative integer value",
-        ("--seed", str(2**64)): "--seed: a seed must be a whole number",
+        ("--seed", str(2**64)): "--seed: must be in [0, 2**32), got 18446744073709551616",
         ("--tracking-uri", "foo://x"): "unknown tracking URI scheme 'foo'",
         ("--storage", "redis://x"): "unknown storage scheme 'redis'",
         ("--storage", "sqlite:///nosuch/x.db"): "the folder nosuch does not exist",
@@ -126,7 +126,7 @@ def test_bad_files_and_flags_are_refused_before_any_work(elsewhere, capsys):
         (
             "-o",
             "seed=4294967296",
-        ): "a seed must be a whole number in [0, 2**32), got 4294967296 (seed)",
+        ): "must be in [0, 2**32), got 4294967296 (seed)",
     }
     for flags, expected in cases.items():
         line = refused(capsys, ["search", "--space", str(LR_WD), *flags], elsewhere)

@@ -187,7 +187,7 @@ def test_classify_cleaning_keeps_labels_with_their_texts(tmp_path):
         ({"max_non_alpha_fraction": 1.5}, r"must be in \[0, 1\], got 1.5 \(data.clean.max_non"),
         ({"near_duplicate_threshold": 0}, r"\(data.clean.near_duplicate_threshold\)"),
         ({"min_chars": 10, "max_chars": 5}, r"\(data.clean.max_chars\)"),
-        ({"dedup": "fuzzy"}, r"choose one of none, exact, near \(data.clean.dedup\)"),
+        ({"dedup": "fuzzy"}, r"expected none, exact or near, got 'fuzzy' \(data.clean.dedup\)"),
         ({"unicode_normalization": "nfkc"}, r"\(data.clean.unicode_normalization\)"),
         ({"htm": True}, r"unknown config key 'data.clean.htm' \(did you mean 'data.clean.html'"),
     ],

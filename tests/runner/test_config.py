@@ -114,11 +114,14 @@ def test_dotted_overrides_are_parsed_as_yaml_and_checked():
             "train.per_device_train_batch_size=0",
             r"must be > 0, got 0 \(train.per_device_train_batch_size\)",
         ),
-        ("train.precision=fp8", r"unknown value 'fp8'.*\(train.precision\)"),
+        (
+            "train.precision=fp8",
+            r"expected auto, bf16, fp16 or fp32, got 'fp8' \(train.precision\)$",
+        ),
         ("train.learning_rate=-0.1", r"must be >= 0, got -0.1 \(train.learning_rate\)"),
         ("train.learning_rate=.nan", r"must be a finite number, got nan \(train.learning_rate\)"),
         ("model.n_embd=130", r"must be divisible by model.n_head \(4\), got 130 \(model.n_embd\)"),
-        ("task=regression", r"unknown value 'regression'.*\(task\)"),
+        ("task=regression", r"expected lm, classify or multitask, got 'regression' \(task\)$"),
     ],
 )
 def test_bad_values_are_rejected_with_the_key(override, message):
@@ -159,10 +162,10 @@ def test_objective_direction_follows_the_metric_name():
         ("train.per_device_train_batch_size=1000000000", "sane limit"),
         ("data.block_size=1000000", "sane limit"),
         ("model.n_layer=100000", "sane limit"),
-        ("seed=-1", "a seed must be a whole number in [0, 2**32), got -1 (seed)"),
+        ("seed=-1", "must be in [0, 2**32), got -1 (seed)"),
         ("seed=18446744073709551616", "(seed)"),
         ("train.adam_beta2=1.0", "must be in [0, 1), got 1.0 (train.adam_beta2)"),
-        ("model.dropout=1.0", "must be below 1"),
+        ("model.dropout=1.0", "must be in [0, 1), got 1.0 (model.dropout)"),
     ],
 )
 def test_sizes_and_seeds_beyond_sane_limits_are_refused(override, message):

@@ -24,7 +24,9 @@ def test_hf_optimizer_names_are_the_runners(name):
 
 
 def test_an_unknown_optimizer_is_refused_with_the_choices():
-    with pytest.raises(ConfigError, match=r"adamw, sgd \(train.optim\)"):
+    with pytest.raises(
+        ConfigError, match=r"expected adamw or sgd, got 'adafactor' \(train.optim\)$"
+    ):
         config_from_dict({"train": {"optim": "adafactor"}})
 
 
@@ -55,7 +57,10 @@ def test_report_to_takes_a_list_or_a_name_and_round_trips(tmp_path):
     assert config_from_dict({}, ["train.report_to=[none]"]).train.report_to == "none"
     save_config(cfg, tmp_path / "c.yaml")
     assert load_config(tmp_path / "c.yaml") == cfg
-    with pytest.raises(ConfigError, match=r"unknown value 'wandb'.*\(train.report_to\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"expected mlflow, tensorboard, none or all, got 'wandb' \(train.report_to\)$",
+    ):
         config_from_dict({}, ["train.report_to=[mlflow, wandb]"])
 
 

@@ -84,7 +84,7 @@ OPTIONS: dict[str, Option] = {
         None,
         "database storage: seconds without a heartbeat before a trial "
         "is failed as dead (default: 2 x heartbeat_interval)",
-        kind=int,
+        kind=int | None,
         low=1,
     ),
     "retries": Option(

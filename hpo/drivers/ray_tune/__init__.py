@@ -87,9 +87,9 @@ OPTIONS: dict[str, Option] = {
         "(or, pbt, exploit) trials by their reports",
         choices=("auto", "none", "asha", "hyperband", "median", "pbt"),
     ),
-    "cpus_per_trial": Option(1, "CPUs Ray reserves for each trial", kind=float),
+    "cpus_per_trial": Option(1, "CPUs Ray reserves for each trial", kind=float, low=0),
     "gpus_per_trial": Option(
-        0, "GPUs Ray reserves for each trial; 0.5 puts two on a GPU", kind=float
+        0, "GPUs Ray reserves for each trial; 0.5 puts two on a GPU", kind=float, low=0
     ),
     "max_failures": Option(
         0,
@@ -101,7 +101,7 @@ OPTIONS: dict[str, Option] = {
     "address": Option(
         None,
         "join a running cluster: auto, HOST:PORT or ray://HOST:PORT; unset: start a local one",
-        kind=str,
+        kind=str | None,
     ),
     "grace_period": Option(
         1,
@@ -159,9 +159,6 @@ def check_space(space: SearchSpace, fail: Callable[[str, str], SpaceError]) -> N
         )
     if options["scheduler"] == "pbt" and options["searcher"] not in ("random", "grid"):
         raise fail("driver.searcher", "pbt explores params itself: use searcher random or grid")
-    for name in ("cpus_per_trial", "gpus_per_trial"):
-        if options[name] < 0:
-            raise fail(f"driver.{name}", f"must be >= 0, got {options[name]}")
     if options["cpus_per_trial"] == 0 and options["gpus_per_trial"] == 0:
         raise fail("driver.cpus_per_trial", "a trial needs a CPU or a GPU")
 
