@@ -10,25 +10,23 @@ point is pending again).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from hpo.drivers.algorithm_suggester import AlgorithmSuggester
 from hpo.drivers.base import ObjectiveFunction, Option, StudySpec, TrialRecord
+from hpo.drivers.bo_observations import OBSERVATIONS, restored_bayes_opt
 from hpo.drivers.suggester_driver import MakeSuggester, SuggesterDriver
 from hpo.methods import method
 from hpo.space import SearchSpace, SpaceError
 from hpo.study import write_json
 from hpo.suggesters.bayes_opt import (
     BAYES_OPT_OPTIONS,
-    BayesOpt,
     bayes_opt_settings,
     check_bayes_opt_space,
 )
 
 OPTIONS: dict[str, Option] = BAYES_OPT_OPTIONS
-OBSERVATIONS = "bo_observations.json"
 
 
 def check_space(space: SearchSpace, fail: Callable[[str, str], SpaceError]) -> None:
@@ -58,12 +56,7 @@ class BayesOptSuggester(AlgorithmSuggester):
     def __init__(
         self, space: SearchSpace, study: StudySpec, previous: Sequence[TrialRecord]
     ) -> None:
+        bayes = restored_bayes_opt(space, study, previous)
         path = study.dir / OBSERVATIONS
-        bayes = BayesOpt(space, study.parallel, history=len(previous), enqueue=study.enqueue)
-        saved = json.loads(path.read_text()) if path.exists() else {}
-        complete = [
-            (r.number, r.params, r.value) for r in previous if r.state == "complete" and r.values
-        ]
-        bayes.restore(saved, complete)
         super().__init__(bayes, previous, save=lambda state: write_json(path, state))
         self.optimizer = bayes.optimizer  # bayes_opt's own object, for tests and debugging

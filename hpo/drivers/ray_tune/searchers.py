@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hpo.drivers.base import StudySpec, TrialRecord
-from hpo.drivers.bo_driver import BayesOptSuggester
+from hpo.drivers.bo_observations import restored_bayes_opt
 from hpo.drivers.ray_tune.events import StudyEvents, live_events
 from hpo.drivers.ray_tune.trial_numbers import reserve_number
 from hpo.space import Objective, SearchSpace
@@ -62,7 +62,7 @@ def study_algorithm(
     if searcher == "random":
         return RandomDraws(space, space.driver_options["seed"], enqueue)
     if searcher == "bayesopt":  # the earlier experiments' trials teach it, as under --driver bo
-        return BayesOptSuggester(space, study, previous).algorithm
+        return restored_bayes_opt(space, study, previous)
     return OptunaStudy(  # optuna and grid; enqueued params go first in a new study only
         space,
         study.name,
