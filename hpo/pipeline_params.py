@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpo.space.driver_options import DRIVERS
+from runner.schema import SEED, Allowed, Fail, checked
+
 # The pipeline's fixed paths: dvc.yaml's deps and outs name the same ones.
 PREPARED = "data/prepared"
 BEST_MODEL = "models/best"
@@ -17,10 +20,18 @@ BEST_MODEL = "models/best"
 
 @dataclass(frozen=True)
 class Param:
-    """One key of params.yaml: what kind of value it holds, checked before the stage runs."""
+    """One key of params.yaml: what it allows (runner.schema's one check), or, where that is
+    more than a kind and a range (a path, a study name), a check of its own."""
 
-    check: Callable[[Any], str | None]  # the value -> None, or what is wrong with it
+    allowed: Allowed | None
     doc: str
+    check: Callable[[Any], str | None] | None = None  # the value -> None, or what is wrong
+
+    def read(self, value: Any, key: str, fail: Fail) -> Any:
+        """The value as its kind (1.0 for a count is 1), or raise fail(key, what is wrong)."""
+        if self.check is not None and (problem := self.check(value)):
+            raise fail(key, problem)
+        return value if self.allowed is None else checked(value, self.allowed, key, fail)
 
 
 def _text(value: Any) -> str | None:
@@ -31,32 +42,11 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _integer(low: int) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            return f"expected an integer >= {low}, got {_show(value)}"
-        return None
-
-    return check
-
-
-def _boolean(value: Any) -> str | None:
-    return None if isinstance(value, bool) else f"expected true or false, got {_show(value)}"
-
-
 def _study(value: Any) -> str | None:
     from hpo.terminal import check_study_name
 
     problem = check_study_name(value) if isinstance(value, str) else "expected a study name"
     return f"{problem}, got {_show(value)}" if problem else None
-
-
-def _driver(value: Any) -> str | None:
-    from hpo.drivers import DRIVERS
-
-    if value not in DRIVERS:
-        return f"expected one of {', '.join(DRIVERS)}, got {_show(value)}"
-    return None
 
 
 def _show(value: Any) -> str:
@@ -65,18 +55,21 @@ def _show(value: Any) -> str:
     return excerpt(value, 60)
 
 
+_COUNT = Allowed(kind=int, low=1)
+_DRIVER = Allowed(choices=tuple(DRIVERS))
+
 PARAMS: dict[str, dict[str, Param]] = {
-    "prepare": {"experiment": Param(_text, "experiment YAML the pipeline trains")},
+    "prepare": {"experiment": Param(None, "experiment YAML the pipeline trains", _text)},
     "search": {
-        "space": Param(_text, "search space YAML"),
-        "driver": Param(_driver, "optuna, ray, bo or random"),
-        "study": Param(_study, "study name: runs/STUDY holds it"),
-        "trials": Param(_integer(1), "trials to complete"),
-        "max_steps": Param(_integer(1), "training steps per trial"),
-        "seed": Param(_integer(0), "seed of the search"),
-        "track": Param(_boolean, "log the study to MLflow (optional, default true)"),
+        "space": Param(None, "search space YAML", _text),
+        "driver": Param(_DRIVER, "optuna, ray, bo or random"),
+        "study": Param(None, "study name: runs/STUDY holds it", _study),
+        "trials": Param(_COUNT, "trials to complete"),
+        "max_steps": Param(_COUNT, "training steps per trial"),
+        "seed": Param(SEED, "seed of the search"),
+        "track": Param(Allowed(kind=bool), "log the study to MLflow (optional, default true)"),
     },
-    "train": {"max_steps": Param(_integer(1), "training steps of the final model")},
+    "train": {"max_steps": Param(_COUNT, "training steps of the final model")},
 }
 OPTIONAL = {"search.track": True}
 STAGES: dict[str, tuple[str, ...]] = {  # stage -> the params it reads
@@ -125,11 +118,7 @@ def read_params(path: str | Path, stage: str) -> dict[str, Any]:
                 params[key] = OPTIONAL[key]
                 continue
             raise fail(key, f"missing: {PARAMS[section][name].doc}")
-        value = raw[section][name]
-        problem = PARAMS[section][name].check(value)
-        if problem:
-            raise fail(key, problem)
-        params[key] = value
+        params[key] = PARAMS[section][name].read(raw[section][name], key, fail)
     return params
 
 
