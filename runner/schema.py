@@ -109,6 +109,22 @@ def _in_range(value: Any, allowed: Allowed, key: str, fail: Fail, shown: Any) ->
         raise fail(key, f"must be <= {_bound(allowed.limit)} (a sane limit), got {got}")
 
 
+def described(allowed: Allowed) -> str:
+    """What a declaration allows beyond its kind, in the words of its refusals: "in [0, 1)",
+    ">= 1", "> 0; at most 65_536, a sane limit"; "" when it declares no range (`--help-config`)."""
+    lower = (">=", allowed.low) if allowed.low is not None else (">", allowed.above)
+    upper = ("<=", allowed.high) if allowed.high is not None else ("<", allowed.below)
+    parts = []
+    if lower[1] is not None and upper[1] is not None:
+        low_end, high_end = _SIGNS[lower[0]][1], _SIGNS[upper[0]][1]
+        parts.append(f"in {low_end}{_bound(lower[1])}, {_bound(upper[1])}{high_end}")
+    else:
+        parts += [f"{sign} {_bound(bound)}" for sign, bound in (lower, upper) if bound is not None]
+    if allowed.limit is not None:
+        parts.append(f"at most {_bound(allowed.limit)}, a sane limit")
+    return "; ".join(parts)
+
+
 # a bound's sign: its comparison, and its end of an interval
 _SIGNS = {
     ">=": (operator.ge, "["),

@@ -18,6 +18,7 @@ from runner.config.typed import build
 from runner.config.validation import validate
 from runner.errors import ConfigError
 from runner.files import atomic_write_text
+from runner.schema import described
 from runner.yaml_io import excerpt, load_yaml_file, load_yaml_text
 
 
@@ -128,7 +129,10 @@ def describe_config() -> str:
                 lines.append(f"\n{prefix}{f.name}:  # {hints[f.name].__doc__.strip()}")
                 walk(hints[f.name], f"{prefix}{f.name}.")
             else:
-                lines.append(f"  {prefix}{f.name} = {f.default!r}  # {f.metadata.get('doc', '')}")
+                doc, allowed = f.metadata.get("doc", ""), f.metadata.get("allowed")
+                allows = described(allowed) if allowed is not None else ""
+                doc = f"{doc} ({allows})" if allows else doc  # the range loading checks
+                lines.append(f"  {prefix}{f.name} = {f.default!r}  # {doc}")
 
     walk(TrialConfig, "")
     return "\n".join(lines).lstrip()

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from runner.config import describe_config
 from runner.errors import ConfigError
-from runner.schema import SEED, Allowed, checked, failing
+from runner.schema import SEED, Allowed, checked, described, failing
 
 FAIL = failing("f.yaml")
 SHAPE = re.compile(r"f\.yaml: (expected .+|must be .+), got .+ \(k\)")
@@ -139,3 +140,22 @@ def test_every_config_default_is_within_what_its_field_declares():
         if "allowed" in f.metadata
     ]
     assert len(declared) >= 45, declared  # the ranges are declared, not hand-checked
+
+
+@pytest.mark.parametrize(
+    ("allowed", "words"),
+    [
+        (Allowed(kind=float, low=0, below=1), "in [0, 1)"),
+        (Allowed(kind=int, low=1), ">= 1"),
+        (Allowed(kind=int, above=0, limit=65536), "> 0; at most 65_536, a sane limit"),
+        (Allowed(kind=str), ""),
+    ],
+)
+def test_a_declaration_describes_its_range_in_the_words_of_its_refusals(allowed, words):
+    assert described(allowed) == words
+
+
+def test_help_config_shows_each_declared_range():
+    text = describe_config()
+    assert "model.dropout = 0.0  # " in text and "(in [0, 1))" in text
+    assert "(> 0; at most 65_536, a sane limit)" in text
