@@ -96,15 +96,10 @@ def _in_range(value: Any, allowed: Allowed, key: str, fail: Fail, shown: Any) ->
     got = excerpt(shown)
     if isinstance(value, float) and not math.isfinite(value):
         raise fail(key, f"must be a finite number, got {got}")
-    lower = (">=", allowed.low) if allowed.low is not None else (">", allowed.above)
-    upper = ("<=", allowed.high) if allowed.high is not None else ("<", allowed.below)
+    lower, upper = _ends(allowed)
     for sign, bound in (lower, upper):
         if bound is not None and not _SIGNS[sign][0](value, bound):
-            if lower[1] is not None and upper[1] is not None:  # both ends: say the interval
-                low_end, high_end = _SIGNS[lower[0]][1], _SIGNS[upper[0]][1]
-                interval = f"{low_end}{_bound(lower[1])}, {_bound(upper[1])}{high_end}"
-                raise fail(key, f"must be in {interval}, got {got}")
-            raise fail(key, f"must be {sign} {_bound(bound)}, got {got}")
+            raise fail(key, f"must be {_range_words(lower, upper)}, got {got}")
     if allowed.limit is not None and value > allowed.limit:
         raise fail(key, f"must be <= {_bound(allowed.limit)} (a sane limit), got {got}")
 
@@ -112,17 +107,31 @@ def _in_range(value: Any, allowed: Allowed, key: str, fail: Fail, shown: Any) ->
 def described(allowed: Allowed) -> str:
     """What a declaration allows beyond its kind, in the words of its refusals: "in [0, 1)",
     ">= 1", "> 0; at most 65_536, a sane limit"; "" when it declares no range (`--help-config`)."""
-    lower = (">=", allowed.low) if allowed.low is not None else (">", allowed.above)
-    upper = ("<=", allowed.high) if allowed.high is not None else ("<", allowed.below)
-    parts = []
-    if lower[1] is not None and upper[1] is not None:
-        low_end, high_end = _SIGNS[lower[0]][1], _SIGNS[upper[0]][1]
-        parts.append(f"in {low_end}{_bound(lower[1])}, {_bound(upper[1])}{high_end}")
-    else:
-        parts += [f"{sign} {_bound(bound)}" for sign, bound in (lower, upper) if bound is not None]
+    lower, upper = _ends(allowed)
+    parts = [_range_words(lower, upper)] if lower[1] is not None or upper[1] is not None else []
     if allowed.limit is not None:
         parts.append(f"at most {_bound(allowed.limit)}, a sane limit")
     return "; ".join(parts)
+
+
+Bound = tuple[str, float | None]  # (its sign, the number), e.g. (">=", 0)
+
+
+def _ends(allowed: Allowed) -> tuple[Bound, Bound]:
+    """The lower and the upper bound of a declaration (a number None where it has none)."""
+    lower = (">=", allowed.low) if allowed.low is not None else (">", allowed.above)
+    upper = ("<=", allowed.high) if allowed.high is not None else ("<", allowed.below)
+    return lower, upper
+
+
+def _range_words(lower: Bound, upper: Bound) -> str:
+    """The range as refusals and --help-config say it: "in [0, 1)" with both ends, else one
+    end: ">= 1"."""
+    if lower[1] is not None and upper[1] is not None:
+        low_end, high_end = _SIGNS[lower[0]][1], _SIGNS[upper[0]][1]
+        return f"in {low_end}{_bound(lower[1])}, {_bound(upper[1])}{high_end}"
+    sign, number = lower if lower[1] is not None else upper
+    return f"{sign} {_bound(number)}"
 
 
 # a bound's sign: its comparison, and its end of an interval
