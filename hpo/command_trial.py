@@ -7,11 +7,13 @@ driver, --parallel and --resume run it as they run the runner. Per trial it:
   it with /bin/sh -c in the trial's folder (runs/<study>/trials/<n>/), in a session and process
   group of its own, stdin closed, stdout and stderr appended to the trial's output.log. The
   environment adds HPO_TRIAL_PARAMS (the params as JSON), HPO_TRIAL_DIR, HPO_TRIAL_NUMBER,
-  HPO_STUDY, the report channel (HPO_REPORT_FILE, HPO_PRUNE_FILE: hpo.command_client),
+  HPO_STUDY, the report channel (HPO_REPORT_FILE, HPO_PRUNE_FILE, HPO_ANSWER_FILE and the
+  doorbell HPO_WAKE_FILE: hpo.command_client),
   PYTHONUNBUFFERED=1 (so printed `hpo:` lines arrive as they are printed) and, when --resume
   runs the trial again, HPO_RESUME=1. The command line run is written to command.json.
 - reads the reports as they come (reports.jsonl, and `hpo: {...}` lines of output.log) and
-  hands each to the driver: the tracker logs it, the pruner decides on it.
+  hands each to the driver: the tracker logs it, the pruner decides on it; then it answers
+  (the answer file: how far reports.jsonl is decided on), which should_prune() waits for.
 - pruned: creates the prune file, sends SIGTERM to the process group (at once, 0.5 s later; a
   script that checks hpo.should_prune() first gets kill_after seconds to stop itself), then
   SIGKILL kill_after seconds later. The trial is pruned whatever the command's exit code.
@@ -42,18 +44,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hpo.command_client import (
-    PRUNE_FILE_ENV,
-    REPORT_FILE_ENV,
-)
+from hpo.command_client import ANSWER_FILE_ENV, PRUNE_FILE_ENV, REPORT_FILE_ENV, WAKE_FILE_ENV
 from hpo.command_template import render
-from hpo.command_watch import PRINTED_REPORT, Tail, TrialState, Watch
+from hpo.command_watch import PRINTED_REPORT, Doorbell, Tail, TrialState, Watch
 from hpo.drivers.base import TrialInterrupted, TrialPruned
 from hpo.space import Command, Objective
 from runner.files import atomic_write_json
 
 REPORTS = "reports.jsonl"  # in the trial's folder: the channel hpo.report appends to
 PRUNE_MARK = "pruned"  # in the trial's folder: created when the pruner stops the trial
+ANSWERS = "answered"  # in the trial's folder: bytes of reports.jsonl decided on (should_prune)
 REASON_LINES = 5  # lines of output a failed trial's reason quotes
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,10 @@ class CommandObjective:
         directory = Path(reporter.dir).resolve()
         directory.mkdir(parents=True, exist_ok=True)
         reports, prune_mark = directory / REPORTS, directory / PRUNE_MARK
+        answers = directory / ANSWERS
         resumed = reports.exists() or reporter.resume_checkpoint is not None
         prune_mark.unlink(missing_ok=True)
+        answers.unlink(missing_ok=True)
         state = TrialState(self.objectives)
         if resumed:  # an earlier attempt's reports count toward the value, not sent again
             for line in Tail(reports).lines():
@@ -116,7 +118,11 @@ class CommandObjective:
             "HPO_STUDY": study,
             REPORT_FILE_ENV: str(reports),
             PRUNE_FILE_ENV: str(prune_mark),
+            ANSWER_FILE_ENV: str(answers),
         }
+        doorbell = Doorbell()
+        if doorbell.path is not None:
+            env[WAKE_FILE_ENV] = doorbell.path
         env.setdefault("PYTHONUNBUFFERED", "1")
         env.pop("HPO_RESUME", None)
         if resumed:
@@ -144,16 +150,17 @@ class CommandObjective:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        watch = Watch(process, self.command.kill_after, prune_mark)
+        watch = Watch(process, self.command.kill_after, prune_mark, doorbell)
         try:
             ending = watch.run(
                 reporter,
                 state,
-                Tail(reports, start=reports.stat().st_size),
+                Tail(reports, start=reports.stat().st_size, answers=answers),
                 Tail(output, start=started_at, only=PRINTED_REPORT),
             )
         finally:
             watch.kill()
+            doorbell.close()
         if ending == "interrupted":
             raise TrialInterrupted(f"interrupted at step {state.steps}")
         if ending == "pruned":

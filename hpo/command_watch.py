@@ -3,7 +3,8 @@ driver, and the signals that stop it when it is pruned or the search stops.
 
 TrialState parses the reports (reports.jsonl, and `hpo: {...}` lines of output.log, which Tail
 reads as they grow) and keeps the best and the last; Watch serves the command until it exits:
-pruned, it creates the prune file, SIGTERM follows (STOPS_ITSELF_WAIT, or kill_after for a
+it answers each batch of reports once the driver has decided on them (the answer file:
+hpo.command_client's should_prune() waits for it), and, pruned, it creates the prune file, SIGTERM follows (STOPS_ITSELF_WAIT, or kill_after for a
 script that said it stops itself), then SIGKILL; the search stopping, one SIGINT, then SIGKILL.
 """
 
@@ -13,8 +14,11 @@ import json
 import math
 import numbers
 import os
+import select
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,10 +31,12 @@ from hpo.command_client import (
 )
 from hpo.drivers.base import TrialInterrupted
 from hpo.space import Objective
+from runner.files import atomic_write_text
 from runner.outcome import CONTINUE, EndState, pruned_at
 
 PRINTED_REPORT = b"hpo: {"  # a line of output.log that is a report
-POLL_SECONDS = 0.05  # how often the files and the process are looked at
+# How often the files and the process are looked at when nothing rings the doorbell
+POLL_SECONDS = 0.05
 # A script that checks hpo.should_prune() right after its report says so (a line of the report
 # file) within this time of the pruner's decision on its first report; until then, and for a
 # script that never says so, SIGTERM waits only this long.
@@ -98,9 +104,13 @@ class TrialState:
 class Tail:
     """New whole lines of a file another process appends to (a partial last line waits)."""
 
-    def __init__(self, path: Path, start: int = 0, only: bytes | None = None) -> None:
+    def __init__(
+        self, path: Path, start: int = 0, only: bytes | None = None, answers: Path | None = None
+    ) -> None:
         self.path, self.offset, self.only = path, start, only
         self.partial = b""
+        self.answers = answers  # where answer() writes how far the lines were decided on
+        self.answered = start
 
     def lines(self) -> list[bytes]:
         try:
@@ -115,12 +125,72 @@ class Tail:
             return [line for line in whole if line.strip()]
         return [line.rstrip(b"\r") for line in whole if line.startswith(self.only)]
 
+    def answer(self) -> None:
+        """Tell the writer that the lines read so far are decided on: their end offset, written
+        atomically to the answers file (after the prune mark, so a reader that sees the answer
+        sees the mark too)."""
+        decided = self.offset - len(self.partial)
+        if self.answers is not None and decided > self.answered:
+            atomic_write_text(self.answers, str(decided))
+            self.answered = decided
+
+
+class Doorbell:
+    """A named pipe the script's client writes a byte to after each report (HPO_WAKE_FILE), so
+    the search reads the report at once rather than at its next look: should_prune() waits for
+    the answer, and the wait is then the pruner's decision time, not up to POLL_SECONDS.
+
+    In a temporary folder of its own, not the trial's (a pipe in runs/ would hang whatever
+    copies or hashes the folder: DVC, a backup). Without named pipes (an odd filesystem) `path`
+    is None and the search looks every POLL_SECONDS.
+    """
+
+    def __init__(self) -> None:
+        self.folder = tempfile.mkdtemp(prefix="hpo-doorbell-")
+        self.path: str | None = os.path.join(self.folder, "wake")
+        self.read_fd: int | None = None
+        self.keep_fd: int | None = None
+        try:
+            os.mkfifo(self.path, 0o600)
+            self.read_fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+            # a writer of its own: without one, a pipe nobody writes to reads as EOF at once
+            self.keep_fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            self.close()
+
+    def wait(self, seconds: float) -> None:
+        """Until the bell rings or `seconds` pass; the rings so far are drained."""
+        if self.read_fd is None:
+            time.sleep(seconds)
+            return
+        ready, _, _ = select.select([self.read_fd], [], [], seconds)
+        if ready:
+            try:
+                while os.read(self.read_fd, 4096):
+                    pass
+            except BlockingIOError:
+                pass  # drained
+
+    def close(self) -> None:
+        for fd in (self.read_fd, self.keep_fd):
+            if fd is not None:
+                os.close(fd)
+        self.read_fd = self.keep_fd = self.path = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+
 
 class Watch:
     """The running command: its reports to the driver, and the signals that stop it."""
 
-    def __init__(self, process: subprocess.Popen, kill_after: float, prune_mark: Path) -> None:
+    def __init__(
+        self,
+        process: subprocess.Popen,
+        kill_after: float,
+        prune_mark: Path,
+        doorbell: Doorbell | None = None,
+    ) -> None:
         self.process, self.kill_after, self.prune_mark = process, kill_after, prune_mark
+        self.doorbell = doorbell
         self.ending: EndState | None = None  # "pruned" or "interrupted" once decided
         self.decided_at = 0.0
         self.signalled_at: float | None = None  # when SIGTERM or SIGINT went
@@ -135,15 +205,23 @@ class Watch:
                     report = state.parse(line)
                     if report is not None and self.ending is None:
                         self._hand_over(reporter, *report, state)
+                tail.answer()
             if exited:
                 return self.ending
             if self.ending is None and stop_requested(reporter):
                 self._interrupt()
             self._escalate(state)
-            try:
-                self.process.wait(timeout=POLL_SECONDS)
-            except subprocess.TimeoutExpired:
-                pass
+            self._pause()
+
+    def _pause(self) -> None:
+        """Until the next look: the doorbell (a report) or POLL_SECONDS, or the process's exit."""
+        if self.doorbell is not None and self.doorbell.read_fd is not None:
+            self.doorbell.wait(POLL_SECONDS)
+            return
+        try:
+            self.process.wait(timeout=POLL_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
 
     def _hand_over(
         self, reporter: Any, step: int, metrics: dict[str, float], state: TrialState

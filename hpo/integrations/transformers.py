@@ -15,9 +15,9 @@ In a command trial the callback, through hpo's reporting client (hpo.command_cli
   state.global_step. Timing figures (eval_runtime, eval_samples_per_second, ...) are left out:
   they measure the machine, not the model. The space's objective names one of these metrics,
   `objective: {metric: eval_accuracy, direction: maximize}`.
-- asks hpo.should_prune() after each evaluation and after each training step (one stat() of a
-  file: the search's decision on an evaluation comes a few milliseconds after it is reported,
-  so it is usually seen at the next step, not an evaluation later) and, once pruned, sets
+- asks hpo.should_prune() after each evaluation (which waits for the search's decision on that
+  evaluation, tens of milliseconds: a pruned trial stops at the evaluation it was pruned at)
+  and after each training step (one stat() of a file) and, once pruned, sets
   control.should_training_stop: Trainer ends training as at max_steps (it still loads the best
   model if load_best_model_at_end says so), on_train_end runs, and the script goes on to its
   end. Asking tells the search that the script stops itself, so it waits the command's

@@ -152,6 +152,61 @@ def test_the_pruner_stops_a_bad_trial_and_its_process_really_ends(tmp_path, stop
     assert result.best.number == 0
 
 
+def test_should_prune_right_after_a_report_answers_for_that_report(tmp_path):
+    """A script with no pause between steps stops at the very report it was pruned at: its
+    should_prune() waits for the search's answer (the answer file) instead of training on
+    while the search reads the report. Without the answer it runs dozens of steps further."""
+    space = command_space(
+        f"{RUN_SCRIPT} --lr {{lr}} --steps {{steps}} --stops-itself",
+        {
+            "lr": {"type": "categorical", "choices": [GOOD_LR, BAD_LR]},
+            "steps": {"type": "categorical", "choices": [3, 2000]},
+        },
+        trials=2,
+        driver="optuna",
+        pruner="median",
+        pruner_startup_trials=1,
+    )
+    result = run_study(
+        tmp_path, space, enqueue=({"lr": GOOD_LR, "steps": 3}, {"lr": BAD_LR, "steps": 2000})
+    )
+
+    trial = tmp_path / "runs" / "s" / "trials" / "1"
+    assert result.trials[1].state == "pruned" and result.trials[1].reason == "pruned at step 1"
+    assert (trial / "stopped_itself").read_text() == "1", "it trained past its pruned report"
+    assert [r["step"] for r in reports(trial)] == [1]
+    assert int((trial / "answered").read_text()) == (trial / "reports.jsonl").stat().st_size
+    complete = tmp_path / "runs" / "s" / "trials" / "0"
+    assert [r["step"] for r in reports(complete)] == [1, 2, 3]
+
+
+def test_a_search_that_never_answers_is_waited_for_once_then_not_again(tmp_path):
+    """The client alone, in a process of its own: an answer file nobody writes (a search that
+    died) costs one ANSWER_WAIT and a warning; later reports are not waited for."""
+    code = (
+        "import time, warnings, hpo, hpo.command_client as client\n"
+        "client.ANSWER_WAIT = 0.3\n"
+        "hpo.report(1, {'val_loss': 1.0}); start = time.monotonic()\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    first = hpo.should_prune(); waited = time.monotonic() - start\n"
+        "    hpo.report(2, {'val_loss': 0.5}); start = time.monotonic()\n"
+        "    second = hpo.should_prune(); again = time.monotonic() - start\n"
+        "print(first, second, waited >= 0.3, again < 0.1, len(caught))\n"
+        "hpo.report(3, {'val_loss': 0.4}); print(hpo.should_prune(wait=False))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPO_")}
+    env["PYTHONPATH"] = str(ROOT)
+    env["HPO_REPORT_FILE"] = str(tmp_path / "reports.jsonl")
+    env["HPO_PRUNE_FILE"] = str(tmp_path / "pruned")
+    env["HPO_ANSWER_FILE"] = str(tmp_path / "answered")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False", "True", "True", "1", "False"]
+    steps = [json.loads(line).get("step") for line in (tmp_path / "reports.jsonl").open()]
+    assert [s for s in steps if s] == [1, 2, 3]
+
+
 def test_a_command_that_exits_1_fails_with_its_last_output_lines(tmp_path, capsys):
     space = command_space(f"{RUN_SCRIPT} --lr {{lr}} --steps 5 --fail-at 3", {"lr": GOOD_LR})
     result = run_study(tmp_path, space)
