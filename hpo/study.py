@@ -154,15 +154,26 @@ def open_study(
 
 
 def finish_study(
-    study: StudySpec, space: SearchSpace, driver: str, wall_seconds: float, stop_reason: str
+    study: StudySpec,
+    space: SearchSpace,
+    driver: str,
+    wall_seconds: float,
+    stop_reason: str,
+    *,
+    resumed: bool = False,
 ) -> StudyResult:
     """Write best_params.yaml, best/, summary.json and history.csv from the trials on disk.
 
+    resumed: the study had trials before this run (their wall time is in summary.json, and is
+    added); False (a new study) leaves any summary.json found out of it.
     Each is attempted even when an earlier one failed (a full disk may still take summary.json
     when it cannot take a checkpoint); then the first StorageError is raised.
     """
     records = load_trials(study.dir)
-    if records:  # a resumed study: add the wall time of earlier runs
+    # a resumed study (trials on disk before this run) adds the wall time of its earlier runs;
+    # a summary.json without them (DVC keeps the search stage's, and a fresh clone has no
+    # trials) belongs to no run of this study
+    if resumed:
         try:
             wall_seconds += (read_summary(study.dir) or {}).get("wall_seconds", 0.0)
         except StudyFileError as err:  # checked at --resume: damaged since; it is rewritten

@@ -61,6 +61,7 @@ class StudyRun:
         self.tracker = MultiTracker(*self.views, tracker or NullTracker())
         self.tracker.start_study(space, study, driver)
         self.book = TrialBook(space, study, self.tracker, previous)
+        self.resumed = bool(previous)  # summary.json holds the earlier runs' wall time
 
     @contextlib.contextmanager
     def running(self) -> Iterator[StopSignals]:
@@ -73,7 +74,9 @@ class StudyRun:
     def finish(self, stop_reason: str) -> StudyResult:
         """The study's outputs (hpo.study.finish_study), then the trackers' end of the study."""
         elapsed = self.book.elapsed()
-        result = finish_study(self.study, self.space, self.driver, elapsed, stop_reason)
+        result = finish_study(
+            self.study, self.space, self.driver, elapsed, stop_reason, resumed=self.resumed
+        )
         self.tracker.end_study(result)
         return result
 

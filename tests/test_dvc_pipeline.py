@@ -129,6 +129,8 @@ def test_a_killed_repro_is_finished_by_the_next_then_up_to_date_then_runs_an_exp
     diff = run(project, "dvc", "metrics", "diff", "--json").stdout
     changed = json.loads(diff)["runs/pipeline/metrics.json"]  # only what changed is listed
     assert changed["total_steps"]["new"] > changed["total_steps"]["old"], changed
+    # the resumed study adds the earlier runs' wall time (DVC keeps summary.json: persist)
+    assert changed["wall_seconds"]["new"] > changed["wall_seconds"]["old"], changed
     done = [changed.get(f"n_trials.{s}", {}).get("new", counts[s]) for s in ("complete", "pruned")]
     assert sum(done) == 4, changed
     shown = run(project, "dvc", "exp", "show", "--no-pager", "--csv").stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -364,3 +365,32 @@ def test_study_files_are_written_through_runner_files(study):
 def test_a_readable_study_still_resumes(study, capsys):
     assert main(resume(study)) == 0
     assert read_study(study).counts["complete"] == 3
+
+
+# ----------------------------------------------------------------------------- the study's wall time
+
+
+def summary_of(study: Path) -> dict:
+    return json.loads((study / "summary.json").read_text())
+
+
+def test_a_resumed_study_adds_its_earlier_runs_wall_time(study):
+    summary = summary_of(study)
+    summary["wall_seconds"] = 1000.0  # an earlier run that took long
+    atomic_write_json(study / "summary.json", summary)
+    assert main(resume(study)) == 0
+    assert 1000.0 < summary_of(study)["wall_seconds"] < 1100.0
+
+
+def test_a_summary_left_without_its_trials_adds_nothing(study):
+    # what DVC leaves in a fresh clone: the search stage's summary.json (persist), no trials
+    summary = summary_of(study)
+    summary["wall_seconds"] = 1000.0
+    for left in study.iterdir():
+        if left.name != "summary.json":
+            shutil.rmtree(left) if left.is_dir() else left.unlink()
+    atomic_write_json(study / "summary.json", summary)
+    assert main(resume(study)) == 0
+    after = summary_of(study)
+    assert sum(after["n_trials"].values()) == 3, "a new study of 3 trials ran"
+    assert after["wall_seconds"] < 100.0, "no earlier run's time in a new study's summary"
