@@ -71,6 +71,12 @@ def gone(pid: int) -> bool:
         return True
 
 
+def script_env(**channel: str) -> dict[str, str]:
+    """A script's environment outside any trial (no HPO_ variable), plus the `channel` given."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPO_")}
+    return {**env, "PYTHONPATH": str(ROOT), **channel}
+
+
 def test_values_reach_the_script_quoted_and_never_run_as_shell(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # where a `touch pwned` run by the shell would land
     hostile = "; touch pwned && echo $(touch pwned2) `touch pwned3` 'it''s\" a b"
@@ -112,24 +118,28 @@ def test_printed_lines_count_as_reports_for_a_script_that_never_imports_hpo(tmp_
     assert not (tmp_path / "runs" / "s" / "trials" / "0" / "reports.jsonl").read_text()
 
 
-@pytest.mark.parametrize("stops_itself", [False, True], ids=["killed", "stops-itself"])
-def test_the_pruner_stops_a_bad_trial_and_its_process_really_ends(tmp_path, stops_itself):
-    # trial 0 (good) sets the median; trial 1 (bad) is worse at its first report: pruned
-    flag = " --stops-itself" if stops_itself else ""
+def good_then_bad(tmp_path: Path, flags: str, bad_steps: int):
+    """Two trials under Optuna's median pruner: trial 0 (good, 3 steps) sets the median, trial 1
+    (bad, `bad_steps` steps) is worse at its first report and is pruned there."""
     space = command_space(
-        f"{RUN_SCRIPT} --lr {{lr}} --steps {{steps}} --sleep 0.1{flag}",
+        f"{RUN_SCRIPT} --lr {{lr}} --steps {{steps}} {flags}",
         {
             "lr": {"type": "categorical", "choices": [GOOD_LR, BAD_LR]},
-            "steps": {"type": "categorical", "choices": [3, 60]},
+            "steps": {"type": "categorical", "choices": [3, bad_steps]},
         },
         trials=2,
         driver="optuna",
         pruner="median",
         pruner_startup_trials=1,
     )
-    result = run_study(
-        tmp_path, space, enqueue=({"lr": GOOD_LR, "steps": 3}, {"lr": BAD_LR, "steps": 60})
-    )
+    good, bad = {"lr": GOOD_LR, "steps": 3}, {"lr": BAD_LR, "steps": bad_steps}
+    return run_study(tmp_path, space, enqueue=(good, bad))
+
+
+@pytest.mark.parametrize("stops_itself", [False, True], ids=["killed", "stops-itself"])
+def test_the_pruner_stops_a_bad_trial_and_its_process_really_ends(tmp_path, stops_itself):
+    flag = " --stops-itself" if stops_itself else ""
+    result = good_then_bad(tmp_path, f"--sleep 0.1{flag}", bad_steps=60)
 
     trial = tmp_path / "runs" / "s" / "trials" / "1"
     record = result.trials[1]
@@ -156,20 +166,7 @@ def test_should_prune_right_after_a_report_answers_for_that_report(tmp_path):
     """A script with no pause between steps stops at the very report it was pruned at: its
     should_prune() waits for the search's answer (the answer file) instead of training on
     while the search reads the report. Without the answer it runs dozens of steps further."""
-    space = command_space(
-        f"{RUN_SCRIPT} --lr {{lr}} --steps {{steps}} --stops-itself",
-        {
-            "lr": {"type": "categorical", "choices": [GOOD_LR, BAD_LR]},
-            "steps": {"type": "categorical", "choices": [3, 2000]},
-        },
-        trials=2,
-        driver="optuna",
-        pruner="median",
-        pruner_startup_trials=1,
-    )
-    result = run_study(
-        tmp_path, space, enqueue=({"lr": GOOD_LR, "steps": 3}, {"lr": BAD_LR, "steps": 2000})
-    )
+    result = good_then_bad(tmp_path, "--stops-itself", bad_steps=2000)
 
     trial = tmp_path / "runs" / "s" / "trials" / "1"
     assert result.trials[1].state == "pruned" and result.trials[1].reason == "pruned at step 1"
@@ -195,11 +192,8 @@ def test_a_search_that_never_answers_is_waited_for_once_then_not_again(tmp_path)
         "print(first, second, waited >= 0.3, again < 0.1, len(caught))\n"
         "hpo.report(3, {'val_loss': 0.4}); print(hpo.should_prune(wait=False))\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HPO_")}
-    env["PYTHONPATH"] = str(ROOT)
-    env["HPO_REPORT_FILE"] = str(tmp_path / "reports.jsonl")
-    env["HPO_PRUNE_FILE"] = str(tmp_path / "pruned")
-    env["HPO_ANSWER_FILE"] = str(tmp_path / "answered")
+    channel = {"REPORT": "reports.jsonl", "PRUNE": "pruned", "ANSWER": "answered"}
+    env = script_env(**{f"HPO_{name}_FILE": str(tmp_path / f) for name, f in channel.items()})
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False", "True", "True", "1", "False"]
@@ -295,10 +289,11 @@ def test_import_hpo_imports_nothing_heavy_and_reports_outside_a_trial_warn_once(
         "hpo.report_checkpoint('x')\n"
         "print(heavy, hpo.should_prune())\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HPO_")}
-    env["PYTHONPATH"] = str(ROOT)
     out = subprocess.run(
-        [sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, env=env
+        [sys.executable, "-W", "default", "-c", code],
+        capture_output=True,
+        text=True,
+        env=script_env(),
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[] False"
