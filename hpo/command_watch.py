@@ -146,11 +146,13 @@ class Doorbell:
     """
 
     def __init__(self) -> None:
-        self.folder = tempfile.mkdtemp(prefix="hpo-doorbell-")
-        self.path: str | None = os.path.join(self.folder, "wake")
+        self.folder: str | None = None
+        self.path: str | None = None
         self.read_fd: int | None = None
         self.keep_fd: int | None = None
-        try:
+        try:  # a full or read-only /tmp: no doorbell, the trial runs all the same
+            self.folder = tempfile.mkdtemp(prefix="hpo-doorbell-")
+            self.path = os.path.join(self.folder, "wake")
             os.mkfifo(self.path, 0o600)
             self.read_fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
             # a writer of its own: without one, a pipe nobody writes to reads as EOF at once
@@ -176,7 +178,8 @@ class Doorbell:
             if fd is not None:
                 os.close(fd)
         self.read_fd = self.keep_fd = self.path = None
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class Watch:

@@ -8,6 +8,7 @@ the refusal of a bad placeholder, go through a real `hpo search`.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -162,13 +163,23 @@ def test_the_pruner_stops_a_bad_trial_and_its_process_really_ends(tmp_path, stop
     assert result.best.number == 0
 
 
-def test_should_prune_right_after_a_report_answers_for_that_report(tmp_path):
+@pytest.mark.parametrize("doorbell", [True, False], ids=["doorbell", "no-named-pipes"])
+def test_should_prune_right_after_a_report_answers_for_that_report(tmp_path, monkeypatch, doorbell):
     """A script with no pause between steps stops at the very report it was pruned at: its
     should_prune() waits for the search's answer (the answer file) instead of training on
-    while the search reads the report. Without the answer it runs dozens of steps further."""
+    while the search reads the report. Without the answer it runs dozens of steps further.
+    Where no named pipe can be made (the doorbell), the search answers at its next look."""
+    if not doorbell:
+
+        def no_named_pipes(path, mode=0o666):
+            raise OSError(errno.EPERM, "named pipes are not supported here", path)
+
+        monkeypatch.setattr(os, "mkfifo", no_named_pipes)
     result = good_then_bad(tmp_path, "--stops-itself", bad_steps=2000)
 
     trial = tmp_path / "runs" / "s" / "trials" / "1"
+    woken = [json.loads(line) for line in (trial / "attempts.jsonl").read_text().splitlines()]
+    assert ("HPO_WAKE_FILE" in woken[0]) == doorbell
     assert result.trials[1].state == "pruned" and result.trials[1].reason == "pruned at step 1"
     assert (trial / "stopped_itself").read_text() == "1", "it trained past its pruned report"
     assert [r["step"] for r in reports(trial)] == [1]
