@@ -11,18 +11,18 @@ The standard library only: `import hpo` in a training script imports neither tor
 ray nor mlflow, and costs a few milliseconds. The channel is files the search names in the
 environment of the command: HPO_REPORT_FILE, a JSONL file each report is appended to as one
 whole line (one write() on a file opened O_APPEND); HPO_PRUNE_FILE, a file the search creates
-once its pruner has stopped the trial; and HPO_ANSWER_FILE, where the search writes (atomically)
-how many bytes of the report file it has read and decided on (and the doorbell below). No socket, no library of the
-search's: the script may run in another virtual environment that has only hpo itself (or,
-without hpo, print `hpo: {"step": 3, "val_loss": 1.2}` lines on stdout, which count as reports
-too, unanswered).
+once its pruner has stopped the trial; HPO_ANSWER_FILE, where the search writes (atomically)
+how many bytes of the report file it has read and decided on; and the doorbell below. No
+socket, no library of the search's: the script may run in another virtual environment that has
+only hpo itself (or, without hpo, print `hpo: {"step": 3, "val_loss": 1.2}` lines on stdout,
+which count as reports too, unanswered).
 
 Answers: should_prune() right after a report answers for that report, as Optuna's
 trial.should_prune() does after trial.report(): it waits until the search has decided on it
 (a report rings the search's doorbell, HPO_WAKE_FILE, a named pipe: the search reads it at
 once, so the wait is the pruner's decision, about a millisecond; without the doorbell the
-search looks every 50 ms) and then looks at the prune file. Without the wait a fast script would
-train on past the evaluation its trial was pruned at. A search that does not answer within
+search looks every 50 ms) and then looks at the prune file. Without the wait a fast script
+would train on past the evaluation its trial was pruned at. A search that does not answer within
 ANSWER_WAIT seconds (it died, or hangs) is not waited for again; without HPO_ANSWER_FILE (an
 older hpo) nothing is waited for; should_prune(wait=False) never waits.
 
@@ -195,15 +195,15 @@ def report(step: int, metrics: Mapping[str, float]) -> None:
         _channel.await_answer()
     if _channel.raise_when_pruned:
         _channel.wait_for_answer()
-    if _channel.raise_when_pruned and _channel.pruned():
-        raise TrialPruned(f"pruned at step {int(step)}")
+        if _channel.pruned():
+            raise TrialPruned(f"pruned at step {int(step)}")
 
 
 def should_prune(wait: bool = True) -> bool:
     """Whether the search has pruned this trial; the script should then stop (and exit).
 
-    After a report it first waits for the search's decision on that report (a few tens of
-    milliseconds; see the module doc), so its answer is for the last report; wait=False answers
+    After a report it first waits for the search's decision on that report (about a
+    millisecond; see the module doc), so its answer is for the last report; wait=False answers
     at once from what the search has decided so far. Calling it tells the search that the
     script stops itself: it then waits the grace period for the script to exit before it sends
     SIGTERM. False outside a trial.

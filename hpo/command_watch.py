@@ -4,7 +4,8 @@ driver, and the signals that stop it when it is pruned or the search stops.
 TrialState parses the reports (reports.jsonl, and `hpo: {...}` lines of output.log, which Tail
 reads as they grow) and keeps the best and the last; Watch serves the command until it exits:
 it answers each batch of reports once the driver has decided on them (the answer file:
-hpo.command_client's should_prune() waits for it), and, pruned, it creates the prune file, SIGTERM follows (STOPS_ITSELF_WAIT, or kill_after for a
+hpo.command_client's should_prune() waits for it), waking up when a report rings the Doorbell;
+pruned, it creates the prune file, SIGTERM follows (STOPS_ITSELF_WAIT, or kill_after for a
 script that said it stops itself), then SIGKILL; the search stopping, one SIGINT, then SIGKILL.
 """
 
@@ -161,10 +162,8 @@ class Doorbell:
             self.close()
 
     def wait(self, seconds: float) -> None:
-        """Until the bell rings or `seconds` pass; the rings so far are drained."""
-        if self.read_fd is None:
-            time.sleep(seconds)
-            return
+        """Until the bell rings or `seconds` pass; the rings so far are drained. Only for a
+        doorbell that has a pipe (`path` not None)."""
         ready, _, _ = select.select([self.read_fd], [], [], seconds)
         if ready:
             try:
@@ -218,7 +217,7 @@ class Watch:
 
     def _pause(self) -> None:
         """Until the next look: the doorbell (a report) or POLL_SECONDS, or the process's exit."""
-        if self.doorbell is not None and self.doorbell.read_fd is not None:
+        if self.doorbell is not None and self.doorbell.path is not None:
             self.doorbell.wait(POLL_SECONDS)
             return
         try:

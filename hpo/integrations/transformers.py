@@ -16,7 +16,7 @@ In a command trial the callback, through hpo's reporting client (hpo.command_cli
   they measure the machine, not the model. The space's objective names one of these metrics,
   `objective: {metric: eval_accuracy, direction: maximize}`.
 - asks hpo.should_prune() after each evaluation (which waits for the search's decision on that
-  evaluation, tens of milliseconds: a pruned trial stops at the evaluation it was pruned at)
+  evaluation, about a millisecond: a pruned trial stops at the evaluation it was pruned at)
   and after each training step (one stat() of a file) and, once pruned, sets
   control.should_training_stop: Trainer ends training as at max_steps (it still loads the best
   model if load_best_model_at_end says so), on_train_end runs, and the script goes on to its

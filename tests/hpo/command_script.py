@@ -30,6 +30,9 @@ def main() -> int:
     parser.add_argument("--fail-at", type=int, default=0, help="exit 1 at this step")
     parser.add_argument("--checkpoint", choices=["none", "best", "reported"], default="none")
     parser.add_argument("--stops-itself", action="store_true", help="check hpo.should_prune()")
+    parser.add_argument(
+        "--raise-when-pruned", action="store_true", help="hpo.raise_when_pruned(), then catch it"
+    )
     args = parser.parse_args()
     here = Path(os.environ.get("HPO_TRIAL_DIR", "."))
     attempt = {
@@ -47,6 +50,9 @@ def main() -> int:
         first = json.loads(progress.read_text())["step"] + 1
     if args.report == "api":
         import hpo
+
+        if args.raise_when_pruned:
+            hpo.raise_when_pruned()
     best = math.inf
     done = first - 1  # the last step reported
     try:
@@ -65,7 +71,12 @@ def main() -> int:
                 if args.checkpoint == "reported":
                     hpo.report_checkpoint(folder / "model.txt")
             if args.report == "api":
-                hpo.report(step, {"val_loss": loss, "train_loss": loss + 0.5})
+                try:
+                    hpo.report(step, {"val_loss": loss, "train_loss": loss + 0.5})
+                except hpo.TrialPruned:
+                    print(f"pruned: hpo.report raised TrialPruned at step {step}")
+                    (here / "raised_at").write_text(str(step))
+                    return 0
                 done = step
                 if args.stops_itself and hpo.should_prune():
                     print(f"pruned: stopping by myself at step {step}")

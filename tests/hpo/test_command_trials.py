@@ -188,6 +188,18 @@ def test_should_prune_right_after_a_report_answers_for_that_report(tmp_path, mon
     assert [r["step"] for r in reports(complete)] == [1, 2, 3]
 
 
+def test_after_raise_when_pruned_the_pruned_report_itself_raises(tmp_path):
+    """hpo.report waits for the search's answer too once raise_when_pruned() was called: the
+    report the pruner stopped the trial at raises TrialPruned, not one some steps later."""
+    result = good_then_bad(tmp_path, "--raise-when-pruned", bad_steps=2000)
+
+    trial = tmp_path / "runs" / "s" / "trials" / "1"
+    assert result.trials[1].state == "pruned" and result.trials[1].reason == "pruned at step 1"
+    assert (trial / "raised_at").read_text() == "1", "it reported past its pruned report"
+    assert [r["step"] for r in reports(trial)] == [1]
+    assert not (tmp_path / "runs" / "s" / "trials" / "0" / "raised_at").exists()
+
+
 def test_a_search_that_never_answers_is_waited_for_once_then_not_again(tmp_path):
     """The client alone, in a process of its own: an answer file nobody writes (a search that
     died) costs one ANSWER_WAIT and a warning; later reports are not waited for."""
